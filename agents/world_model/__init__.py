@@ -1,0 +1,1 @@
+"""agents/world_model"""

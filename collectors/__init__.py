@@ -1,0 +1,1 @@
+"""Environments, behaviour policies, the Zarr dataset store and collection."""

@@ -1,0 +1,48 @@
+"""What every command shares: the rich console, one-line errors with exit code 2."""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+
+from collectors.errors import OwbenchError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str) -> "NoReturn":  # noqa: F821
+    """Print one line on stderr and exit with code 2."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
+class OwbenchGroup(click.Group):
+    """A click group that turns user mistakes into one line on stderr and exit code 2."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            rv = super().main(*args, **kwargs)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            fail("aborted")
+        except click.UsageError as exc:
+            cmd = exc.ctx.command_path if exc.ctx else "owbench"
+            fail(f"{exc.format_message()} (see `{cmd} --help`)")
+        except click.ClickException as exc:
+            fail(exc.format_message())
+        except OwbenchError as exc:
+            fail(str(exc))
+        if isinstance(rv, int) and rv:
+            sys.exit(rv)
+        return rv
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OwbenchError as exc:
+            fail(str(exc))

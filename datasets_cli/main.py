@@ -1,0 +1,26 @@
+"""Entry point of the `owbench` console script."""
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+import click
+
+from datasets_cli.common import OwbenchGroup
+from datasets_cli.envs import envs
+
+try:
+    __version__ = version("owbench")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0+unknown"
+
+
+@click.group(cls=OwbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="owbench")
+def cli() -> None:
+    """owbench: offline visual-RL datasets and benchmarks (CoWorld, Vid2Act, WPT and baselines)."""
+
+
+cli.add_command(envs)
+
+if __name__ == "__main__":
+    cli()

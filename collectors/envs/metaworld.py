@@ -62,7 +62,8 @@ class MetaWorldEnv(Env):
         """Meta-World's `corner` camera is defined upside down (its y axis points down); the
         mujoco-py renderer the papers used returned bottom-up rows, which cancelled that out.
         We flip rows so frames look like the papers' (upright table and arm)."""
-        return np.ascontiguousarray(super().render()[::-1])
+        frame = super().render()
+        return np.ascontiguousarray(frame[::-1]) if self.camera == CAMERA else frame
 
     def reset(self, seed: int | None = None) -> Obs:
         if seed is not None:

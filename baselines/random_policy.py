@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from agents.contract import Batch, Obs
+from collectors.envs.base import EnvSpec
 
 
 @dataclass(frozen=True)
@@ -16,8 +17,11 @@ class RandomConfig:
     seed: int = 0
 
     @classmethod
-    def preset(cls, name: str) -> "RandomConfig":
-        return cls()
+    def preset(cls, name: str, **overrides: Any) -> "RandomConfig":
+        return cls(**overrides)
+
+
+Config = RandomConfig
 
 
 class RandomAgent:
@@ -39,3 +43,7 @@ class RandomAgent:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._rng.bit_generator.state = state["rng"]
+
+
+def make_agent(spec: EnvSpec, config: RandomConfig, device: str = "cpu", seed: int = 0) -> RandomAgent:
+    return RandomAgent(spec.action_dim, RandomConfig(seed=seed))

@@ -1,0 +1,50 @@
+"""Every method the harness can run, by name. A method module is imported only when used.
+
+A method module exposes:
+- `Config`: a frozen dataclass with `Config.preset(name: str, **overrides) -> Config`
+  for the presets `smoke`, `quick`, `paper` (and others where the paper versions differ);
+- `make_agent(spec: EnvSpec, config, device: str, seed: int) -> Agent` (agents/contract.py);
+- optionally `train(ctx: benchmark.training.TrainContext) -> EvalResult` when the method needs
+  more than the generic offline loop (online source agents, pretraining, fine-tuning).
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+from collectors.errors import unknown
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    module: str  # import path of the method module
+    batch: str  # what update() consumes: "sequence" (B, T, ...), "transition" (B, ...) or "none"
+    online: bool = False  # interacts with an environment while training
+    description: str = ""
+
+    def load(self) -> ModuleType:
+        return importlib.import_module(self.module)
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in [
+        Method("random", "baselines.random_policy", "none", description="uniform random actions"),
+        Method("dreamerv2", "baselines.dreamerv2", "sequence", description="offline DreamerV2 (Hafner et al. 2021)"),
+        Method("curl", "baselines.curl", "transition", description="CURL: contrastive SAC (Laskin et al. 2020)"),
+        Method("cql", "baselines.cql", "transition", description="CQL on a pixel encoder (Kumar et al. 2020)"),
+        Method("curl+cql", "baselines.curl_cql", "transition", description="CURL representation + CQL critic"),
+        Method("lompo", "baselines.lompo", "sequence", description="LOMPO (Rafailov et al. 2021)"),
+        Method("coworld", "agents.coworld", "sequence", online=True, description="CoWorld (Wang et al.)"),
+        Method("vid2act", "agents.vid2act", "sequence", online=True, description="Vid2Act (Pan et al.)"),
+        Method("wpt", "agents.wpt", "sequence", online=True, description="WPT (Zhao et al.)"),
+    ]
+}
+
+
+def get_method(name: str) -> Method:
+    if name not in METHODS:
+        raise unknown("method", name, METHODS, "see `owbench suites show NAME` for a suite's methods")
+    return METHODS[name]

@@ -1,0 +1,297 @@
+"""The owbench dataset store: one Zarr v3 group per dataset (schema 1, DESIGN.md §4).
+
+Rows are timesteps concatenated across episodes. Crash safety comes from the order of writes:
+
+1. an episode's rows are written to the arrays (growing them if needed),
+2. its entry in `episodes/*` and the checksums of the chunks it touched (`manifest/*`),
+3. last, the commit record (`committed_episodes`, `committed_steps` in the group attributes),
+   one metadata document replaced atomically (zarr's local store writes to a temporary file and
+   renames it; object stores replace keys atomically).
+
+Readers trust only the committed prefix; rows or episodes past it are in-flight leftovers that a
+resumed writer overwrites. The manifest holds, per array and chunk, a CRC32 of the chunk's
+committed rows as decoded values, so `verify` catches flipped bytes and truncated chunks without
+being fooled by uncommitted rows that share a chunk with committed ones.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec
+
+from collectors.errors import OwbenchError
+from collectors.home import datasets_home
+
+SCHEMA_VERSION = 1
+STEP_ARRAYS = ("image", "state", "action", "reward", "discount", "is_first", "is_last", "is_terminal", "physics")
+EPISODE_ARRAYS = {"start": "int64", "length": "int64", "return": "float64", "success": "bool",
+                  "noise_std": "float32", "seed": "int64"}
+DTYPES = {"image": "uint8", "state": "float32", "action": "float32", "reward": "float32", "discount": "float32",
+          "is_first": "bool", "is_last": "bool", "is_terminal": "bool", "physics": "float64"}
+IMAGE_CHUNK_ROWS = 32  # random 50-step windows touch 2-3 chunks; see docs/performance.md
+SCALAR_CHUNK_ROWS = 4096
+MANIFEST_CHUNK = 1024
+
+
+def _compressor(dtype: str) -> BloscCodec:
+    # zstd via blosc; byte-shuffle helps multi-byte floats, not uint8 pixels.
+    shuffle = "noshuffle" if dtype in ("uint8", "bool") else "shuffle"
+    return BloscCodec(cname="zstd", clevel=3, shuffle=shuffle)
+
+
+def resolve_location(location: str | Path) -> str:
+    """A dataset id (`dmc/walker_walk/medium-replay-v1`), a local path or an fsspec URL -> store location."""
+    location = str(location)
+    if "://" in location:
+        return location
+    path = Path(location).expanduser()
+    if path.suffix == ".zarr" or path.exists() or path.is_absolute() or location.startswith("."):
+        return str(path)
+    return str(datasets_home() / f"{location}.zarr")
+
+
+def _crc(values: np.ndarray) -> int:
+    return zlib.crc32(np.ascontiguousarray(values).view(np.uint8).ravel())
+
+
+def _open_group(location: str, mode: str) -> zarr.Group:
+    try:
+        return zarr.open_group(location, mode=mode, zarr_format=3)
+    except FileNotFoundError as exc:
+        raise OwbenchError(f"no dataset at {location}; create it with `owbench collect` "
+                           "or list datasets with `owbench datasets list`") from exc
+    except Exception as exc:  # unreadable metadata: not a zarr group or damaged
+        raise OwbenchError(f"{location} is not a readable owbench dataset ({type(exc).__name__}: {exc}); "
+                           "check the path or re-create it with `owbench collect --overwrite`") from exc
+
+
+@dataclass
+class Dataset:
+    """Read access to the committed prefix of a dataset."""
+
+    location: str
+    group: zarr.Group
+    attrs: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.attrs = dict(self.group.attrs)
+        if self.attrs.get("schema_version") != SCHEMA_VERSION:
+            raise OwbenchError(f"{self.location} is not an owbench schema-{SCHEMA_VERSION} dataset "
+                               f"(schema_version={self.attrs.get('schema_version')!r})")
+        if "committed_steps" not in self.attrs:
+            raise OwbenchError(f"{self.location} has no commit record; resume its collection with `owbench collect`")
+        self.arrays = {name: self.group[name] for name in STEP_ARRAYS if name in self.group}
+        ep = self.group["episodes"]
+        n = self.n_episodes
+        self.episodes = {name: ep[name][:n] for name in EPISODE_ARRAYS}
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.attrs["committed_steps"])
+
+    @property
+    def n_episodes(self) -> int:
+        return int(self.attrs["committed_episodes"])
+
+    @property
+    def env_id(self) -> str:
+        return self.attrs["env_id"]
+
+    def read(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Rows [start, stop) of one array, never past the committed prefix."""
+        stop = self.n_steps if stop is None else min(stop, self.n_steps)
+        return self.arrays[name][start:stop]
+
+    def episode(self, index: int, keys: tuple[str, ...] = STEP_ARRAYS) -> dict[str, np.ndarray]:
+        """All rows of one committed episode."""
+        if not 0 <= index < self.n_episodes:
+            raise OwbenchError(f"episode {index} out of range: {self.location} has {self.n_episodes} episodes")
+        start = int(self.episodes["start"][index])
+        stop = start + int(self.episodes["length"][index])
+        return {k: self.arrays[k][start:stop] for k in keys if k in self.arrays}
+
+
+def open_dataset(location: str | Path) -> Dataset:
+    """Open a dataset by id, path or URL for reading."""
+    loc = resolve_location(location)
+    if "://" not in loc and not Path(loc).exists():
+        raise OwbenchError(f"no dataset at {loc}; create it with `owbench collect` or list them with `owbench datasets list`")
+    return Dataset(loc, _open_group(loc, "r"))
+
+
+def exists(location: str | Path) -> bool:
+    loc = resolve_location(location)
+    if "://" not in loc:
+        return (Path(loc) / "zarr.json").exists()
+    try:
+        zarr.open_group(loc, mode="r", zarr_format=3)
+        return True
+    except Exception:
+        return False
+
+
+class DatasetWriter:
+    """Appends whole episodes; each append ends with an atomic commit."""
+
+    def __init__(self, location: str, group: zarr.Group):
+        self.location = location
+        self.group = group
+        attrs = dict(group.attrs)
+        self.committed_episodes = int(attrs["committed_episodes"])
+        self.committed_steps = int(attrs["committed_steps"])
+        self.chunk_rows = {name: group[name].chunks[0] for name in STEP_ARRAYS}
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return dict(self.group.attrs)
+
+    def append_episode(self, steps: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        """Write one episode (all STEP_ARRAYS, same length T) and commit it.
+
+        `meta` holds the per-episode index fields: return, success, noise_std, seed.
+        """
+        length = len(steps["reward"])
+        missing = [k for k in STEP_ARRAYS if k not in steps]
+        if missing:
+            raise ValueError(f"episode is missing arrays {missing}")
+        start, stop = self.committed_steps, self.committed_steps + length
+        for name in STEP_ARRAYS:  # 1. data
+            values = np.asarray(steps[name], dtype=DTYPES[name])
+            arr = self.group[name]
+            assert values.shape == (length, *arr.shape[1:]), f"{name}: got {values.shape}, want {(length, *arr.shape[1:])}"
+            if arr.shape[0] < stop:
+                arr.resize((max(stop, 2 * arr.shape[0]), *arr.shape[1:]))
+            arr[start:stop] = values
+        self._write_episode_index(meta, start, length)  # 2. index and checksums
+        for name in STEP_ARRAYS:
+            self._update_manifest(name, start, stop)
+        self.committed_episodes += 1  # 3. commit record, last and atomic
+        self.committed_steps = stop
+        self.group.attrs.update({"committed_episodes": self.committed_episodes, "committed_steps": stop,
+                                 "updated": datetime.now(timezone.utc).isoformat()})
+
+    def _write_episode_index(self, meta: dict[str, Any], start: int, length: int) -> None:
+        ep = self.group["episodes"]
+        e = self.committed_episodes
+        values = {"start": start, "length": length, "return": meta.get("return", 0.0),
+                  "success": meta.get("success", False), "noise_std": meta.get("noise_std", 0.0),
+                  "seed": meta.get("seed", -1)}
+        for name, value in values.items():
+            arr = ep[name]
+            if arr.shape[0] <= e:
+                arr.resize((max(e + 1, 2 * arr.shape[0]),))
+            arr[e] = value
+
+    def _update_manifest(self, name: str, start: int, stop: int) -> None:
+        rows = self.chunk_rows[name]
+        arr, manifest = self.group[name], self.group[f"manifest/{name}"]
+        first, last = start // rows, (stop - 1) // rows
+        if manifest.shape[0] <= last:
+            manifest.resize((max(last + 1, 2 * manifest.shape[0]),))
+        crcs = [_crc(arr[c * rows:min((c + 1) * rows, stop)]) for c in range(first, last + 1)]
+        manifest[first:last + 1] = np.asarray(crcs, np.uint32)
+
+    def set_attrs(self, **attrs: Any) -> None:
+        """Add descriptive attributes (e.g. the behaviour policy's eval return once known)."""
+        reserved = {"committed_episodes", "committed_steps", "schema_version"} & attrs.keys()
+        if reserved:
+            raise ValueError(f"{sorted(reserved)} are managed by the writer")
+        self.group.attrs.update(attrs)
+
+
+def create_dataset(location: str | Path, attrs: dict[str, Any], shapes: dict[str, tuple[int, ...]],
+                   overwrite: bool = False, image_chunk_rows: int = IMAGE_CHUNK_ROWS) -> DatasetWriter:
+    """Create an empty dataset. `shapes` gives per-row shapes of image, state, action and physics."""
+    loc = resolve_location(location)
+    if exists(loc) and not overwrite:
+        raise OwbenchError(f"a dataset already exists at {loc}; pass --overwrite to replace it")
+    if "://" not in loc:
+        Path(loc).parent.mkdir(parents=True, exist_ok=True)
+    group = zarr.open_group(loc, mode="w", zarr_format=3)
+    row_shapes = {"reward": (), "discount": (), "is_first": (), "is_last": (), "is_terminal": (), **shapes}
+    for name in STEP_ARRAYS:
+        shape = tuple(row_shapes[name])
+        rows = image_chunk_rows if name == "image" else SCALAR_CHUNK_ROWS
+        group.create_array(name, shape=(0, *shape), chunks=(rows, *shape), dtype=DTYPES[name],
+                           compressors=[_compressor(DTYPES[name])], fill_value=0)
+        group.create_array(f"manifest/{name}", shape=(0,), chunks=(MANIFEST_CHUNK,), dtype="uint32", fill_value=0)
+    for name, dtype in EPISODE_ARRAYS.items():
+        group.create_array(f"episodes/{name}", shape=(0,), chunks=(MANIFEST_CHUNK,), dtype=dtype, fill_value=0)
+    group.attrs.update({**attrs, "schema_version": SCHEMA_VERSION,
+                        "created": datetime.now(timezone.utc).isoformat(),
+                        "chunk_rows": {"image": image_chunk_rows, "other": SCALAR_CHUNK_ROWS},
+                        "committed_episodes": 0, "committed_steps": 0})
+    return DatasetWriter(loc, group)
+
+
+def open_writer(location: str | Path) -> DatasetWriter:
+    """Reopen an existing dataset to append after its committed prefix (resume)."""
+    loc = resolve_location(location)
+    group = _open_group(loc, "r+")
+    if "committed_steps" not in group.attrs:
+        raise OwbenchError(f"{loc} has no commit record; re-create it with `owbench collect --overwrite`")
+    return DatasetWriter(loc, group)
+
+
+@dataclass(frozen=True)
+class VerifyProblem:
+    array: str
+    chunk: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.array}" + (f" chunk {self.chunk}" if self.chunk is not None else "")
+        return f"{where}: {self.message}"
+
+
+def verify(location: str | Path) -> list[VerifyProblem]:
+    """Check shapes, dtypes, the episode index and every committed chunk's checksum.
+
+    Returns the problems found (empty when the dataset is sound).
+    """
+    loc = resolve_location(location)
+    try:
+        ds = open_dataset(loc)
+    except OwbenchError as exc:
+        return [VerifyProblem("commit record", None, str(exc))]
+    problems: list[VerifyProblem] = []
+    n, e = ds.n_steps, ds.n_episodes
+    for name in STEP_ARRAYS:
+        if name not in ds.arrays:
+            problems.append(VerifyProblem(name, None, "array missing"))
+            continue
+        arr = ds.arrays[name]
+        if str(arr.dtype) != DTYPES[name]:
+            problems.append(VerifyProblem(name, None, f"dtype {arr.dtype}, expected {DTYPES[name]}"))
+        if arr.shape[0] < n:
+            problems.append(VerifyProblem(name, None, f"{arr.shape[0]} rows but {n} committed"))
+            continue
+        rows = arr.chunks[0]
+        manifest = ds.group[f"manifest/{name}"]
+        n_chunks = -(-n // rows)
+        expected = manifest[:n_chunks] if manifest.shape[0] >= n_chunks else None
+        if expected is None:
+            problems.append(VerifyProblem(name, None, "manifest shorter than the committed rows"))
+            continue
+        for c in range(n_chunks):
+            try:
+                values = arr[c * rows:min((c + 1) * rows, n)]
+            except Exception as exc:  # undecodable chunk: truncated or garbled bytes
+                problems.append(VerifyProblem(name, c, f"unreadable ({type(exc).__name__}: {exc})"))
+                continue
+            if _crc(values) != int(expected[c]):
+                problems.append(VerifyProblem(name, c, "checksum mismatch"))
+    starts, lengths = ds.episodes["start"], ds.episodes["length"]
+    if e and (starts[0] != 0 or np.any(starts[1:] != starts[:-1] + lengths[:-1]) or starts[-1] + lengths[-1] != n):
+        problems.append(VerifyProblem("episodes", None, "start/length do not tile the committed rows"))
+    elif e and "is_first" in ds.arrays and not problems:
+        first, last = ds.read("is_first"), ds.read("is_last")
+        if not (first[starts].all() and last[starts + lengths - 1].all() and first.sum() == e and last.sum() == e):
+            problems.append(VerifyProblem("episodes", None, "is_first/is_last disagree with the episode index"))
+    return problems

@@ -16,7 +16,8 @@ def envs(ctx: click.Context, suite: str | None) -> None:
     if ctx.invoked_subcommand is not None:
         return
     table = Table(title="owbench environments")
-    for col in ("id", "suite", "action dim", "episode length", "action repeat", "camera"):
+    table.add_column("id", no_wrap=True)
+    for col in ("suite", "action dim", "episode length", "action repeat", "camera"):
         table.add_column(col)
     for env_id in registry.list_ids(suite):
         s = registry.spec(env_id)

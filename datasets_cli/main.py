@@ -7,6 +7,7 @@ import click
 
 from datasets_cli.common import OwbenchGroup
 from datasets_cli.envs import envs
+from datasets_cli.run import report, run, suites
 
 try:
     __version__ = version("owbench")
@@ -21,6 +22,8 @@ def cli() -> None:
 
 
 cli.add_command(envs)
+for command in (suites, run, report):
+    cli.add_command(command)
 
 if __name__ == "__main__":
     cli()

@@ -1,0 +1,131 @@
+"""Result tables with pandas: wide table.csv, booktabs table.tex, table.md.
+
+Rows are source→target pairs, columns methods; each cell is the mean ± std of the final-evaluation
+return over all evaluation episodes of all seeds (the papers' convention), best mean per row in bold.
+A `paper` column set comes from the shipped copy of reference/paper_results.csv when the suite has one.
+"""
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+STATS = ("mean", "std", "episodes", "seeds", "success", "normalized")
+
+
+def paper_results() -> pd.DataFrame:
+    """The papers' reported numbers (benchmark/data/paper_results.csv)."""
+    with resources.files("benchmark").joinpath("data/paper_results.csv").open() as f:
+        return pd.read_csv(f)
+
+
+def wide_table(final: pd.DataFrame) -> pd.DataFrame:
+    """(source, target) x `<method> <stat>` numbers: return mean / std (ddof 0) over all final episodes
+    of all seeds, episode and seed counts, success rate and mean normalised score."""
+    g = final.groupby(["source", "target", "method"], sort=False)
+    stats = pd.DataFrame({"mean": g["return"].mean(), "std": g["return"].std(ddof=0), "episodes": g.size(),
+                          "seeds": g["seed"].nunique(), "success": g["success"].mean(),
+                          "normalized": g["normalized"].mean()})
+    wide = stats.unstack("method")
+    methods = list(dict.fromkeys(final["method"]))
+    wide = wide.reindex(columns=pd.MultiIndex.from_product([STATS, methods])).swaplevel(axis=1)
+    wide = wide.reindex(columns=[(m, s) for m in methods for s in STATS])
+    wide.columns = [f"{m} {s}" for m, s in wide.columns]
+    return wide
+
+
+def with_paper(wide: pd.DataFrame, suite: str, paper: str, methods: list[str]) -> pd.DataFrame:
+    """Add `<method> paper` / `<method> paper std` columns for the methods `paper` reported on this suite."""
+    ref = paper_results()
+    ref = ref[(ref["paper"] == paper) & (ref["suite"] == suite) & (ref["metric"] == "episode_return")]
+    out = wide.copy()
+    for method in methods:
+        rows = ref[ref["method"] == method].set_index(["source", "target"])
+        if rows.empty:
+            continue
+        keys = [(s.removeprefix("mw_"), t.removeprefix("mw_")) for s, t in wide.index]
+        out[f"{method} paper"] = [rows["mean"].get(k, np.nan) for k in keys]
+        out[f"{method} paper std"] = [rows["std"].get(k, np.nan) for k in keys]
+    return out
+
+
+def _methods(wide: pd.DataFrame) -> list[str]:
+    return [c.removesuffix(" mean") for c in wide.columns if c.endswith(" mean")]
+
+
+def _cells(wide: pd.DataFrame, pm: str, bold: str) -> pd.DataFrame:
+    """'mean ± std' strings (± written as `pm`), the best mean per row wrapped by `bold`; paper columns last."""
+    def cell(mu: float, sd: float) -> str:
+        if not np.isfinite(mu):
+            return "–"
+        return f"{mu:.1f}{pm}{sd:.1f}" if np.isfinite(sd) else f"{mu:.1f}"
+
+    methods = _methods(wide)
+    means = wide[[f"{m} mean" for m in methods]].to_numpy(np.float64)
+    best = np.nanmax(np.where(np.isnan(means), -np.inf, means), axis=1)
+    cells = pd.DataFrame(index=wide.index)
+    for j, m in enumerate(methods):
+        text = [cell(mu, sd) for mu, sd in zip(means[:, j], wide[f"{m} std"])]
+        cells[m] = [bold.format(t) if means[i, j] == best[i] else t for i, t in enumerate(text)]
+    for col in wide.columns:
+        if col.endswith(" paper"):
+            cells[col.replace(" paper", " (paper)")] = [cell(mu, sd) for mu, sd in zip(wide[col], wide[f"{col} std"])]
+    return cells
+
+
+def _pair_labels(wide: pd.DataFrame, arrow: str, escape=lambda s: s) -> list[str]:
+    return [f"{escape(s)}{arrow}{escape(t)}" for s, t in wide.index]
+
+
+def caption(final: pd.DataFrame, suite: str, profile: str, paper: str = "") -> str:
+    """States seeds, episodes and what ± means."""
+    per_seed = final.groupby(["method", "source", "target", "seed"]).size()
+    seeds = final.groupby(["method", "source", "target"])["seed"].nunique()
+    span = lambda s: f"{s.min()}" if s.min() == s.max() else f"{s.min()}–{s.max()}"  # noqa: E731
+    text = (f"{suite} ({profile} profile): final evaluation return, mean ± standard deviation over all "
+            f"{span(per_seed)} evaluation episodes of each of {span(seeds)} training seeds per cell "
+            "(± is the standard deviation across all those episodes, pooled over seeds). Best mean per row in bold.")
+    if paper:
+        text += f" (paper): values reported in {paper}."
+    return text
+
+
+def latex_table(wide: pd.DataFrame, text: str) -> str:
+    """booktabs tabular in a table float; underscores escaped, best per row in \\textbf."""
+    def esc(s: str) -> str:
+        return s.replace("_", r"\_").replace("&", r"\&").replace("%", r"\%")
+
+    cells = _cells(wide, " $\\pm$ ", "\\textbf{{{}}}").replace("–", "--")
+    cells.index = pd.Index(_pair_labels(wide, r" $\rightarrow$ ", esc), name="Source $\\rightarrow$ Target")
+    cells.columns = [esc(c) for c in cells.columns]
+    return cells.to_latex(escape=False, caption=esc(text).replace("±", "$\\pm$"), label="tab:owbench-results",
+                          column_format="l" + "c" * len(cells.columns), position="t")
+
+
+def markdown_table(wide: pd.DataFrame, text: str) -> str:
+    cells = _cells(wide, " ± ", "**{}**")
+    cells.index = pd.Index(_pair_labels(wide, " → "), name="source → target")
+    return cells.to_markdown() + f"\n\n{text}\n"
+
+
+def html_table(wide: pd.DataFrame) -> str:
+    cells = _cells(wide, " ± ", "<b>{}</b>")
+    cells.index = pd.Index(_pair_labels(wide, " → "), name="source → target")
+    return cells.to_html(escape=False)
+
+
+def write_tables(final: pd.DataFrame, out_dir: Path, suite: str, profile: str,
+                 paper: str = "") -> tuple[pd.DataFrame, str]:
+    """Write table.csv, table.tex and table.md into `out_dir`; returns the wide table and its caption."""
+    wide = wide_table(final)
+    if paper:
+        wide = with_paper(wide, suite, paper, _methods(wide))
+    has_paper = any(c.endswith(" paper") for c in wide.columns)
+    text = caption(final, suite, profile, paper if has_paper else "")
+    out_dir = Path(out_dir)
+    wide.to_csv(out_dir / "table.csv")
+    (out_dir / "table.tex").write_text(latex_table(wide, text))
+    (out_dir / "table.md").write_text(markdown_table(wide, text))
+    return wide, text

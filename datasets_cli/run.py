@@ -1,0 +1,117 @@
+"""`owbench suites`, `owbench suites show NAME`, `owbench run --suite NAME`, `owbench report RUN_DIR`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from benchmark import runner, suites as suite_lib
+from collectors.home import owbench_home
+from datasets_cli.common import console
+
+
+def _csv(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+@click.group("suites", invoke_without_command=True)
+@click.pass_context
+def suites(ctx: click.Context) -> None:
+    """List the benchmark suites."""
+    if ctx.invoked_subcommand is not None:
+        return
+    table = Table(title="owbench suites")
+    for col in ("suite", "pairs", "methods", "paper", "description"):
+        table.add_column(col)
+    for s in suite_lib.SUITES.values():
+        table.add_row(s.name, str(len(s.pairs)), ", ".join(s.methods), s.paper or "–", s.description)
+    console.print(table)
+
+
+@suites.command("show")
+@click.argument("name")
+@click.option("--profile", default="paper", show_default=True, help="Budget profile: smoke, quick or paper.")
+def show(name: str, profile: str) -> None:
+    """Print a suite's plan: pairs, methods, datasets and the budget of one profile."""
+    s = suite_lib.get_suite(name)
+    budget = s.budget(profile)
+    console.print(f"[bold]{s.name}[/]: {s.description}")
+    for i, group in enumerate(s.groups, 1):
+        table = Table(title=f"group {i}: methods {', '.join(group.methods)}")
+        for col in ("source(s)", "target", "source is", "methods: datasets (env quality)"):
+            table.add_column(col)
+        for pair in group.pairs:
+            by_data: dict[str, list[str]] = {}
+            for m in group.methods:
+                data = " + ".join(f"{d.env_id} {d.quality}" for d in group.data(pair, m)) or "none"
+                by_data.setdefault(data, []).append(m)
+            lines = "\n".join(f"{', '.join(ms)}: {d}" for d, ms in by_data.items())
+            table.add_row(", ".join(pair.sources), pair.target,
+                          "online simulator" if group.online_source else "offline pool", lines)
+        console.print(table)
+    table = Table(title=f"budget per job ({profile} profile)", show_header=False)
+    for key, value in vars(budget).items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+@click.command("run")
+@click.option("--suite", "suite_name", required=True, help="Suite name (see `owbench suites`).")
+@click.option("--profile", default="smoke", show_default=True, help="Budget profile: smoke, quick or paper.")
+@click.option("--methods", default=None, help="Comma-separated subset of the suite's methods.")
+@click.option("--pairs", default=None, help="Comma-separated pairs: source__target, source->target or target.")
+@click.option("--seeds", type=int, default=None, help="Training seeds per (method, pair) [profile's default].")
+@click.option("--steps", type=click.IntRange(1), default=None, help="Override the update budget per job.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Run directory [$OWBENCH_HOME/runs].")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option("--executor", type=click.Choice(runner.EXECUTORS), default="local", show_default=True)
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
+              help="Jobs at once (local processes or Ray tasks); also collection workers.")
+@click.option("--ray-address", default=None, help="Ray cluster address (e.g. ray://head:10001); local Ray if unset.")
+@click.option("--collect/--no-collect", default=True, show_default=True,
+              help="Collect missing datasets first into the dataset home.")
+@click.option("--dry-run", is_flag=True, help="Print the jobs and the datasets to collect; run nothing.")
+def run(suite_name: str, profile: str, methods: str | None, pairs: str | None, seeds: int | None,
+        steps: int | None, out: str | None, device: str, executor: str, workers: int, ray_address: str | None,
+        collect: bool, dry_run: bool) -> None:
+    """Run a suite: collect missing datasets, run every job, write results, tables, plots and report.html."""
+    jobs = suite_lib.plan(suite_name, profile, _csv(methods), _csv(pairs), seeds, steps)
+    out_dir = Path(out) if out else owbench_home() / "runs"
+    if dry_run:
+        table = Table(title=f"{len(jobs)} jobs of {suite_name} ({profile}) in {out_dir}")
+        for col in ("method", "pair", "seed", "steps", "state", "datasets"):
+            table.add_column(col)
+        for j in jobs:
+            table.add_row(j.method, j.pair.arrow, str(j.seed), str(j.budget.steps_for(j.method)),
+                          runner.job_state(out_dir, j), ", ".join(f"{d.env_id} {d.quality}" for d in j.data) or "–")
+        console.print(table)
+        missing = runner.missing_datasets(jobs)
+        console.print(f"datasets to collect: {len(missing)}")
+        for need, loc in missing:
+            console.print(f"  {need.env_id} {need.quality} -> {loc}")
+        return
+    sweep = runner.run_sweep(jobs, out_dir, device=device, executor=executor, workers=workers,
+                             ray_address=ray_address, collect=collect)
+    console.print(f"jobs: {len(sweep.done)} done, {len(sweep.skipped)} skipped (finished before), "
+                  f"{len(sweep.failed)} failed")
+    for key, log in sweep.failed.items():
+        console.print(f"[red]failed[/] {key}: log {log}")
+    for path in sweep.reports:
+        console.print(f"report: {path}")
+    if sweep.failed:
+        raise SystemExit(1)
+
+
+@click.command("report")
+@click.argument("run_dir", type=click.Path())
+@click.option("--paper/--no-paper", default=True, show_default=True, help="Add the papers' numbers where known.")
+def report(run_dir: str, paper: bool) -> None:
+    """Rebuild results.csv, tables, statistics, plots and report.html of a run directory."""
+    from benchmark.report import suite_dirs, write_report
+
+    for suite_dir in suite_dirs(Path(run_dir)):
+        path = write_report(suite_dir, paper=paper)
+        console.print(f"{suite_dir.name}: results.csv, table.csv/.tex/.md, stats.csv, improvement.csv, "
+                      f"curves/, filmstrips/ -> {path}")

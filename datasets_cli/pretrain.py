@@ -1,0 +1,56 @@
+"""`owbench pretrain <method>`: pretraining stages that run on their own (Vid2Act's teacher, WPT's world model)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from datasets_cli.common import console
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _overrides(items: tuple[str, ...]) -> dict[str, str]:
+    """`--set key=value` pairs (values are parsed by the method's config)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not key=value", param_hint="--set")
+        out[key.strip()] = value.strip()
+    return out
+
+
+@click.group("pretrain")
+def pretrain() -> None:
+    """Pretraining stages on offline datasets, run once and reused by the suites."""
+
+
+@pretrain.command("vid2act")
+@click.option("--datasets", required=True, help="Comma-separated reward-free source datasets (ids, paths or URLs).")
+@click.option("--preset", default="smoke", show_default=True, help="Config preset: smoke, quick or paper.")
+@click.option("--steps", type=click.IntRange(1), default=None, help="Teacher updates [the preset's pretrain_steps].")
+@click.option("--action-pad", type=click.IntRange(0), default=0, show_default=True,
+              help="Pad actions to this size (>= every source and the later target); 0: the largest source's.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Artefact directory [$OWBENCH_HOME/pretrained/vid2act/<key>].")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config field (repeatable).")
+def vid2act(datasets: str, preset: str, steps: int | None, action_pad: int, out: str | None, device: str,
+            seed: int, sets: tuple[str, ...]) -> None:
+    """Vid2Act teacher: the task-conditioned video-prediction RSSM and the action-replay VAE (Eqs. 1-4)."""
+    from agents import vid2act as lib
+    from agents.contract import resolve_device
+
+    overrides = _overrides(sets)
+    if steps is not None:
+        overrides["pretrain_steps"] = steps
+    config = lib.Config.preset(preset, **overrides)
+    path = lib.pretrain(_csv(datasets), config, device=resolve_device(device), seed=seed,
+                        action_pad=action_pad, out=Path(out) if out else None)
+    teacher = lib.load_teacher(path, "cpu")
+    console.print(f"vid2act teacher: {len(teacher.sources)} sources ({', '.join(teacher.sources)}), "
+                  f"actions padded to {teacher.action_pad} -> {path}")

@@ -1,0 +1,363 @@
+"""The model-free core shared by CURL, CQL and CURL+CQL: a pixel encoder, SAC with twin critics.
+
+Pieces (CURL / SAC-AE reference code, Laskin et al. 2020; Yarats et al. 2021):
+- `ConvTrunk`: 4 conv layers, 3x3, 32 channels, stride 2 first then 1, ReLU, on frames / 255;
+  `FeatureHead`: fc -> LayerNorm -> tanh to `feature_dim` (50). The critic owns trunk + head;
+  the actor has its own head on the critic's *detached* conv features (CURL's tied convs).
+- `Actor`: tanh-squashed Gaussian, log-std squashed into [log_std_min, log_std_max].
+- `Critic`: twin Q MLPs on (feature, action); a target copy updated by Polyak averaging
+  (Q heads at `critic_tau`, the encoder at `encoder_tau`).
+- Augmentation: `random_shift` (DrQ: replicate-pad 4 and crop back) or `random_crop` (CURL: crop
+  `crop_size` from a larger frame; centre crop at act time).
+- `SACAgent.update(batch)` on transition batches (TransitionSampler): obs / next_obs uint8
+  (B, H, W, 3*frame_stack), action (B, A), reward (B,) n-step sum, discount (B,) gamma^n * not-terminal.
+  Subclasses add `critic_penalty` (CQL) and `update_representation` (CURL).
+`act(obs, state)` keeps the last `frame_stack` frames in `state` (the first frame repeated at
+episode start), so acting sees what the sampler builds from consecutive dataset rows.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from agents.contract import Batch, Obs
+from collectors.errors import OwbenchError, unknown
+
+FrameStack = tuple[np.ndarray, ...]
+
+
+@dataclass(frozen=True)
+class ModelFreeConfig:
+    """Encoder + SAC hyperparameters. Defaults are CURL's (Laskin et al. 2020, Table 3 / reference code)."""
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    # data and augmentation
+    image_size: int = 64  # side of the frames the agent receives (the dataset's size; 84/100 in the papers)
+    frame_stack: int = 3  # consecutive frames stacked on channels (CURL, DrQ, V-D4RL: 3)
+    augmentation: str = "shift"  # "shift": DrQ pad + random crop back to size; "crop": CURL random crop
+    pad: int = 4  # shift: replicate padding in pixels (DrQ, V-D4RL: 4)
+    crop_size: int = 0  # crop: side after cropping (CURL: 84 from 100 px renders); 0 = image_size - 2*pad
+    # networks
+    num_filters: int = 32  # conv channels (CURL, DrQ: 32)
+    num_layers: int = 4  # conv layers (CURL, DrQ: 4)
+    feature_dim: int = 50  # encoder output (CURL, V-D4RL: 50)
+    hidden_dim: int = 1024  # actor / critic MLP width (CURL, V-D4RL: 1024)
+    actor_log_std_min: float = -10.0  # CURL: [-10, 2]
+    actor_log_std_max: float = 2.0
+    # sampler (read by the harness when it builds the TransitionSampler)
+    batch_size: int = 512  # CURL paper: 512
+    n_step: int = 1  # n-step return (CURL: 1; DrQ-v2 / V-D4RL: 3)
+    discount: float = 0.99  # gamma (CURL, V-D4RL: 0.99)
+    # optimisation
+    critic_lr: float = 1e-3  # CURL: 1e-3 (2e-4 for cheetah)
+    actor_lr: float = 1e-3  # CURL: 1e-3
+    encoder_lr: float = 1e-3  # CURL: 1e-3 (representation updates)
+    alpha_lr: float = 1e-4  # CURL: 1e-4, Adam betas (0.5, 0.999)
+    critic_beta: float = 0.9  # Adam beta1 for critic / actor / encoder (CURL: 0.9)
+    alpha_beta: float = 0.5
+    init_temperature: float = 0.1  # initial SAC entropy temperature (CURL: 0.1)
+    critic_tau: float = 0.01  # Polyak rate of the target Q heads (CURL, V-D4RL: 0.01)
+    encoder_tau: float = 0.05  # Polyak rate of the target encoder = CURL's momentum key encoder (0.05)
+    actor_update_freq: int = 2  # actor + temperature every N updates (CURL: 2)
+    critic_target_update_freq: int = 2  # target networks every N updates (CURL: 2)
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "ModelFreeConfig":
+        """Config for a named preset (`smoke`, `quick`, `paper`, ...) with field overrides."""
+        if name not in cls.PRESETS:
+            raise unknown("preset", name, cls.PRESETS, f"presets of {cls.__name__}: {', '.join(cls.PRESETS)}")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        for key in overrides:
+            if key not in fields:
+                raise unknown("config field", key, fields, f"fields of {cls.__name__}")
+        return cls(**{**cls.PRESETS[name], **overrides})
+
+    @property
+    def input_size(self) -> int:
+        """Side of the frames the encoder sees after augmentation."""
+        if self.augmentation == "crop":
+            return self.crop_size or self.image_size - 2 * self.pad
+        return self.image_size
+
+
+# -- augmentation ------------------------------------------------------------------------------
+def random_crop(images: torch.Tensor, size: int) -> torch.Tensor:
+    """An independent random `size` x `size` crop of every image in (B, C, H, W)."""
+    b, c, h, w = images.shape
+    top = torch.randint(0, h - size + 1, (b, 1, 1, 1), device=images.device)
+    left = torch.randint(0, w - size + 1, (b, 1, 1, 1), device=images.device)
+    span = torch.arange(size, device=images.device)
+    rows = (top + span.view(1, 1, size, 1)).expand(b, c, size, size)
+    cols = (left + span.view(1, 1, 1, size)).expand(b, c, size, size)
+    flat = images.reshape(b, c, h * w)
+    return flat.gather(2, (rows * w + cols).reshape(b, c, size * size)).reshape(b, c, size, size)
+
+
+def random_shift(images: torch.Tensor, pad: int) -> torch.Tensor:
+    """DrQ's random shift: replicate-pad by `pad` and crop back to the original size."""
+    return random_crop(F.pad(images, (pad, pad, pad, pad), mode="replicate"), images.shape[-1])
+
+
+def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
+    top = (images.shape[-2] - size) // 2
+    left = (images.shape[-1] - size) // 2
+    return images[..., top:top + size, left:left + size]
+
+
+# -- networks ----------------------------------------------------------------------------------
+def mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, hidden_dim), nn.ReLU(),
+                         nn.Linear(hidden_dim, out_dim))
+
+
+class ConvTrunk(nn.Module):
+    """4 convs, 3x3, 32 channels, stride 2 first (CURL / DrQ), on pixels scaled to [0, 1]."""
+
+    def __init__(self, channels: int, size: int, num_filters: int, num_layers: int):
+        super().__init__()
+        layers = [nn.Conv2d(channels, num_filters, 3, stride=2)]
+        layers += [nn.Conv2d(num_filters, num_filters, 3, stride=1) for _ in range(num_layers - 1)]
+        self.convs = nn.ModuleList(layers)
+        side = (size - 3) // 2 + 1 - 2 * (num_layers - 1)
+        if side < 1:
+            raise OwbenchError(f"{size}-px frames are too small for {num_layers} conv layers; use image_size >= 32")
+        self.out_dim = num_filters * side * side
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        h = obs / 255.0
+        for conv in self.convs:
+            h = torch.relu(conv(h))
+        return h.flatten(1)
+
+
+class FeatureHead(nn.Module):
+    """fc -> LayerNorm -> tanh, the CURL encoder's output layer."""
+
+    def __init__(self, in_dim: int, feature_dim: int):
+        super().__init__()
+        self.fc, self.ln = nn.Linear(in_dim, feature_dim), nn.LayerNorm(feature_dim)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.ln(self.fc(h)))
+
+
+class Encoder(nn.Module):
+    def __init__(self, channels: int, config: ModelFreeConfig):
+        super().__init__()
+        self.trunk = ConvTrunk(channels, config.input_size, config.num_filters, config.num_layers)
+        self.head = FeatureHead(self.trunk.out_dim, config.feature_dim)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.head(self.trunk(obs))
+
+
+class Actor(nn.Module):
+    """Tanh-squashed Gaussian policy on conv features (its own head, CURL's detached tied convs)."""
+
+    def __init__(self, conv_dim: int, action_dim: int, config: ModelFreeConfig):
+        super().__init__()
+        self.head = FeatureHead(conv_dim, config.feature_dim)
+        self.trunk = mlp(config.feature_dim, config.hidden_dim, 2 * action_dim)
+        self.log_std_min, self.log_std_max = config.actor_log_std_min, config.actor_log_std_max
+
+    def forward(self, conv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(tanh(mean), tanh-squashed sample, log-prob of the sample)."""
+        mu, log_std = self.trunk(self.head(conv)).chunk(2, dim=-1)
+        log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (torch.tanh(log_std) + 1)
+        noise = torch.randn_like(mu)
+        pi = mu + noise * log_std.exp()
+        log_pi = (-0.5 * noise.pow(2) - log_std).sum(-1) - 0.5 * math.log(2 * math.pi) * mu.shape[-1]
+        mu, pi = torch.tanh(mu), torch.tanh(pi)
+        log_pi = log_pi - torch.log(F.relu(1 - pi.pow(2)) + 1e-6).sum(-1)  # tanh change of variables
+        return mu, pi, log_pi
+
+
+class Critic(nn.Module):
+    """Encoder + twin Q functions (clipped double Q)."""
+
+    def __init__(self, channels: int, action_dim: int, config: ModelFreeConfig):
+        super().__init__()
+        self.encoder = Encoder(channels, config)
+        self.q1 = mlp(config.feature_dim + action_dim, config.hidden_dim, 1)
+        self.q2 = mlp(config.feature_dim + action_dim, config.hidden_dim, 1)
+
+    def q(self, feature: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.cat([feature, action], -1)
+        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+
+
+class LogScalar(nn.Module):
+    """A positive scalar learned in log space (SAC temperature, CQL's Lagrange multiplier)."""
+
+    def __init__(self, init: float):
+        super().__init__()
+        self.log_value = nn.Parameter(torch.tensor(math.log(init), dtype=torch.float32))
+
+    @property
+    def value(self) -> torch.Tensor:
+        return self.log_value.exp()
+
+
+def soft_update(net: nn.Module, target: nn.Module, tau: float) -> None:
+    with torch.no_grad():
+        for p, tp in zip(net.parameters(), target.parameters()):
+            tp.lerp_(p, tau)
+
+
+def adam(module: nn.Module, lr: float, beta: float) -> torch.optim.Adam:
+    return torch.optim.Adam(module.parameters(), lr=lr, betas=(beta, 0.999))
+
+
+# -- the agent ---------------------------------------------------------------------------------
+class SACAgent:
+    """Pixel SAC (CURL's variant) trained offline on transition batches."""
+
+    def __init__(self, action_dim: int, config: ModelFreeConfig, device: str = "cpu"):
+        if config.augmentation not in ("shift", "crop"):
+            raise OwbenchError(f"augmentation={config.augmentation!r} is not known; use 'shift' or 'crop'")
+        self.config, self.device, self.action_dim = config, torch.device(device), action_dim
+        channels = 3 * config.frame_stack
+        self.critic = Critic(channels, action_dim, config).to(self.device)
+        self.critic_target = Critic(channels, action_dim, config).to(self.device)
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.critic_target.requires_grad_(False)
+        self.actor = Actor(self.critic.encoder.trunk.out_dim, action_dim, config).to(self.device)
+        self.alpha = LogScalar(config.init_temperature).to(self.device)
+        self.target_entropy = -float(action_dim)
+        self.optimizers = {
+            "critic": adam(self.critic, config.critic_lr, config.critic_beta),
+            "actor": adam(self.actor, config.actor_lr, config.critic_beta),
+            "alpha": adam(self.alpha, config.alpha_lr, config.alpha_beta),
+        }
+        self.updates = 0
+        self._actor_metrics: dict[str, float] = {}
+
+    # modules saved in checkpoints; subclasses extend
+    def modules(self) -> dict[str, nn.Module]:
+        return {"critic": self.critic, "critic_target": self.critic_target, "actor": self.actor, "alpha": self.alpha}
+
+    # -- data ----------------------------------------------------------------------------------
+    def _frames(self, images: Any) -> torch.Tensor:
+        """uint8 (B, H, W, 3*stack) -> float (B, 3*stack, H, W) on the device, checked against the config."""
+        x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images, device=self.device)
+        c = self.config
+        if x.ndim != 4 or x.shape[-1] != 3 * c.frame_stack:
+            raise OwbenchError(f"obs has shape {tuple(x.shape)}, expected (B, H, W, {3 * c.frame_stack}) "
+                               f"(frame_stack={c.frame_stack}); build the sampler with frame_stack={c.frame_stack}")
+        if x.shape[1] != c.image_size or x.shape[2] != c.image_size:
+            raise OwbenchError(f"frames are {x.shape[1]}x{x.shape[2]} px but the config expects {c.image_size}; "
+                               f"pass image_size={x.shape[1]} (or re-render the dataset at {c.image_size} px)")
+        return x.permute(0, 3, 1, 2).float()
+
+    def augment(self, obs: torch.Tensor) -> torch.Tensor:
+        if self.config.augmentation == "crop":
+            return random_crop(obs, self.config.input_size)
+        return random_shift(obs, self.config.pad)
+
+    def _tensor(self, value: Any) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(value) if not torch.is_tensor(value) else value,
+                               dtype=torch.float32, device=self.device)
+
+    # -- learning ------------------------------------------------------------------------------
+    def update(self, batch: Batch) -> dict[str, float]:
+        """One SAC step (+ the subclass's representation / conservative terms) on a transition batch."""
+        raw_obs, raw_next = self._frames(batch["obs"]), self._frames(batch["next_obs"])
+        action, reward, discount = (self._tensor(batch[k]) for k in ("action", "reward", "discount"))
+        obs, next_obs = self.augment(raw_obs), self.augment(raw_next)
+        metrics = self.update_critic(obs, action, reward, discount, next_obs)
+        if self.updates % self.config.actor_update_freq == 0:
+            self._actor_metrics = self.update_actor_and_alpha(obs)
+        metrics.update(self._actor_metrics)
+        if self.updates % self.config.critic_target_update_freq == 0:
+            soft_update(self.critic.q1, self.critic_target.q1, self.config.critic_tau)
+            soft_update(self.critic.q2, self.critic_target.q2, self.config.critic_tau)
+            soft_update(self.critic.encoder, self.critic_target.encoder, self.config.encoder_tau)
+        metrics.update(self.update_representation(raw_obs, obs))
+        self.updates += 1
+        return metrics
+
+    def update_critic(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor,
+                      discount: torch.Tensor, next_obs: torch.Tensor) -> dict[str, float]:
+        with torch.no_grad():
+            next_conv = self.critic.encoder.trunk(next_obs)
+            _, next_action, next_log_pi = self.actor(next_conv)
+            target_q1, target_q2 = self.critic_target.q(self.critic_target.encoder(next_obs), next_action)
+            # soft Bellman target with n-step reward: r + gamma^n (min Q' - alpha log pi)
+            target_v = torch.min(target_q1, target_q2) - self.alpha.value * next_log_pi
+            target_q = reward + discount * target_v
+        conv = self.critic.encoder.trunk(obs)
+        feature = self.critic.encoder.head(conv)
+        q1, q2 = self.critic.q(feature, action)
+        td_loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
+        penalty, metrics = self.critic_penalty(feature, conv.detach(), next_conv, action, q1, q2)
+        loss = td_loss + penalty
+        self.optimizers["critic"].zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizers["critic"].step()
+        metrics.update(critic_loss=td_loss.item(), q=q1.mean().item(), target_q=target_q.mean().item(),
+                       batch_reward=reward.mean().item())
+        return metrics
+
+    def critic_penalty(self, feature: torch.Tensor, conv: torch.Tensor, next_conv: torch.Tensor,
+                       action: torch.Tensor, q1: torch.Tensor, q2: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """Extra critic loss term (none for plain SAC; CQL's conservative penalty)."""
+        return torch.zeros((), device=self.device), {}
+
+    def update_actor_and_alpha(self, obs: torch.Tensor) -> dict[str, float]:
+        with torch.no_grad():  # the actor sees the critic's conv features, detached (CURL)
+            conv = self.critic.encoder.trunk(obs)
+            feature = self.critic.encoder.head(conv)
+        _, pi, log_pi = self.actor(conv)
+        q1, q2 = self.critic.q(feature, pi)
+        actor_loss = (self.alpha.value.detach() * log_pi - torch.min(q1, q2)).mean()
+        self.optimizers["actor"].zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.optimizers["actor"].step()
+        alpha_loss = (self.alpha.value * (-log_pi - self.target_entropy).detach()).mean()
+        self.optimizers["alpha"].zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.optimizers["alpha"].step()
+        return {"actor_loss": actor_loss.item(), "alpha": self.alpha.value.item(), "entropy": -log_pi.mean().item()}
+
+    def update_representation(self, raw_obs: torch.Tensor, obs: torch.Tensor) -> dict[str, float]:
+        """Auxiliary representation update (none for plain SAC; CURL's contrastive loss)."""
+        return {}
+
+    # -- acting --------------------------------------------------------------------------------
+    def act(self, obs: Obs, state: FrameStack | None = None, eval_mode: bool = False) -> tuple[np.ndarray, FrameStack]:
+        """Action for one env observation; `state` holds the last `frame_stack` frames."""
+        frame = np.array(obs["image"], np.uint8)  # a copy: renderers may reuse their buffer
+        frames = (frame,) * self.config.frame_stack if state is None else (*state[1:], frame)
+        x = self._frames(np.concatenate(frames, axis=-1)[None])
+        if self.config.augmentation == "crop":
+            x = center_crop(x, self.config.input_size)
+        with torch.no_grad():
+            mu, pi, _ = self.actor(self.critic.encoder.trunk(x))
+        action = (mu if eval_mode else pi)[0].cpu().numpy().astype(np.float32)
+        return action, frames
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"modules": {k: m.state_dict() for k, m in self.modules().items()},
+                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                "updates": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, m in self.modules().items():
+            m.load_state_dict(state["modules"][k])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        self.updates = int(state["updates"])
+
+
+def seed_torch(seed: int) -> None:
+    """Seed torch's global generator (network init, augmentation, policy noise) for one agent."""
+    torch.manual_seed(seed)

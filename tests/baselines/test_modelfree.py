@@ -1,0 +1,149 @@
+"""The model-free baselines CURL, CQL and CURL+CQL on synthetic transition batches."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from baselines import cql, curl
+from baselines.modelfree import SACAgent, center_crop, random_crop, random_shift, soft_update
+from benchmark.methods import get_method
+from collectors.envs.base import EnvSpec
+from collectors.errors import OwbenchError
+
+METHODS = ["curl", "cql", "curl+cql"]
+SPEC = EnvSpec(id="synthetic", suite="dmc", action_dim=2, state_dim=4, action_repeat=2, time_limit=20, camera=0)
+SIZE = 32  # tiny frames keep every test to a few seconds
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small convs run much faster on one thread than on two contended cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def smooth_images(rng: np.random.Generator, n: int, size: int = SIZE, channels: int = 9) -> np.ndarray:
+    """Distinct images made of large blocks, so a few pixels of shift keep them recognisable."""
+    coarse = rng.integers(0, 256, (n, 4, 4, channels), dtype=np.uint8)
+    return coarse.repeat(size // 4, axis=1).repeat(size // 4, axis=2)
+
+
+def transition_batch(rng: np.random.Generator, batch: int = 8, action: np.ndarray | None = None) -> dict:
+    acts = rng.uniform(-1, 1, (batch, SPEC.action_dim)) if action is None else np.tile(action, (batch, 1))
+    return {"obs": smooth_images(rng, batch), "next_obs": smooth_images(rng, batch),
+            "action": acts.astype(np.float32), "reward": rng.normal(size=batch).astype(np.float32),
+            "discount": np.full(batch, 0.99, np.float32)}
+
+
+def make(name: str, **overrides):
+    module = get_method(name).load()
+    config = module.Config.preset("smoke", image_size=SIZE, **overrides)
+    return module.make_agent(SPEC, config, "cpu", seed=0)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_contract_update_act_checkpoint(name: str) -> None:
+    rng = np.random.default_rng(0)
+    agent = make(name)
+    for _ in range(3):
+        metrics = agent.update(transition_batch(rng))
+    assert metrics and all(isinstance(v, float) and np.isfinite(v) for v in metrics.values())
+    assert {"critic_loss", "actor_loss", "alpha"} <= metrics.keys()
+
+    frames = smooth_images(rng, 3, channels=3)
+    action, state = agent.act({"image": frames[0]})
+    assert action.shape == (2,) and action.dtype == np.float32 and np.all(np.abs(action) <= 1)
+    assert len(state) == 3 and all(np.array_equal(f, frames[0]) for f in state)  # first frame repeated
+    _, state = agent.act({"image": frames[1]}, state)
+    assert np.array_equal(state[-1], frames[1]) and np.array_equal(state[0], frames[0])
+    a1, _ = agent.act({"image": frames[2]}, state, eval_mode=True)
+    a2, _ = agent.act({"image": frames[2]}, state, eval_mode=True)
+    np.testing.assert_array_equal(a1, a2)
+
+    buffer = io.BytesIO()
+    torch.save(agent.state_dict(), buffer)
+    buffer.seek(0)
+    restored = make(name)
+    restored.load_state_dict(torch.load(buffer, weights_only=False))
+    assert restored.updates == agent.updates
+    np.testing.assert_allclose(restored.act({"image": frames[2]}, state, eval_mode=True)[0], a1, rtol=1e-6)
+    restored.update(transition_batch(rng))  # optimiser state resumes too
+
+
+def test_registry_modules_and_presets() -> None:
+    for name in METHODS:
+        module = get_method(name).load()
+        for preset in ("smoke", "quick", "paper"):
+            config = module.Config.preset(preset)
+            assert config.input_size > 0 and config.frame_stack == 3
+    assert curl.Config.preset("paper").batch_size == 512 and curl.Config.preset("paper").critic_lr == 1e-3
+    assert cql.Config.preset("paper").n_step == 3 and cql.Config.preset("paper").image_size == 84
+    with pytest.raises(OwbenchError, match="preset"):
+        curl.Config.preset("huge")
+    with pytest.raises(OwbenchError, match="config field"):
+        curl.Config.preset("smoke", batchsize=3)
+
+
+def test_wrong_frame_size_names_the_fix() -> None:
+    agent = make("curl")
+    batch = transition_batch(np.random.default_rng(0))
+    batch["obs"] = batch["obs"][:, :16, :16]
+    with pytest.raises(OwbenchError, match="image_size=16"):
+        agent.update(batch)
+
+
+def test_augmentations_keep_content() -> None:
+    images = torch.arange(2 * 3 * 10 * 10, dtype=torch.float32).view(2, 3, 10, 10)
+    crops = random_crop(images, 6)
+    assert crops.shape == (2, 3, 6, 6)
+    for b in range(2):  # every crop is a window of its own image
+        top, left = divmod(int(crops[b, 0, 0, 0] - images[b, 0, 0, 0]), 10)
+        torch.testing.assert_close(crops[b], images[b, :, top:top + 6, left:left + 6])
+    assert random_shift(images, 2).shape == images.shape
+    torch.testing.assert_close(center_crop(images, 6), images[..., 2:8, 2:8])
+    agent = make("curl", augmentation="crop", crop_size=24)
+    assert agent.augment(torch.zeros(4, 9, SIZE, SIZE)).shape == (4, 9, 24, 24)
+    assert agent.act({"image": np.zeros((SIZE, SIZE, 3), np.uint8)})[0].shape == (2,)
+
+
+def ood_gap(agent: SACAgent, batch: dict, data_action: np.ndarray) -> float:
+    """Q(o, dataset action) minus the mean Q(o, uniform random action)."""
+    with torch.no_grad():
+        feature = agent.critic.encoder(agent._frames(batch["obs"]))
+        q_data = agent.critic.q(feature, agent._tensor(np.tile(data_action, (len(feature), 1))))[0].mean()
+        random_actions = torch.empty(len(feature), 2).uniform_(-1, 1)
+        q_ood = agent.critic.q(feature, random_actions)[0].mean()
+    return float(q_data - q_ood)
+
+
+def test_cql_penalty_lowers_q_on_out_of_distribution_actions() -> None:
+    data_action = np.array([0.5, -0.5], np.float32)
+    gaps = {}
+    for name, weight in (("sac", 0.0), ("cql", 5.0)):
+        agent = make("cql", cql_weight=weight, batch_size=16)
+        rng = np.random.default_rng(1)
+        batch = transition_batch(rng, 16, data_action)
+        for _ in range(60):
+            metrics = agent.update(batch)
+        gaps[name] = ood_gap(agent, batch, data_action)
+    assert gaps["cql"] > 0.25 and gaps["cql"] > gaps["sac"] + 0.25, gaps
+    lagrange = make("cql", cql_lagrange=True, cql_target_gap=10.0, cql_alpha_lr=1e-2)
+    for _ in range(5):
+        metrics = lagrange.update(transition_batch(np.random.default_rng(2)))
+    assert metrics["cql_alpha"] < 1.0  # the gap is below tau, so alpha' shrinks (Eq. 30)
+
+
+def test_curl_contrastive_accuracy_rises_above_chance() -> None:
+    agent = make("curl", feature_dim=32, encoder_lr=3e-3)
+    obs = agent._frames(smooth_images(np.random.default_rng(3), 16))
+    accuracies = []
+    for _ in range(80):
+        accuracies.append(agent.update_representation(obs, agent.augment(obs))["curl_accuracy"])
+        agent.updates += 1
+        soft_update(agent.critic.encoder, agent.critic_target.encoder, agent.config.encoder_tau)
+    assert np.mean(accuracies[-10:]) > 0.5 > 1 / 16, accuracies[-10:]

@@ -8,6 +8,7 @@ import click
 from datasets_cli.common import OwbenchGroup
 from datasets_cli.envs import envs
 from datasets_cli.index import index
+from datasets_cli.perf import perf
 from datasets_cli.pretrain import pretrain
 from datasets_cli.run import report, run, suites
 
@@ -26,6 +27,7 @@ def cli() -> None:
 cli.add_command(envs)
 cli.add_command(pretrain)
 cli.add_command(index)
+cli.add_command(perf)
 for command in (suites, run, report):
     cli.add_command(command)
 

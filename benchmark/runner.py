@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import multiprocessing as mp
+import multiprocessing.connection
 import os
 import sys
 import threading
@@ -23,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.suites import DataNeed, Job, datasets_needed
+from benchmark.methods import Method, get_method
+from benchmark.suites import Budget, DataNeed, Job, datasets_needed
 from collectors.errors import OwbenchError
 
 RESULT, FRAMES, LOG = "result.json", "final_frames.npz", "job.log"
@@ -54,56 +56,55 @@ def write_atomic(path: Path, write: Callable[[Any], None], mode: str = "w") -> N
 
 # -- datasets ------------------------------------------------------------------------------------
 
-def dataset_location(need: DataNeed, job: Job) -> str:
-    """Where the dataset of `need` at this job's budget lives (collected or not)."""
-    from collectors import collect
+def dataset_location(need: DataNeed, budget: Budget) -> str:
+    """Where the dataset of `need` at this budget lives in the dataset home (collected or not)."""
+    from collectors import collect, store
 
-    b = job.budget
-    return collect.dataset_location(need.env_id, need.quality, episodes=b.dataset_episodes,
-                                    image_size=b.image_size, variant=b.variant)
+    return store.resolve_location(collect.dataset_id(need.env_id, need.quality, budget.variant))
 
 
 def missing_datasets(jobs: list[Job]) -> list[tuple[DataNeed, str]]:
     """(need, location) for every dataset the jobs read that has no committed episode yet."""
     from collectors import store
 
-    first_job = {need: job for job in jobs for need in job.data}
-    out = []
-    for need in datasets_needed(jobs):
-        loc = dataset_location(need, first_job[need])
-        if not store.exists(loc):
-            out.append((need, loc))
-    return out
+    budgets = _budgets(jobs)
+    locations = [(need, dataset_location(need, budgets[need])) for need in budgets]
+    return [(need, loc) for need, loc in locations if not store.exists(loc)]
+
+
+def _budgets(jobs: list[Job]) -> dict[DataNeed, Budget]:
+    """Each dataset the jobs read with the budget (size) of the first job that reads it."""
+    return {need: next(j.budget for j in jobs if need in j.data) for need in datasets_needed(jobs)}
 
 
 def prepare_datasets(jobs: list[Job], collect: bool = True, workers: int = 1) -> dict[DataNeed, str]:
     """Collect (or resume collecting) every dataset the jobs read; returns need -> location."""
-    from collectors import collect as collector
-
     missing = missing_datasets(jobs)
+    budgets = _budgets(jobs)
     if missing and not collect:
         need, _ = missing[0]
-        b = next(j.budget for j in jobs if need in j.data)
+        b = budgets[need]
         extra = f" --episodes {b.dataset_episodes}" if b.dataset_episodes else ""
         extra += f" --variant {b.variant}" if b.variant else ""
         raise OwbenchError(f"{len(missing)} dataset(s) missing, e.g. {need.env_id} {need.quality}; collect with "
                            f"`owbench collect --env {need.env_id} --quality {need.quality}{extra}` "
                            "or drop --no-collect")
-    locations = {}
-    for need in datasets_needed(jobs):
-        b = next(j.budget for j in jobs if need in j.data)
-        locations[need] = collector.ensure_dataset(need.env_id, need.quality, episodes=b.dataset_episodes,
-                                                   image_size=b.image_size, variant=b.variant, workers=workers)
-    return locations
+    from collectors.collect import ensure_dataset
+
+    return {need: ensure_dataset(need.env_id, need.quality, episodes=b.dataset_episodes, image_size=b.image_size,
+                                 variant=b.variant, workers=workers, max_episode_steps=b.max_episode_steps,
+                                 max_train_steps=b.behaviour_train_steps)
+            for need, b in budgets.items()}
 
 
 # -- one job (runs inside a worker process) ------------------------------------------------------
 
 @dataclass(frozen=True)
 class Task:
-    """A job with what the worker needs besides it: its folder, the device, dataset locations."""
+    """A job with what the worker needs besides it: the method, its folder, the device, dataset locations."""
 
     job: Job
+    method: Method
     run_dir: str
     device: str
     datasets: tuple[str, ...]
@@ -140,23 +141,19 @@ def _reference_returns(datasets: tuple[str, ...], job: Job) -> dict[str, float] 
     return None
 
 
-def _train(task: Task) -> Any:
-    """Train (or only evaluate) one job; returns the final EvalResult with frames."""
-    from agents.contract import resolve_device
-    from benchmark.methods import get_method
+def _train(task: Task, device: str) -> tuple[Any, int]:
+    """Train (or only evaluate) one job; returns the final EvalResult with frames and the updates made."""
     from benchmark.protocol import evaluate
     from collectors import envs
 
     job, b = task.job, task.job.budget
-    method = get_method(job.method)
-    module = method.load()
-    device = resolve_device(task.device)
-    if method.batch == "none" and not hasattr(module, "train"):  # evaluation only (random policy)
+    module = task.method.load()
+    if task.method.batch == "none" and not hasattr(module, "train"):  # evaluation only (random policy)
         agent = module.make_agent(envs.spec(job.pair.target), module.Config.preset(job.profile), device, job.seed)
         result = evaluate(agent, lambda: envs.make(job.pair.target, image_size=b.image_size), b.eval_episodes,
                           training_seed=job.seed, record_frames=True)
         _write_eval_csv(Path(task.run_dir) / "eval.csv", 0, result)
-        return result
+        return result, 0
     from benchmark import training
 
     ctx = training.TrainContext(
@@ -164,7 +161,8 @@ def _train(task: Task) -> Any:
         datasets=list(task.datasets), run_dir=Path(task.run_dir), preset=job.profile,
         steps=b.steps_for(job.method), eval_every=b.eval_every, eval_episodes=b.eval_episodes,
         checkpoint_every=b.checkpoint_every, seed=job.seed, device=device, image_size=b.image_size, overrides={})
-    return module.train(ctx) if hasattr(module, "train") else training.train_offline(ctx, module)
+    result = module.train(ctx) if hasattr(module, "train") else training.train_offline(ctx, module)
+    return result, ctx.steps
 
 
 def _write_eval_csv(path: Path, step: int, result: Any) -> None:
@@ -182,14 +180,17 @@ def run_job(task: Task) -> str:
     with _log_to(run_dir / LOG):
         print(f"== {job.key} ({job.profile}) started {time.strftime('%Y-%m-%d %H:%M:%S')} on pid {os.getpid()}")
         try:
-            result = _train(task)
+            from agents.contract import resolve_device
+
+            device = resolve_device(task.device)
+            result, steps = _train(task, device)
             if result.frames is not None:
                 write_atomic(run_dir / FRAMES, lambda f: np.savez_compressed(f, frames=result.frames), "wb")
             record = {
                 "suite": job.suite, "profile": job.profile, "method": job.method, "source": job.pair.source,
                 "sources": list(job.pair.sources), "target": job.pair.target, "seed": job.seed,
-                "steps": job.budget.steps_for(job.method), "eval_episodes": job.budget.eval_episodes,
-                "device": task.device, "datasets": list(task.datasets),
+                "steps": steps, "eval_episodes": job.budget.eval_episodes,
+                "device": device, "datasets": list(task.datasets),
                 "reference_returns": _reference_returns(task.datasets, job),
                 "returns": [float(r) for r in result.returns], "successes": [bool(s) for s in result.successes],
                 "lengths": [int(n) for n in result.lengths], "eval_seeds": [int(s) for s in result.seeds],
@@ -319,7 +320,8 @@ def run_sweep(jobs: list[Job], out: Path, device: str = "auto", executor: str = 
     todo = [j for j in jobs if job_state(out, j) != "done"]
     if todo:
         locations = prepare_datasets(todo, collect=collect, workers=workers)
-        tasks = [Task(j, str(job_dir(out, j)), device, tuple(locations[n] for n in j.data)) for j in todo]
+        tasks = [Task(j, get_method(j.method), str(job_dir(out, j)), device, tuple(locations[n] for n in j.data))
+                 for j in todo]
         pool = LocalExecutor(workers) if executor == "local" else RayExecutor(workers, ray_address, device)
         _execute(pool, tasks, sweep, len(jobs), progress)
     if report:

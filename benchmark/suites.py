@@ -74,6 +74,8 @@ class Budget:
     checkpoint_every: int  # updates between checkpoints (resume after a kill)
     seeds: int  # training seeds per (method, pair)
     dataset_episodes: int | None = None  # episodes per collected dataset; None: the quality's default size
+    max_episode_steps: int | None = None  # shorter collected episodes (smoke data); None: the task's time limit
+    behaviour_train_steps: int | None = None  # cap on the behaviour agent's training (medium-replay/medium)
     online_steps: int = 0  # environment steps of online phases (CoWorld source, Vid2Act/WPT fine-tuning)
     image_size: int = 64
     variant: str = ""  # dataset variant; "smoke" keeps tiny datasets apart from full-size ones
@@ -135,7 +137,8 @@ def _transfer_budgets(paper_steps: dict[str, int]) -> dict[str, Budget]:
     """CoWorld-style offline transfer: NeurIPS Table 12 budgets; 10 episodes x 3 seeds."""
     return {
         "smoke": Budget(steps=20, eval_every=10, eval_episodes=1, checkpoint_every=10, seeds=2,
-                        dataset_episodes=2, online_steps=200, variant="smoke"),
+                        dataset_episodes=2, max_episode_steps=100, behaviour_train_steps=1_000, online_steps=200,
+                        variant="smoke"),
         "quick": Budget(steps=20_000, eval_every=5_000, eval_episodes=5, checkpoint_every=2_500, seeds=2,
                         dataset_episodes=100, online_steps=20_000, variant="quick"),
         "paper": Budget(steps=300_000, eval_every=10_000, eval_episodes=10, checkpoint_every=10_000, seeds=3,
@@ -147,7 +150,8 @@ def _online_budgets(pretrain_steps: int, online_steps: int) -> dict[str, Budget]
     """Pretrain on offline pools, then fine-tune online (Vid2Act: 200k pretraining; WPT Table 5)."""
     return {
         "smoke": Budget(steps=20, eval_every=10, eval_episodes=1, checkpoint_every=10, seeds=2,
-                        dataset_episodes=2, online_steps=500, variant="smoke"),
+                        dataset_episodes=2, max_episode_steps=100, behaviour_train_steps=1_000, online_steps=500,
+                        variant="smoke"),
         "quick": Budget(steps=10_000, eval_every=5_000, eval_episodes=5, checkpoint_every=2_500, seeds=2,
                         dataset_episodes=50, online_steps=50_000, variant="quick"),
         "paper": Budget(steps=pretrain_steps, eval_every=10_000, eval_episodes=10, checkpoint_every=10_000,
@@ -235,8 +239,8 @@ def _select_pairs(suite: Suite, names: list[str] | None) -> set[Pair]:
     chosen: set[Pair] = set()
     for name in names:
         if name not in by_name:
-            names_ = ", ".join(p.name for p in suite.pairs)
-            raise unknown("pair", name, [p.name for p in suite.pairs], f"suite {suite.name!r} has {names_}")
+            known = ", ".join(p.name for p in suite.pairs)
+            raise unknown("pair", name, [p.name for p in suite.pairs], f"suite {suite.name!r} has {known}")
         chosen |= by_name[name]
     return chosen
 

@@ -98,10 +98,10 @@ def latex_table(wide: pd.DataFrame, text: str) -> str:
         return s.replace("_", r"\_").replace("&", r"\&").replace("%", r"\%")
 
     cells = _cells(wide, " $\\pm$ ", "\\textbf{{{}}}").replace("–", "--")
-    cells.index = pd.Index(_pair_labels(wide, r" $\rightarrow$ ", esc), name="Source $\\rightarrow$ Target")
     cells.columns = [esc(c) for c in cells.columns]
-    return cells.to_latex(escape=False, caption=esc(text).replace("±", "$\\pm$"), label="tab:owbench-results",
-                          column_format="l" + "c" * len(cells.columns), position="t")
+    cells.insert(0, "Source $\\rightarrow$ Target", _pair_labels(wide, r" $\rightarrow$ ", esc))
+    return cells.to_latex(index=False, escape=False, caption=esc(text).replace("±", "$\\pm$"), label="tab:owbench-results",
+                          column_format="l" + "c" * (len(cells.columns) - 1), position="t")
 
 
 def markdown_table(wide: pd.DataFrame, text: str) -> str:

@@ -22,10 +22,11 @@ def suites(ctx: click.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     table = Table(title="owbench suites")
-    for col in ("suite", "pairs", "methods", "paper", "description"):
+    table.add_column("suite", no_wrap=True, min_width=max(map(len, suite_lib.SUITES)))
+    for col in ("pairs", "methods", "description"):
         table.add_column(col)
     for s in suite_lib.SUITES.values():
-        table.add_row(s.name, str(len(s.pairs)), ", ".join(s.methods), s.paper or "–", s.description)
+        table.add_row(s.name, str(len(s.pairs)), ", ".join(s.methods), s.description)
     console.print(table)
 
 
@@ -37,6 +38,8 @@ def show(name: str, profile: str) -> None:
     s = suite_lib.get_suite(name)
     budget = s.budget(profile)
     console.print(f"[bold]{s.name}[/]: {s.description}")
+    if s.paper:
+        console.print(f"paper numbers: {s.paper} (reference/paper_results.csv)")
     for i, group in enumerate(s.groups, 1):
         table = Table(title=f"group {i}: methods {', '.join(group.methods)}")
         for col in ("source(s)", "target", "source is", "methods: datasets (env quality)"):
@@ -80,7 +83,8 @@ def run(suite_name: str, profile: str, methods: str | None, pairs: str | None, s
     jobs = suite_lib.plan(suite_name, profile, _csv(methods), _csv(pairs), seeds, steps)
     out_dir = Path(out) if out else owbench_home() / "runs"
     if dry_run:
-        table = Table(title=f"{len(jobs)} jobs of {suite_name} ({profile}) in {out_dir}")
+        console.print(f"{len(jobs)} jobs of {suite_name} ({profile} profile) in {out_dir}")
+        table = Table()
         for col in ("method", "pair", "seed", "steps", "state", "datasets"):
             table.add_column(col)
         for j in jobs:

@@ -1,0 +1,70 @@
+"""Suites as data: every id resolves, every method exists, plans expand and select as asked."""
+from __future__ import annotations
+
+import pytest
+
+from benchmark.methods import METHODS
+from benchmark.suites import PROFILES, SUITES, datasets_needed, get_suite, plan
+from collectors.envs import canonical_id
+from collectors.errors import OwbenchError
+
+DESIGN_SUITES = {"dmc-transfer", "dmc-transfer-medium-expert", "metaworld-transfer", "metaworld-transfer-neurips",
+                 "vid2act-dmc", "vid2act-metaworld", "wpt-dmc", "wpt-metaworld", "smoke"}
+
+
+def test_every_design_suite_is_defined_with_valid_envs_methods_and_profiles():
+    assert DESIGN_SUITES <= set(SUITES)
+    for suite in SUITES.values():
+        for pair in suite.pairs:
+            for env_id in (*pair.sources, pair.target):
+                assert canonical_id(env_id) == env_id
+        assert set(suite.methods) <= set(METHODS)
+        assert set(suite.budgets) == set(PROFILES)
+        paper = suite.budget("paper")
+        assert paper.eval_episodes == 10 and paper.seeds == 3  # DESIGN.md §5
+
+
+def test_dmc_transfer_plan_matches_the_papers():
+    suite = get_suite("dmc-transfer")
+    assert {p.name for p in suite.pairs} == {
+        "walker_walk__walker_downhill", "walker_walk__walker_uphill", "walker_walk__walker_nofoot",
+        "cheetah_run__cheetah_downhill", "cheetah_run__cheetah_uphill", "cheetah_run__cheetah_nopaw"}
+    jobs = plan("dmc-transfer", "paper")
+    assert len(jobs) == 6 * 6 * 3
+    coworld = next(j for j in jobs if j.method == "coworld")
+    assert coworld.online_source and coworld.budget.steps_for("coworld") == 460_000
+    assert {(d.env_id, d.quality, d.role) for d in coworld.data} == {(coworld.pair.target, "medium-replay", "target")}
+
+
+def test_multi_source_suites_read_source_pools_and_scratch_baseline_reads_none():
+    jobs = plan("vid2act-dmc", "smoke", pairs=["quadruped_walk"], seeds=1)
+    by_method = {j.method: j for j in jobs}
+    assert by_method["dreamerv2"].data == ()
+    pool = by_method["vid2act"].data
+    assert {d.env_id for d in pool} == {"cheetah_run", "hopper_stand", "walker_walk", "walker_run"}
+    assert all(d.quality == "noisy-expert" and d.role == "source" for d in pool)
+    assert by_method["vid2act"].pair.source == "multi"
+
+
+def test_selection_by_pair_names_methods_seeds():
+    jobs = plan("smoke", "smoke", methods=["random", "dreamerv2"], pairs=["walker_walk->walker_downhill"], seeds=3)
+    assert [(j.method, j.seed) for j in jobs] == [(m, s) for m in ("random", "dreamerv2") for s in range(3)]
+    assert plan("smoke", "smoke", pairs=["walker_downhill"]) == plan("smoke", "smoke",
+                                                                     pairs=["walker_walk__walker_downhill"])
+    needs = datasets_needed(jobs)
+    assert [(d.env_id, d.quality) for d in needs] == [("walker_downhill", "random")]  # random reads none
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"suite_name": "dmc-transfr"}, "did you mean 'dmc-transfer'"),
+    ({"suite_name": "smoke", "profile": "fast"}, "choose one of smoke, quick, paper"),
+    ({"suite_name": "smoke", "methods": ["dreamerv3"]}, "did you mean 'dreamerv2'"),
+    ({"suite_name": "dmc-transfer", "methods": ["vid2act"]}, "suite 'dmc-transfer' runs"),
+    ({"suite_name": "smoke", "pairs": ["walker_downhil"]}, "unknown pair 'walker_downhil'"),
+    ({"suite_name": "smoke", "seeds": 0}, "--seeds 0"),
+    ({"suite_name": "smoke", "methods": ["coworld"], "pairs": ["walker_run"]}, "runs no job"),
+])
+def test_bad_selection_is_one_clear_line(kwargs, fragment):
+    with pytest.raises(OwbenchError) as err:
+        plan(**kwargs)
+    assert fragment in str(err.value) and "\n" not in str(err.value)

@@ -1,7 +1,9 @@
 """`owbench pretrain <method>`: pretraining stages that run on their own (Vid2Act's teacher, WPT's world model)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -12,14 +14,22 @@ def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
-def _overrides(items: tuple[str, ...]) -> dict[str, str]:
-    """`--set key=value` pairs (values are parsed by the method's config)."""
+def _value(text: str) -> Any:
+    """A JSON literal (numbers, true/false) or else the string itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _overrides(items: tuple[str, ...]) -> dict[str, Any]:
+    """`--set key=value` pairs; values are JSON literals or strings."""
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"{item!r} is not key=value", param_hint="--set")
-        out[key.strip()] = value.strip()
+        out[key.strip()] = _value(value.strip())
     return out
 
 

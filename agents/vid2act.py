@@ -1,0 +1,420 @@
+"""Vid2Act (Pan et al., "Model-Based RL with Multi-Task Offline Pretraining"), Algorithm 1.
+
+Pretraining (§4.2), on N reward-free source datasets of (image, action) with task labels k:
+    teacher F_φ   the shared RSSM with the one-hot label appended to its action input, so
+                  q(s_t | s_{t-1}, a_{t-1}, o_t, k), p(ŝ_t | s_{t-1}, a_{t-1}, k) and, through s_t,
+                  p(ô_t | s_t, k); image likelihood + β·KL, no reward head           (Eqs. 1-2)
+    G_θ           a BCQ-style VAE over (teacher state, action, k) -> action            (Eqs. 3-4)
+Online transfer (§4.3-4.4), the student world model F_φ' from scratch:
+    s^k_t = F_φ prior from the student's e_{t-1}, a_{t-1} with label k, frozen        (Alg. 1 l. 20)
+    u^k_t = F_distill(s^k_t),  W = 0.1 + (1 - 0.1 N) softmax_k F_weight([s^k_t, e_t])   (Eq. 5)
+    L_distill = Σ_k w_k ‖e_t - u^k_t‖²,  L = L_DreamerV2 + α L_distill                  (Eqs. 6-7)
+    actor π(a | e, G_θ(e, k*)), k* = argmax_k w_k; critic v(e); λ-returns          (Eqs. 8-9)
+
+Choices where paper and released code (panmt/Vid2Act) leave room, all documented here:
+- Actions differ in size across sources (DMC: cheetah 6, hopper 4, walker 6, quadruped 12): they are
+  zero-padded to `action_pad` (the largest over sources and target); G_θ replays padded actions,
+  which only enter the actor as an input feature, so no projection to the target's space is needed.
+- The floor: the released code takes max(w, 0.1) (weights then no longer sum to one); here
+  w = f + (1 - N f) softmax(·), which sums to one and keeps every weight >= f (needs N f <= 1).
+- ‖·‖² is averaged over feature dimensions as in the released code (a sum would swamp the image loss).
+- The teacher steps from the student's state (paper, Alg. 1 l. 20), so student and teacher share the
+  RSSM's sizes; the released code instead filters the target images with the teacher's posterior.
+- In imagination k* stays that of the start state (as the released code); when acting it is chosen
+  afresh at every step from the teacher's predictions (Alg. 1 l. 20-21).
+- Ablations: `domain_weights=False` uses uniform weights 1/N and k* = the source whose distilled
+  prediction is closest to e_t; `action_replay=False` uses DreamerV2's actor π(a | e).
+- F_weight is one fully-connected layer by default (paper); with a linear layer the e_t part is the
+  same for every k and cancels in the softmax, so `weight_layers > 0` lets e_t matter.
+- G_θ is trained beside the teacher on its posterior states and frozen (paper); the released code
+  trains it during transfer on distilled teacher states.
+"""
+from __future__ import annotations
+
+import csv
+import fcntl
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from agents.action_replay import ActionReplay
+from agents.contract import Batch, Obs
+from agents.online import OnlineConfig, train_online
+from agents.world_model import ActorCritic, BehaviorConfig, DreamerConfig, State, WorldModel, WorldModelConfig
+from agents.world_model import to_torch, with_overrides
+from agents.world_model.nets import MLP, ActionDist, Optimizer
+from baselines.dreamerv2 import DreamerV2Agent
+from collectors.envs.base import EnvSpec
+from collectors.errors import OwbenchError, unknown
+from collectors.home import owbench_home
+
+
+@dataclass(frozen=True)
+class Config:
+    dreamer: DreamerConfig = DreamerConfig()  # student world model + actor-critic; the teacher shares the RSSM sizes
+    online: OnlineConfig = OnlineConfig()  # prefill / updates per agent step of the online phase
+    pretrain_steps: int = 200_000  # teacher updates (§5.2: 200k)
+    teacher: str = ""  # path of a pretrained teacher (teacher.pt); "" = an untrained teacher (contract tests)
+    untrained_sources: int = 2  # labels of the untrained teacher used when `teacher` is ""
+    replay_latent: int = 8  # z of G_θ (DESIGN §7)
+    replay_hidden: int = 750  # hidden units of G_θ's encoder and decoder (BCQ)
+    replay_kl: float = 0.5  # KL weight of Eq. 4 (BCQ and the released code; the paper writes 1)
+    replay_lr: float = 1e-3  # Adam learning rate of G_θ (BCQ)
+    distill_units: int = 400  # width of F_distill (and of F_weight's hidden layers)
+    distill_layers: int = 1  # hidden layers of F_distill
+    weight_layers: int = 0  # hidden layers of F_weight; 0 = one fully-connected layer (Eq. 5)
+    alpha: float = 1.0  # weight of L_distill in Eq. 7 (§5.2: 1)
+    weight_floor: float = 0.1  # minimum domain-selection weight (§4.3: 0.1)
+    domain_weights: bool = True  # ablation switch: False = uniform weights (Fig. 6 "w/o weights")
+    action_replay: bool = True  # ablation switch: False = actor without G_θ (Fig. 6 "w/o action replay")
+
+    @property
+    def image_size(self) -> int:
+        return self.dreamer.image_size
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "Config":
+        """`smoke` (tests: seconds on CPU), `quick` (hours on a CPU machine), `paper` (§5.2, DESIGN §7).
+        Overrides name a field (`alpha=0.5`) or a dotted path (`dreamer.wm.deter=64`)."""
+        presets = {
+            "smoke": cls(DreamerConfig.preset("smoke"), OnlineConfig.preset("smoke"), pretrain_steps=20,
+                         replay_hidden=32, distill_units=32),
+            "quick": cls(DreamerConfig.preset("quick"), OnlineConfig.preset("quick"), pretrain_steps=10_000,
+                         replay_hidden=256, distill_units=256),
+            "paper": cls(),
+        }
+        if name not in presets:
+            raise unknown("preset", name, presets)
+        return with_overrides(presets[name], overrides)
+
+
+# -- teacher: task-conditioned video prediction + action replay (§4.2) ------------------------------
+
+class Teacher(nn.Module):
+    """F_φ and G_θ. The label enters the shared RSSM as a one-hot appended to the (padded) action."""
+
+    def __init__(self, wm: WorldModelConfig, sources: Sequence[str], action_pad: int, replay_latent: int = 8,
+                 replay_hidden: int = 750, replay_lr: float = 1e-3, replay_kl: float = 0.5,
+                 channels_last: bool = True):
+        super().__init__()
+        self.sources, self.action_pad, self.replay_kl = list(sources), action_pad, replay_kl
+        self.wm_config = replace(wm, reward_head=False, discount_head=False, extra_heads=(), action_dim=0)
+        self.wm = WorldModel(self.wm_config, action_pad + len(self.sources), channels_last)
+        self.replay = ActionReplay(self.wm.feat_dim, action_pad, len(self.sources), replay_latent, replay_hidden)
+        self.replay_opt = Optimizer([self.replay], replay_lr, 1e-8, 0.0, wm.grad_clip)
+
+    def pad(self, action: Tensor) -> Tensor:
+        return F.pad(action, (0, self.action_pad - action.shape[-1]))
+
+    def condition(self, action: Tensor, task: Tensor) -> Tensor:
+        """RSSM input [a padded to `action_pad`, one-hot k] for actions (..., A) and labels (...)."""
+        return torch.cat([self.pad(action), F.one_hot(task.long(), len(self.sources)).to(action.dtype)], -1)
+
+    def predict(self, state: State, action: Tensor, task: Tensor) -> Tensor:
+        """s^k_t: the prior mode of one step from any state (N, ...) under labels `task` (N,)."""
+        return self.wm.rssm.feat(self.wm.rssm.img_step(state, self.condition(action, task), sample=False))
+
+    def update(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """One step of Eq. 2 on a mixed batch (`dataset` = label per sequence), then Eq. 4 on the
+        detached posterior states and the actions a_t taken there (row t+1 holds a_t)."""
+        task = batch["dataset"][:, None].expand(batch["is_first"].shape)
+        loss, metrics, post = self.wm.loss({**batch, "action": self.condition(batch["action"], task)})  # Eq. 2
+        metrics["model_grad_norm"] = self.wm.opt.step(loss)
+        feat = self.wm.rssm.feat(post).detach()
+        replay_loss, replay_metrics = self.replay.loss(feat[:, :-1], self.pad(batch["action"][:, 1:]), task[:, :-1],
+                                                       self.replay_kl, mask=~batch["is_first"][:, 1:])  # Eq. 4
+        self.replay_opt.step(replay_loss)
+        return {**metrics, **replay_metrics}
+
+    def artefact(self) -> dict[str, Any]:
+        return {"sources": self.sources, "action_pad": self.action_pad, "wm_config": asdict(self.wm_config),
+                "replay": {"replay_latent": self.replay.latent, "replay_hidden": self.replay.encoder[0].out_features,
+                           "replay_kl": self.replay_kl},
+                "state": self.state_dict()}
+
+
+def load_teacher(path: str | Path, device: str | torch.device = "cpu") -> Teacher:
+    """A pretrained teacher from `teacher.pt`, frozen."""
+    if not Path(path).exists():
+        raise OwbenchError(f"no Vid2Act teacher at {path}; create it with `owbench pretrain vid2act --datasets ...`")
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    wm = saved["wm_config"]
+    wm = WorldModelConfig(**{**wm, "extra_heads": tuple(tuple(h) for h in wm["extra_heads"])})
+    teacher = Teacher(wm, saved["sources"], saved["action_pad"], **saved["replay"])
+    teacher.load_state_dict(saved["state"])
+    return teacher.to(device).requires_grad_(False).eval()
+
+
+def _source_names(datasets: list[Any]) -> list[str]:
+    names = [d.env_id for d in datasets]
+    return [n if names.count(n) == 1 else f"{n}#{i}" for i, n in enumerate(names)]
+
+
+def pretrain(datasets: Sequence[str], config: Config, device: str = "cpu", seed: int = 0, action_pad: int = 0,
+             out: Path | None = None, log: Callable[[int, dict[str, float]], None] | None = None) -> Path:
+    """Pretrain (or reuse) the teacher on reward-free source datasets; returns the path of teacher.pt.
+
+    Labels follow the order of `datasets`. The artefact directory defaults to
+    `$OWBENCH_HOME/pretrained/vid2act/<key>`, the key hashing the datasets, the model sizes, the
+    budget and the seed, so a suite pretrains once per source set; a lock serialises parallel jobs."""
+    from collectors.sampler import SequenceSampler
+    from collectors.store import open_dataset
+
+    if not datasets:
+        raise OwbenchError("vid2act pretraining needs source datasets; pass --datasets id1,id2,...")
+    data = [open_dataset(d) for d in datasets]
+    wm, size = config.dreamer.wm, config.dreamer.wm.image_size
+    for d in data:
+        if d.arrays["image"].shape[1] != size:
+            raise OwbenchError(f"{d.location} has {d.arrays['image'].shape[1]}px images but the preset expects "
+                               f"{size}px; pass --set dreamer.wm.image_size={d.arrays['image'].shape[1]}")
+    pad = max(action_pad, *(d.arrays["action"].shape[1] for d in data))
+    record = {"datasets": [d.location for d in data], "steps": [d.n_steps for d in data], "wm": asdict(wm),
+              "replay": [config.replay_latent, config.replay_hidden, config.replay_kl, config.replay_lr],
+              "pretrain_steps": config.pretrain_steps, "batch": [config.dreamer.batch_size, config.dreamer.seq_len],
+              "action_pad": pad, "seed": seed}
+    key = hashlib.sha1(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    out = Path(out) if out else owbench_home() / "pretrained" / "vid2act" / key
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "teacher.pt"
+    with (out / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            return path
+        torch.manual_seed(seed)
+        teacher = Teacher(wm, _source_names(data), pad, config.replay_latent, config.replay_hidden,
+                          config.replay_lr, config.replay_kl, config.dreamer.channels_last).to(device)
+        rows = []
+        with SequenceSampler(data, config.dreamer.batch_size, config.dreamer.seq_len, seed=seed,
+                             weights=[1.0] * len(data)) as sampler:
+            for step in range(1, config.pretrain_steps + 1):
+                metrics = {k: float(v) for k, v in teacher.update(to_torch(sampler.sample(), device)).items()}
+                rows.append({"step": step, **metrics})
+                if log is not None and (step % 100 == 0 or step == config.pretrain_steps):
+                    log(step, metrics)
+        with (out / "pretrain_metrics.csv").open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        (out / "teacher.json").write_text(json.dumps({**record, "sources": teacher.sources}, indent=1, default=str))
+        tmp = path.with_suffix(".tmp")
+        torch.save(teacher.artefact(), tmp)
+        tmp.replace(path)
+    return path
+
+
+# -- student: domain-selective dynamics and behaviour transfer (§4.3-4.4) ----------------------------
+
+class GuidedActorCritic(ActorCritic):
+    """DreamerV2's actor-critic with the actor π(a | e, G_θ(e, k*)) of Eq. 8; the critic v(e) is unchanged.
+    `guided(task_of)` sets k* for the states the actor sees (task_of(feat) -> labels)."""
+
+    def __init__(self, cfg: BehaviorConfig, feat_dim: int, action_dim: int, replay: ActionReplay):
+        super().__init__(cfg, feat_dim, action_dim)
+        self.replay = replay.requires_grad_(False)
+        self.actor = MLP(feat_dim + replay.action_dim, 2 * action_dim, cfg.units, cfg.layers)
+        self.actor_opt = Optimizer([self.actor], cfg.actor_lr, cfg.eps, cfg.weight_decay, cfg.grad_clip)
+        self.task_of: Callable[[Tensor], Tensor] | None = None
+
+    @contextmanager
+    def guided(self, task_of: Callable[[Tensor], Tensor]) -> Iterator[None]:
+        self.task_of = task_of
+        try:
+            yield
+        finally:
+            self.task_of = None
+
+    def policy(self, feat: Tensor) -> ActionDist:
+        assert self.task_of is not None, "GuidedActorCritic.policy needs k*: call it inside `with guided(...)`"
+        guidance = self.replay.decode(feat, self.task_of(feat))  # G_θ(e, k*): the replayed source action
+        return ActionDist(self.actor(torch.cat([feat, guidance.to(feat.dtype)], -1)).float(), self.cfg.min_std)
+
+
+class Vid2ActAgent(DreamerV2Agent):
+    """The student: DreamerV2's world model and acting, plus the frozen teacher, F_distill, F_weight
+    and the guided actor."""
+
+    def __init__(self, action_dim: int, config: Config, teacher: Teacher, device: str = "cpu"):
+        super().__init__(action_dim, config.dreamer, device)
+        self.vid2act = config
+        n, rssm, trssm = len(teacher.sources), self.wm.rssm, teacher.wm.rssm
+        if (rssm.cfg.deter, rssm.stoch_dim, rssm.discrete) != (trssm.cfg.deter, trssm.stoch_dim, trssm.discrete):
+            raise OwbenchError(f"the student RSSM (deter {rssm.cfg.deter}, stoch {rssm.stoch_dim}) differs from the "
+                               f"teacher's (deter {trssm.cfg.deter}, stoch {trssm.stoch_dim}); use the preset the "
+                               "teacher was pretrained with")
+        if action_dim > teacher.action_pad:
+            raise OwbenchError(f"the target's action dim {action_dim} exceeds the teacher's padded size "
+                               f"{teacher.action_pad}; pretrain with --action-pad {action_dim}")
+        if n * config.weight_floor > 1:
+            raise OwbenchError(f"weight_floor {config.weight_floor} x {n} sources exceeds 1; set weight_floor <= {1 / n:.3g}")
+        self.teacher = teacher.to(self.device).requires_grad_(False).eval()
+        feat, wm = self.wm.feat_dim, config.dreamer.wm
+        self.distill = MLP(feat, feat, config.distill_units, config.distill_layers).to(self.device)  # F_distill
+        self.domain_weight = MLP(2 * feat, 1, config.distill_units, config.weight_layers).to(self.device)  # F_weight
+        self.model_opt = Optimizer([self.wm, self.distill, self.domain_weight], wm.lr, wm.eps, wm.weight_decay,
+                                   wm.grad_clip)
+        if config.action_replay:
+            self.behavior = GuidedActorCritic(config.dreamer.behavior, feat, action_dim,
+                                              self.teacher.replay).to(self.device)
+
+    @property
+    def sources(self) -> list[str]:
+        return self.teacher.sources
+
+    def teacher_predictions(self, prev: State, action: Tensor) -> Tensor:
+        """s^k_t for every label k from the student's e_{t-1} and a_{t-1} (any lead shape L): (N, *L, F)."""
+        n, lead = len(self.sources), action.shape[:-1]
+        flat = {k: v.detach().reshape(-1, v.shape[-1]).repeat(n, 1) for k, v in prev.items()}
+        task = torch.arange(n, device=action.device).repeat_interleave(lead.numel())
+        with torch.no_grad():
+            feat = self.teacher.predict(flat, action.reshape(-1, action.shape[-1]).repeat(n, 1), task)
+        return feat.reshape(n, *lead, -1)
+
+    def weights(self, teacher_feat: Tensor, feat: Tensor) -> Tensor:
+        """W = f + (1 - N f) softmax_k F_weight([s^k_t, e_t]) (Eq. 5 with the floor f): (N, ...)."""
+        n = teacher_feat.shape[0]
+        if not self.vid2act.domain_weights:
+            return torch.full(teacher_feat.shape[:-1], 1.0 / n, device=feat.device)
+        logits = self.domain_weight(torch.cat([teacher_feat, feat.detach().expand_as(teacher_feat)], -1))
+        floor = self.vid2act.weight_floor
+        return floor + (1 - n * floor) * logits.float().softmax(0)
+
+    def select_task(self, weights: Tensor, distance: Tensor) -> Tensor:
+        """k*: the highest weight, or without learned weights the closest distilled source."""
+        return weights.argmax(0) if self.vid2act.domain_weights else distance.argmin(0)
+
+    def transfer(self, teacher_feat: Tensor, feat: Tensor) -> tuple[Tensor, Tensor]:
+        """(weights W, distances ‖e_t - u^k_t‖²) per label, both (N, ...)."""
+        distance = (feat - self.distill(teacher_feat)).pow(2).mean(-1)
+        return self.weights(teacher_feat, feat), distance
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        data = to_torch(batch, self.device)
+        keep = (~data["is_first"]).float()
+        keep[:, 0] = 0.0  # the state before a window's first row is unknown: no target there
+        with self.precision():
+            model_loss, metrics, post = self.wm.loss(data)
+            prev = {k: torch.cat([torch.zeros_like(v[:, :1]), v[:, :-1]], 1) * keep[..., None] for k, v in post.items()}
+            teacher_feat = self.teacher_predictions(prev, data["action"] * keep[..., None])  # s^k_t
+            weights, distance = self.transfer(teacher_feat, self.wm.rssm.feat(post))
+            distill_loss = ((weights * distance).sum(0) * keep).sum() / keep.sum().clamp(min=1)  # Eq. 6
+            loss = model_loss + self.vid2act.alpha * distill_loss  # Eq. 7
+        metrics["model_grad_norm"] = self.model_opt.step(loss)
+        metrics["distill_loss"] = distill_loss.detach()
+        for name, w in zip(self.sources, weights.detach()):
+            metrics[f"weight/{name}"] = (w * keep).sum() / keep.sum().clamp(min=1)
+        task = self.select_task(weights, distance).detach().reshape(-1)  # k* of every start state
+        with self._guided(lambda feat: task):
+            metrics.update(self.behavior.update(self.wm, post, data["discount"], self.precision))  # Eqs. 8-9
+        values = torch.stack([v.float() for v in metrics.values()]).tolist()
+        return dict(zip(metrics, values))
+
+    def _guided(self, task_of: Callable[[Tensor], Tensor]) -> Any:
+        return self.behavior.guided(task_of) if isinstance(self.behavior, GuidedActorCritic) else nullcontext()
+
+    @torch.no_grad()
+    def act(self, obs: Obs, state: Any = None, eval_mode: bool = False) -> tuple[np.ndarray, Any]:
+        """Alg. 1 l. 19-21: filter o_t, predict s^k_t from (e_{t-1}, a_{t-1}), pick k*, act with G_θ(e_t, k*)."""
+        if state is None:
+            state = (self.wm.rssm.initial(1, self.device), torch.zeros(1, self.action_dim, device=self.device))
+        teacher_feat = self.teacher_predictions(*state) if self.vid2act.action_replay else None
+        with self._guided(lambda feat: self.select_task(*self.transfer(teacher_feat, feat))):
+            return super().act(obs, state, eval_mode)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "distill": self.distill.state_dict(),
+                "domain_weight": self.domain_weight.state_dict(), "model_opt": self.model_opt.opt.state_dict(),
+                "teacher": self.teacher.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.distill.load_state_dict(state["distill"])
+        self.domain_weight.load_state_dict(state["domain_weight"])
+        self.model_opt.opt.load_state_dict(state["model_opt"])
+        self.teacher.load_state_dict(state["teacher"])
+
+
+def make_agent(spec: EnvSpec, config: Config, device: str = "cpu", seed: int = 0) -> Vid2ActAgent:
+    """The student on `spec`'s task with the teacher at `config.teacher` (untrained when unset)."""
+    torch.manual_seed(seed)
+    if config.teacher:
+        teacher = load_teacher(config.teacher, device)
+    else:
+        teacher = Teacher(config.dreamer.wm, [f"source{i}" for i in range(config.untrained_sources)],
+                          spec.action_dim, config.replay_latent, config.replay_hidden, config.replay_lr,
+                          config.replay_kl, config.dreamer.channels_last)
+    return Vid2ActAgent(spec.action_dim, config, teacher, device)
+
+
+# -- the online transfer run (Algorithm 1) ----------------------------------------------------------
+
+@dataclass
+class DomainWeightLog:
+    """Fig. 9: mean domain-selection weight per source, one row per `every` updates, in domain_weights.csv."""
+
+    path: Path
+    sources: list[str]
+    every: int
+    sums: dict[str, float] = field(default_factory=dict)
+    count: int = 0
+
+    def __call__(self, update: int, metrics: dict[str, float]) -> None:
+        for name in self.sources:
+            self.sums[name] = self.sums.get(name, 0.0) + metrics[f"weight/{name}"]
+        self.count += 1
+        if update % self.every == 0:
+            new = not self.path.exists()
+            with self.path.open("a", newline="") as f:
+                writer = csv.writer(f)
+                if new:
+                    writer.writerow(["step", "source", "weight"])
+                writer.writerows([update, n, self.sums[n] / self.count] for n in self.sources)
+            self.sums, self.count = {}, 0
+
+
+def plot_domain_weights(csv_path: Path, png_path: Path) -> None:
+    """Weights of the source tasks over training (the paper's Fig. 9)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    table = pd.read_csv(csv_path)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for source, rows in table.groupby("source", sort=False):
+        ax.plot(rows["step"], rows["weight"], label=source)
+    ax.set(xlabel="update", ylabel="domain-selection weight", title="Vid2Act source weights")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=120)
+    plt.close(fig)
+
+
+def train(ctx: Any) -> Any:
+    """Pretrain (or reuse) the teacher on `ctx.datasets` (seed 0: one teacher per source set), then
+    train the student online on `ctx.make_env()` for `ctx.steps` updates (Algorithm 1)."""
+    from collectors.envs import spec as env_spec
+
+    config = Config.preset(ctx.preset, **{"dreamer.wm.image_size": ctx.image_size, **ctx.overrides})
+    target = env_spec(ctx.env_id)
+    if not config.teacher:
+        config = replace(config, teacher=str(pretrain(ctx.datasets, config, ctx.device, action_pad=target.action_dim)))
+    agent = make_agent(target, config, ctx.device, ctx.seed)
+    run_dir = Path(ctx.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    weights_csv = run_dir / "domain_weights.csv"
+    log = DomainWeightLog(weights_csv, agent.sources, config.online.log_every)
+    result = train_online(ctx, agent, config.online, config.dreamer.batch_size, config.dreamer.seq_len, log)
+    if weights_csv.exists():
+        plot_domain_weights(weights_csv, run_dir / "domain_weights.png")
+    return result

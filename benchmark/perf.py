@@ -244,7 +244,11 @@ def write_store(episodes: list[dict[str, np.ndarray]], location: Path) -> float:
 
 def measure_store(cfg: PerfConfig, tmp: Path) -> list[Figure]:
     source = source_episodes(cfg, tmp)
-    episodes = [source[i % len(source)] for i in range(cfg.store_episodes)]
+    return compare_store([source[i % len(source)] for i in range(cfg.store_episodes)], tmp)
+
+
+def compare_store(episodes: list[dict[str, np.ndarray]], tmp: Path) -> list[Figure]:
+    """Write the same episodes both ways: throughput and bytes per frame."""
     raw_mb = sum(v.nbytes for ep in episodes for v in ep.values()) / 2**20
     frames = sum(len(ep["reward"]) for ep in episodes)
     npz_s = write_npz(episodes, tmp / "store-npz")
@@ -258,9 +262,8 @@ def measure_store(cfg: PerfConfig, tmp: Path) -> list[Figure]:
 
 # ---------------------------------------------------------------- sampler
 
-def build_sampler_data(cfg: PerfConfig, tmp: Path) -> tuple[Path, Path]:
-    """A `sampler_frames`-row Zarr store and the same episodes as npz files, tiled from real episodes."""
-    source = source_episodes(cfg, tmp)
+def build_sampler_data(cfg: PerfConfig, source: list[dict[str, np.ndarray]], tmp: Path) -> tuple[Path, Path]:
+    """A `sampler_frames`-row Zarr store and the same episodes as npz files, tiled from `source`."""
     episodes, rows = [], 0
     while rows < cfg.sampler_frames:
         episodes.append(source[len(episodes) % len(source)])
@@ -327,7 +330,7 @@ def sampler_child(kind: str, path: str, cfg: PerfConfig) -> tuple[float, float]:
 
 
 def measure_sampler(cfg: PerfConfig, tmp: Path) -> list[Figure]:
-    store_path, npz_path = build_sampler_data(cfg, tmp)
+    store_path, npz_path = build_sampler_data(cfg, source_episodes(cfg, tmp), tmp)
     project, project_rss = _in_child(sampler_child, "project", str(store_path), cfg)
     naive, _ = _in_child(sampler_child, "zarr-per-window", str(store_path), cfg)
     memory, memory_rss = _in_child(sampler_child, "in-memory", str(npz_path), cfg)

@@ -1,0 +1,519 @@
+"""CoWorld: collaborative world models for offline visual RL (Wang et al., arXiv v1 Algorithm 1;
+NeurIPS 2024 "Making Offline RL Online"). A target agent learns from an offline dataset while a
+source agent, trained online in a related simulator, regularises it:
+
+    3   pretrain the source agent (DreamerV2) online in the source environment
+    4   repeat until the target update budget is spent:
+    6-13  K₁ target updates on offline batches:
+            world model + β₂·domain KL to the (selected) source encoder            (Eq. 3)
+            actor-critic in imagination; critic + α·max(ζ·v_T(ẑ), sg(v_S(ẑ)))      (Eq. 6)
+    16-23 K₂ source updates, each after `train_every` source environment steps:
+            world model; reward head also fitted on target batches relabelled
+            k·r̂_S(h, z) + (1 − k)·r_T                                              (Eq. 4-5)
+            actor-critic in imagination
+
+Multi-source CoWorld (NeurIPS App. C, Eq. 12): one source agent per candidate task; on every target
+batch the source whose encoder distribution is closest to the target's (smallest domain KL) is
+selected by a one-hot weight and used for both the domain KL and the value constraint. The source
+selected most often in a target phase is the one trained online in the following source phase.
+
+Everything of both agents (world model, RSSM, actor-critic) is the shared `agents.world_model`,
+composed through `baselines.dreamerv2.DreamerV2Agent`; the losses live in `coworld_losses.py`.
+Differences from the released code are listed in the `code` preset and in `docs` of the fields.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from agents.contract import Batch, Obs
+from agents.coworld_losses import domain_kl, max_min_value_loss, relabel_source_reward, select_source
+from agents.world_model import ActorCritic, BehaviorConfig, DreamerConfig, WorldModel, to_torch, with_overrides
+from agents.world_model.rssm import State
+from baselines.dreamerv2 import DreamerV2Agent
+from collectors import store
+from collectors.collect import episode_seed
+from collectors.envs import Env, EnvSpec
+from collectors.errors import OwbenchError, unknown
+
+if TYPE_CHECKING:
+    from benchmark.protocol import EvalResult
+    from benchmark.training import TrainContext
+
+SOURCE_MODES = ("best-source", "multi-source")
+
+
+@dataclass(frozen=True)
+class CoWorldConfig(DreamerConfig):
+    """Both agents share the world-model / actor-critic config (inherited); CoWorld's values follow."""
+
+    beta2: float = 1.5  # β₂: scale of the domain KL (Eq. 3)
+    reward_k: float = 0.9  # k: weight of the source prediction in the relabelled target reward (Eq. 4)
+    alpha: float = 1.0  # α: scale of the max-min value term (Eq. 6)
+    zeta: float = 1.0  # ζ: unifies the value scales of the two domains (Eq. 6; the released code uses 1)
+    target_steps: int = 20_000  # K₁: target updates per round (Algorithm 1, line 6)
+    source_steps: int = 20_000  # K₂: source updates per round (Algorithm 1, line 16)
+    pretrain_steps: int = 20_000  # source updates of the online pretraining (line 3; not stated in the papers)
+    prefill: int = 2_500  # random-action source steps before pretraining (released code: 2500 DMC, 5000 MW)
+    train_every: int = 5  # source environment steps per source update (released code: 5)
+    source_mode: str = "best-source"  # "best-source": the pair's source; "multi-source": it and `sources`
+    sources: tuple[str, ...] = ()  # further candidate source tasks of multi-source CoWorld
+    domain_alignment: bool = True  # ablation switch: False drops Eq. 3's domain KL
+    reward_modulation: bool = True  # ablation switch: False trains the source reward on source data only
+    value_constraint: bool = True  # ablation switch: False drops Eq. 6's max-min term
+    log_every: int = 100  # updates between rows of metrics.csv
+
+    @classmethod
+    def preset(cls, name: str, domain: str = "dmc", **overrides: Any) -> "CoWorldConfig":
+        """`smoke` (tests), `quick` (CPU, hours), `paper` (NeurIPS Table 8 for `domain` "dmc" or
+        "metaworld"), `arxiv-v1` (arXiv v1 Table 3), `code` (the released code's co_configs.yaml).
+        Overrides name any field (`beta2=0`, `deter=64`, `behavior.gamma=0.99`)."""
+        if domain not in _TABLE8:
+            raise unknown("CoWorld domain", domain, _TABLE8)
+        if name not in _PRESETS:
+            raise unknown("preset", name, _PRESETS)
+        base, values = _PRESETS[name](domain)
+        config = cls(**{f.name: getattr(base, f.name) for f in dataclasses.fields(DreamerConfig)}, **values)
+        config = with_overrides(config, overrides)
+        if config.source_mode not in SOURCE_MODES:
+            raise unknown("source_mode", config.source_mode, SOURCE_MODES)
+        return config
+
+
+Config = CoWorldConfig
+
+# NeurIPS Table 8 per domain; the K₁/K₂ of the tables are read by their row names ("source domain update
+# steps" 2e4, "target domain update steps" 5e4), which the released code confirms for Meta-World
+# (tg_train_steps 5 x 1e4, sc_train_steps 2 x 1e4); arXiv v1 Table 3 swaps the symbols K₁/K₂.
+_TABLE8 = {
+    "dmc": dict(beta2=1.5, reward_k=0.9, alpha=1.0, target_steps=20_000, source_steps=20_000, prefill=2_500),
+    "metaworld": dict(beta2=1.0, reward_k=0.3, alpha=2.0, target_steps=50_000, source_steps=20_000, prefill=5_000),
+}
+
+
+def _paper_model(**overrides: Any) -> DreamerConfig:
+    """Shared world-model / behaviour values of both papers (arXiv v1 Table 3, NeurIPS Table 8)."""
+    return DreamerConfig.preset("paper", batch_size=50, seq_len=50, deter=600, hidden=600, stoch=32, classes=32,
+                                kl_scale=1.0, **{"wm.lr": 2e-4}, horizon=15, gamma=0.995, lambda_=0.95,
+                                actor_lr=4e-5, critic_lr=1e-4, **overrides)
+
+
+_PRESETS: dict[str, Callable[[str], tuple[DreamerConfig, dict[str, Any]]]] = {
+    "smoke": lambda d: (DreamerConfig.preset("smoke"),
+                        dict(_TABLE8[d], target_steps=4, source_steps=3, pretrain_steps=3, prefill=12,
+                             train_every=2, log_every=1)),
+    "quick": lambda d: (DreamerConfig.preset("quick"),
+                        dict(_TABLE8[d], target_steps=2_000, source_steps=1_000, pretrain_steps=2_000,
+                             prefill=1_000, log_every=50)),
+    "paper": lambda d: (_paper_model(), dict(_TABLE8[d])),
+    "arxiv-v1": lambda d: (_paper_model(), dict(beta2=1.5, reward_k=0.2, alpha=0.2, target_steps=50_000,
+                                                source_steps=20_000, prefill=_TABLE8[d]["prefill"])),
+    # co_configs.yaml (defaults + dmc/metaworld): Gaussian latents, batch 150, reward_scale 2 (DMC), no
+    # discount head, 3e-4 / 8e-5 learning rates, gamma 0.99; its relabel (1 - k)·r̂ + k·r with k = 0.3 is
+    # k = 0.7 in Eq. 4's convention; pretraining 3 x 1e4 env steps at one update per 5 steps.
+    "code": lambda d: (DreamerConfig.preset("paper", batch_size=150, seq_len=50, deter=200, hidden=200, stoch=50,
+                                            classes=0, depth=32, **{"wm.lr": 3e-4}, actor_lr=8e-5, critic_lr=8e-5,
+                                            gamma=0.99, discount_head=False, **{"wm.weight_decay": 0.0},
+                                            reward_scale=2.0 if d == "dmc" else 1.0),
+                       dict(beta2=1.0, reward_k=0.7, alpha=1.5, target_steps=_TABLE8[d]["target_steps"],
+                            source_steps=_TABLE8[d]["source_steps"],
+                            pretrain_steps=3_100 if d == "dmc" else 6_100, prefill=_TABLE8[d]["prefill"])),
+}
+
+
+def domain_of(spec: EnvSpec) -> str:
+    """The Table 8 column of a task: "metaworld" for Meta-World, "dmc" for DMC and its transfer tasks."""
+    return "metaworld" if spec.suite == "metaworld" else "dmc"
+
+
+# -- the agents -------------------------------------------------------------------------------------------
+
+@contextmanager
+def recorded(module: nn.Module) -> Iterator[list[tuple[Tensor, Tensor]]]:
+    """(first input, output) of every forward call of `module` inside the block."""
+    calls: list[tuple[Tensor, Tensor]] = []
+    handle = module.register_forward_hook(lambda _, args, out: calls.append((args[0], out)))
+    try:
+        yield calls
+    finally:
+        handle.remove()
+
+
+class ValueConstrainedActorCritic(ActorCritic):
+    """The target actor-critic: DreamerV2's imagination losses, plus Eq. 6's α·max(ζ·v_T(ẑ), sg(v_S(ẑ)))
+    on the critic over the same imagined states, weighted like the critic's regression term."""
+
+    def __init__(self, cfg: BehaviorConfig, feat_dim: int, action_dim: int, alpha: float, zeta: float):
+        super().__init__(cfg, feat_dim, action_dim)
+        self.alpha, self.zeta = alpha, zeta
+        # v_S: the selected source's critic, set before each update (a callable, not a submodule, so that
+        # it stays out of this module's state dict); None: plain DreamerV2 behaviour learning
+        self.source_value: Callable[[Tensor], Tensor] | None = None
+
+    def loss(self, wm: WorldModel, start: State, start_cont: Tensor | None = None) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        with recorded(self.critic) as calls:
+            actor_loss, critic_loss, metrics = super().loss(wm, start, start_cont)
+        if self.source_value is None:
+            return actor_loss, critic_loss, metrics
+        feats, target_value = calls[-1]  # v_T(ẑ_t) of imagined states t = 0..H-1: (H, N, F), (H, N)
+        assert feats.shape[0] == self.cfg.horizon and target_value.shape == feats.shape[:-1], \
+            f"critic call: feats {tuple(feats.shape)}, values {tuple(target_value.shape)}"
+        with torch.no_grad():
+            source_value = self.source_value(feats).float()
+            discount = self.cfg.gamma * wm.continuation(feats[1:])
+            weight = torch.cumprod(torch.cat([torch.ones_like(discount[:1]), discount]), 0)
+            if start_cont is not None:
+                weight = weight * start_cont.reshape(1, -1)
+        constraint = (weight * max_min_value_loss(target_value.float(), source_value, self.zeta)).mean()  # Eq. 6
+        metrics["value_constraint"] = constraint.detach()
+        metrics["source_value"] = source_value.mean()
+        metrics["constrained_fraction"] = (self.zeta * target_value.detach().float() > source_value).float().mean()
+        return actor_loss, critic_loss + self.alpha * constraint, metrics
+
+
+class CoWorldAgent:
+    """The target agent (acts, is evaluated) and one source agent per candidate source task."""
+
+    def __init__(self, action_dim: int, config: CoWorldConfig, device: str = "cpu", n_sources: int = 1):
+        self.config, self.device = config, torch.device(device)
+        self.target = DreamerV2Agent(action_dim, config, device)
+        self.target.behavior = ValueConstrainedActorCritic(config.behavior, self.target.wm.feat_dim, action_dim,
+                                                           config.alpha, config.zeta).to(self.device)
+        self.sources = [DreamerV2Agent(action_dim, config, device) for _ in range(n_sources)]
+        self.selected = 0  # index of the source selected on the latest target batch
+
+    # Algorithm 1, lines 7-13
+    def update(self, batch: Batch) -> dict[str, float]:
+        """One target update on an offline target batch."""
+        cfg, wm = self.config, self.target.wm
+        data = to_torch(batch, self.device)
+        with self.target.precision():
+            with recorded(wm.encoder) as calls:
+                model_loss, metrics, post = wm.loss(data)
+            target_embed = calls[0][1]  # e_T(o_t), with gradient
+            with torch.no_grad():
+                source_embeds = [s.wm.encode(data["image"]) for s in self.sources]
+            kls = torch.stack([domain_kl(e, target_embed).mean() for e in source_embeds])
+            omega = select_source(kls)  # one-hot; the only source in best-source mode (Eq. 12)
+            if cfg.domain_alignment:
+                model_loss = model_loss + cfg.beta2 * (omega * kls).sum()  # Eq. 3
+        metrics["model_grad_norm"] = wm.opt.step(model_loss)
+        self.selected = int(omega.argmax())
+        for i, kl in enumerate(kls):
+            metrics[f"domain_kl_{i}"] = kl.detach()
+        metrics["domain_kl"] = kls[self.selected].detach()
+        behavior = self.target.behavior
+        behavior.source_value = self.sources[self.selected].behavior.critic.forward if cfg.value_constraint else None
+        metrics.update(behavior.update(wm, post, data["discount"], self.target.precision))
+        return _floats(metrics)
+
+    # Algorithm 1, lines 17-22
+    def update_source(self, index: int, batch: Batch, target_batch: Batch | None = None) -> dict[str, float]:
+        """One source update on a source replay batch; with `target_batch` (and reward modulation on)
+        its reward head is also fitted to relabelled target rewards (Eq. 4-5)."""
+        source, cfg = self.sources[index], self.config
+        if target_batch is None or not cfg.reward_modulation:
+            return source.update(batch)
+        data, target = to_torch(batch, self.device), to_torch(target_batch, self.device)
+        with source.precision():
+            model_loss, metrics, post = source.wm.loss(data)
+            target_post, _, _ = source.wm.observe(target)  # h^(T), z^(T) ~ q_S(z | h, o^(T))
+            predicted = source.wm.reward(source.wm.rssm.feat(target_post))
+            label = relabel_source_reward(predicted, target["reward"], cfg.reward_k)  # Eq. 4
+            target_reward_nll = 0.5 * (predicted - label).pow(2).mean()  # Eq. 5, second term (unit Gaussian)
+            model_loss = model_loss + cfg.wm.reward_scale * target_reward_nll
+        metrics["model_grad_norm"] = source.wm.opt.step(model_loss)
+        metrics["target_reward_loss"] = target_reward_nll.detach()
+        metrics["relabelled_reward"] = label.mean().detach()
+        metrics.update(source.behavior.update(source.wm, post, data["discount"], source.precision))
+        return _floats(metrics)
+
+    def act(self, obs: Obs, state: Any = None, eval_mode: bool = False) -> tuple[np.ndarray, Any]:
+        """The target policy (the one evaluated)."""
+        return self.target.act(obs, state, eval_mode)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"target": self.target.state_dict(), "sources": [s.state_dict() for s in self.sources],
+                "selected": self.selected}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if len(state["sources"]) != len(self.sources):
+            raise OwbenchError(f"checkpoint has {len(state['sources'])} source agents, this run {len(self.sources)}; "
+                               "resume with the same source_mode and sources")
+        self.target.load_state_dict(state["target"])
+        for source, s in zip(self.sources, state["sources"]):
+            source.load_state_dict(s)
+        self.selected = state["selected"]
+
+
+def _floats(metrics: dict[str, Tensor]) -> dict[str, float]:
+    values = torch.stack([torch.as_tensor(v).float().cpu() for v in metrics.values()]).tolist()
+    return dict(zip(metrics, values))
+
+
+def make_agent(spec: EnvSpec, config: CoWorldConfig, device: str = "cpu", seed: int = 0,
+               n_sources: int | None = None) -> CoWorldAgent:
+    """The CoWorld agent for target task `spec`; `n_sources` defaults to the config's candidates."""
+    torch.manual_seed(seed)
+    if n_sources is None:
+        n_sources = 1 + len(config.sources) if config.source_mode == "multi-source" else 1
+    return CoWorldAgent(spec.action_dim, config, device, n_sources)
+
+
+def candidate_sources(config: CoWorldConfig, source_env_id: str | None) -> list[str]:
+    """The source tasks of a run: the pair's source, plus `sources` in multi-source mode."""
+    if source_env_id is None:
+        raise OwbenchError("CoWorld needs an online source task; run it in a transfer suite "
+                           "(dmc-transfer, metaworld-transfer) whose pairs name one")
+    if config.source_mode == "best-source":
+        return [source_env_id]
+    return [source_env_id] + [s for s in config.sources if s != source_env_id]
+
+
+# -- the online source domain -----------------------------------------------------------------------------
+
+class SourceDomain:
+    """One online source task: its environment, the source agent acting in it, and its replay buffer
+    B^(S), kept in memory for sampling and persisted episode by episode in a crash-safe owbench store
+    (run_dir/source_buffers/<task>.zarr), from which a resumed run reloads it."""
+
+    def __init__(self, env: Env, agent: DreamerV2Agent, path: Path, seed: int):
+        self.env, self.agent, self.seed = env, agent, seed
+        spec = env.spec
+        self.capacity = spec.episode_length + 1  # rows of one episode: reset + every step
+        if store.exists(path):
+            self.writer = store.open_writer(path)
+            dataset = store.open_dataset(path)
+            self.episodes = [dataset.episode(i) for i in range(dataset.n_episodes)]
+        else:
+            obs = env.reset(seed=0)
+            shapes = {"image": obs["image"].shape, "state": obs["state"].shape, "action": (spec.action_dim,),
+                      "physics": env.physics_state().shape}
+            attrs = {"env_id": spec.id, "quality": "coworld-source-replay", "image_size": env.image_size,
+                     "action_dim": spec.action_dim, "description": "CoWorld source agent's online replay buffer"}
+            self.writer = store.create_dataset(path, attrs, shapes)
+            self.episodes = []
+        self.current: dict[str, np.ndarray] = {}
+        self.length = 0  # rows of the current episode
+        self.obs: Obs | None = None
+        self.state: Any = None  # the source agent's RSSM state while acting
+
+    @property
+    def steps(self) -> int:
+        return sum(len(e["reward"]) for e in self.episodes) + self.length
+
+    def interact(self, steps: int, random_actions: bool = False, rng: np.random.Generator | None = None) -> None:
+        """Algorithm 1 line 23: `steps` source environment steps with the source policy (or random actions)."""
+        for _ in range(steps):
+            if self.obs is None:
+                self._reset()
+            if random_actions:
+                action = rng.uniform(-1, 1, self.env.spec.action_dim).astype(np.float32)
+            else:
+                action, self.state = self.agent.act(self.obs, self.state, eval_mode=False)
+            self.obs, reward, terminated, truncated, info = self.env.step(action)
+            self._add(self.obs, action, reward, info["discount"], False, terminated or truncated, terminated)
+            if terminated or truncated:
+                self._finish(bool(info.get("success", False)))
+
+    def _reset(self) -> None:
+        self.episode_seed = episode_seed(self.seed, len(self.episodes))
+        self.obs, self.state, self.length = self.env.reset(seed=self.episode_seed), None, 0
+        self.success = False
+        self._add(self.obs, np.zeros(self.env.spec.action_dim, np.float32), 0.0, 1.0, True, False, False)
+
+    def _add(self, obs: Obs, action: np.ndarray, reward: float, discount: float, first: bool, last: bool,
+             terminal: bool) -> None:
+        row = {"image": obs["image"], "state": obs["state"], "action": action, "reward": reward,
+               "discount": discount, "is_first": first, "is_last": last, "is_terminal": terminal,
+               "physics": self.env.physics_state()}
+        if not self.current:
+            self.current = {k: np.zeros((self.capacity, *np.shape(v)), store.DTYPES[k]) for k, v in row.items()}
+        for key, value in row.items():
+            self.current[key][self.length] = value
+        self.length += 1
+
+    def _finish(self, success: bool) -> None:
+        episode = {k: v[:self.length].copy() for k, v in self.current.items()}
+        self.writer.append_episode(episode, {"return": float(episode["reward"].sum()), "success": success,
+                                             "seed": self.episode_seed})
+        self.episodes.append(episode)
+        self.obs, self.length = None, 0
+
+    def sample(self, rng: np.random.Generator, batch_size: int, length: int) -> Batch:
+        """Uniform windows of `length` rows within episodes (the running one included), as a batch."""
+        pool = self.episodes + ([{k: v[:self.length] for k, v in self.current.items()}] if self.length else [])
+        windows = np.array([max(len(e["reward"]) - length + 1, 0) for e in pool], np.float64)
+        if windows.sum() == 0:
+            raise OwbenchError(f"the source buffer has no {length}-step window yet; raise `prefill` "
+                               f"above the sequence length {length}")
+        which = rng.choice(len(pool), batch_size, p=windows / windows.sum())
+        starts = [int(rng.integers(windows[i])) for i in which]
+        keys = ("image", "action", "reward", "discount", "is_first", "is_last", "is_terminal", "state")
+        return {k: np.stack([pool[i][k][s:s + length] for i, s in zip(which, starts)]) for k in keys}
+
+    def close(self) -> None:
+        self.env.close()
+
+
+# -- Algorithm 1 with the harness --------------------------------------------------------------------------
+
+@dataclass
+class Progress:
+    """Updates done so far; with the config and budget they say which phase comes next."""
+
+    pretrain: int = 0  # source pretraining updates (line 3), per source
+    target: int = 0  # target updates (lines 6-13)
+    source: int = 0  # co-training source updates (lines 16-23)
+
+    @property
+    def total(self) -> int:
+        return self.pretrain + self.target + self.source
+
+    def phase(self, cfg: CoWorldConfig, steps: int) -> str:
+        """"pretrain", "target", "source" or "done"."""
+        if self.pretrain < cfg.pretrain_steps:
+            return "pretrain"
+        if self.target >= steps:
+            return "done"
+        rounds = self.target // cfg.target_steps
+        if self.target % cfg.target_steps == 0 and self.source < rounds * cfg.source_steps:
+            return "source"
+        return "target"
+
+
+def train(ctx: "TrainContext") -> "EvalResult":
+    """Algorithm 1 under the harness: `ctx.datasets[0]` is the offline target dataset, `ctx.source_env_id`
+    the online source task, `ctx.steps` the target update budget. Writes eval.csv (target policy in the
+    target environment, fixed protocol), metrics.csv and checkpoints/latest.pt (both agents, counters;
+    the source buffers are their own stores) and resumes from them."""
+    from benchmark.protocol import evaluate
+    from collectors import envs
+    from collectors.sampler import SequenceSampler
+
+    spec = envs.spec(ctx.env_id)
+    cfg = CoWorldConfig.preset(ctx.preset, domain=domain_of(spec), image_size=ctx.image_size, **ctx.overrides)
+    source_ids = candidate_sources(cfg, ctx.source_env_id)
+    for sid in source_ids:
+        if envs.spec(sid).action_dim != spec.action_dim:
+            raise OwbenchError(f"source {sid} has {envs.spec(sid).action_dim} action dims, target {spec.id} "
+                               f"{spec.action_dim}; CoWorld needs one embodiment; pick a source of the same robot")
+    run_dir = Path(ctx.run_dir)
+    ckpt = run_dir / "checkpoints" / "latest.pt"
+    agent = make_agent(spec, cfg, ctx.device, ctx.seed, n_sources=len(source_ids))
+    progress = Progress()
+    if ckpt.exists():
+        saved = torch.load(ckpt, map_location=ctx.device, weights_only=False)
+        agent.load_state_dict(saved["agent"])
+        progress = Progress(**saved["progress"])
+        print(f"resumed from {ckpt} at {progress}")
+    domains = [SourceDomain(ctx.make_env(sid), agent.sources[i], run_dir / "source_buffers" / f"{sid}.zarr",
+                            seed=ctx.seed * 100 + i) for i, sid in enumerate(source_ids)]
+    rng = np.random.default_rng([ctx.seed, progress.total])
+    targets = SequenceSampler(ctx.datasets[:1], cfg.batch_size, cfg.seq_len, seed=ctx.seed * 1_000_003 + progress.total)
+    log = MetricsLog(run_dir / "metrics.csv", cfg.log_every)
+    picks: defaultdict[int, int] = defaultdict(int)  # selections of each source in the current target phase
+    started = time.time()
+    try:
+        for i, domain in enumerate(domains):  # random prefill of B^(S)
+            if domain.steps < cfg.prefill:
+                domain.interact(cfg.prefill - domain.steps, random_actions=True, rng=rng)
+        while (phase := progress.phase(cfg, ctx.steps)) != "done":
+            if phase == "pretrain":  # line 3: every source agent learns online, no target signal yet
+                for i, domain in enumerate(domains):
+                    domain.interact(cfg.train_every)
+                    log.add("pretrain", progress.total, agent.update_source(
+                        i, domain.sample(rng, cfg.batch_size, cfg.seq_len)), prefix=f"source{i}/")
+                progress.pretrain += 1
+            elif phase == "target":  # lines 6-13
+                metrics = agent.update(targets.sample())
+                picks[agent.selected] += 1
+                metrics.update({f"selected_{i}": float(agent.selected == i) for i in range(len(domains))})
+                log.add("target", progress.total, metrics)
+                progress.target += 1
+                if progress.target % ctx.eval_every == 0 and progress.target < ctx.steps:
+                    _evaluate(ctx, agent, evaluate, progress.target, record_frames=False)
+            else:  # lines 16-23, on the source selected most in the last target phase
+                i = max(picks, key=picks.get) if picks else agent.selected
+                domains[i].interact(cfg.train_every)
+                log.add("source", progress.total, agent.update_source(
+                    i, domains[i].sample(rng, cfg.batch_size, cfg.seq_len), targets.sample()), prefix=f"source{i}/")
+                progress.source += 1
+                if progress.phase(cfg, ctx.steps) != "source":
+                    picks.clear()
+            if progress.total % ctx.checkpoint_every == 0:
+                _checkpoint(ckpt, agent, progress)
+                print(f"[coworld] {progress} {progress.total / (time.time() - started):.2f} updates/s", flush=True)
+        _checkpoint(ckpt, agent, progress)
+        log.flush()
+        return _evaluate(ctx, agent, evaluate, progress.target, record_frames=True)
+    finally:
+        targets.close()
+        for domain in domains:
+            domain.close()
+
+
+def _evaluate(ctx: "TrainContext", agent: CoWorldAgent, evaluate: Callable[..., "EvalResult"], step: int,
+              record_frames: bool) -> "EvalResult":
+    """The fixed protocol in the target environment; rows appended to eval.csv."""
+    result = evaluate(agent, ctx.make_env, ctx.eval_episodes, training_seed=ctx.seed, record_frames=record_frames)
+    path = Path(ctx.run_dir) / "eval.csv"
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(["step", "episode", "eval_seed", "return", "success"])
+        for e, (seed, ret, ok) in enumerate(zip(result.seeds, result.returns, result.successes)):
+            writer.writerow([step, e, seed, float(ret), int(bool(ok))])
+    print(f"[coworld] eval at target update {step}: return {result.mean:.1f} ± {result.std:.1f}", flush=True)
+    return result
+
+
+def _checkpoint(path: Path, agent: CoWorldAgent, progress: Progress) -> None:
+    """Both agents and the counters, written atomically (the source buffers persist themselves)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({"agent": agent.state_dict(), "progress": dataclasses.asdict(progress)}, tmp)
+    os.replace(tmp, path)
+
+
+class MetricsLog:
+    """Means of each metric over `every` updates, appended to a long-format CSV (step, phase, metric, value)."""
+
+    def __init__(self, path: Path, every: int):
+        self.path, self.every = path, max(every, 1)
+        self.sums: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0])
+        self.count, self.step = 0, 0
+
+    def add(self, phase: str, step: int, metrics: dict[str, float], prefix: str = "") -> None:
+        for key, value in metrics.items():
+            acc = self.sums[(phase, prefix + key)]
+            acc[0] += value
+            acc[1] += 1
+        self.count, self.step = self.count + 1, step
+        if self.count % self.every == 0:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.sums:
+            return
+        new = not self.path.exists()
+        with open(self.path, "a", newline="") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(["step", "phase", "metric", "value"])
+            for (phase, key), (total, n) in self.sums.items():
+                writer.writerow([self.step, phase, key, total / n])
+        self.sums.clear()

@@ -1,0 +1,234 @@
+"""CoWorld: its three losses, multi-source selection, the target/source updates, the schedule of
+Algorithm 1, the online source buffer, and (slow) train() end to end with resume."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from agents import coworld
+from agents.coworld import Config, Progress, ValueConstrainedActorCritic, candidate_sources, make_agent
+from agents.coworld_losses import domain_kl, max_min_value_loss, relabel_source_reward, select_source
+from agents.world_model import WorldModel
+from collectors import envs
+from collectors.errors import OwbenchError
+
+SPEC = envs.spec("walker_downhill")
+
+
+def batch(cfg: Config, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    B, T, S, A = cfg.batch_size, cfg.seq_len, cfg.image_size, SPEC.action_dim
+    is_first = np.zeros((B, T), bool)
+    is_first[:, 0] = True
+    return {"image": rng.integers(0, 255, (B, T, S, S, 3), dtype=np.uint8),
+            "action": rng.uniform(-1, 1, (B, T, A)).astype(np.float32),
+            "reward": rng.uniform(0, 1, (B, T)).astype(np.float32), "discount": np.ones((B, T), np.float32),
+            "is_first": is_first, "is_last": np.zeros((B, T), bool), "is_terminal": np.zeros((B, T), bool)}
+
+
+# -- the losses ---------------------------------------------------------------------------------------
+
+def test_domain_kl_is_zero_when_encoders_agree_and_positive_otherwise():
+    e = torch.randn(3, 5, 16)
+    assert torch.allclose(domain_kl(e, e.clone()), torch.zeros(3, 5), atol=1e-6)
+    assert (domain_kl(e, torch.randn(3, 5, 16)) > 0).all()
+
+
+def test_domain_kl_gradient_reaches_only_the_target_encoder():
+    torch.manual_seed(0)
+    cfg = Config.preset("smoke")
+    source, target = WorldModel(cfg.wm, SPEC.action_dim), WorldModel(cfg.wm, SPEC.action_dim)
+    image = torch.randint(0, 255, (2, 3, cfg.image_size, cfg.image_size, 3), dtype=torch.uint8)
+    domain_kl(source.encode(image), target.encode(image)).mean().backward()
+    assert all(p.grad is None for p in source.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in target.encoder.parameters())
+
+
+def test_max_min_term_has_zero_gradient_where_the_source_value_is_larger():
+    target = torch.tensor([1.0, 5.0, -2.0], requires_grad=True)
+    source = torch.tensor([3.0, 1.0, 0.0], requires_grad=True)
+    zeta = 2.0
+    loss = max_min_value_loss(target, source, zeta)
+    assert torch.allclose(loss, torch.tensor([3.0, 10.0, 0.0]))
+    loss.sum().backward()
+    assert torch.allclose(target.grad, torch.tensor([0.0, zeta, 0.0]))  # only where ζ·v_T > v_S
+    assert source.grad is None
+
+
+def test_relabelled_rewards_mix_as_specified():
+    predicted = torch.tensor([1.0, 2.0, 0.0], requires_grad=True)
+    reward = torch.tensor([0.0, 1.0, 4.0])
+    k = 0.3
+    label = relabel_source_reward(predicted, reward, k)
+    assert torch.allclose(label, k * predicted.detach() + (1 - k) * reward)
+    assert not label.requires_grad  # a label: sg(r̂_S)
+    assert torch.allclose(relabel_source_reward(predicted, reward, 1.0), predicted.detach())
+    assert torch.allclose(relabel_source_reward(predicted, reward, 0.0), reward)
+
+
+def test_select_source_is_one_hot_on_the_smallest_kl():
+    omega = select_source(torch.tensor([0.7, 0.2, 0.5]))
+    assert omega.tolist() == [0.0, 1.0, 0.0]
+
+
+# -- the agent ----------------------------------------------------------------------------------------
+
+def test_target_update_trains_the_target_and_leaves_the_source_untouched():
+    cfg = Config.preset("smoke")
+    agent = make_agent(SPEC, cfg, "cpu", seed=0)
+    source_before = {k: v.clone() for k, v in agent.sources[0].state_dict()["wm"].items()}
+    target_before = agent.target.wm.encoder.convs[0].weight.clone()
+    metrics = agent.update(batch(cfg))
+    for key in ("model_loss", "domain_kl", "critic_loss", "actor_loss", "value_constraint", "source_value"):
+        assert np.isfinite(metrics[key]), key
+    assert metrics["domain_kl"] > 0
+    assert all(torch.equal(v, agent.sources[0].state_dict()["wm"][k]) for k, v in source_before.items())
+    assert not torch.equal(target_before, agent.target.wm.encoder.convs[0].weight)
+
+
+def test_ablation_switches_remove_their_terms():
+    cfg = Config.preset("smoke", domain_alignment=False, value_constraint=False, reward_modulation=False)
+    agent = make_agent(SPEC, cfg, "cpu", seed=0)
+    metrics = agent.update(batch(cfg))
+    assert "value_constraint" not in metrics
+    source_metrics = agent.update_source(0, batch(cfg, 1), batch(cfg, 2))
+    assert "target_reward_loss" not in source_metrics
+
+
+def _critic_grads(agent, data, source_value: float | None) -> list[torch.Tensor]:
+    behavior: ValueConstrainedActorCritic = agent.target.behavior
+    behavior.source_value = None if source_value is None else (lambda f: torch.full(f.shape[:-1], source_value))
+    torch.manual_seed(1)
+    post, _, _ = agent.target.wm.observe(data)
+    _, critic_loss, _ = behavior.loss(agent.target.wm, post, data["discount"])
+    return list(torch.autograd.grad(critic_loss, list(behavior.critic.parameters())))
+
+
+def test_value_constraint_is_inactive_below_the_source_value_and_pulls_down_above_it():
+    cfg = Config.preset("smoke")
+    agent = make_agent(SPEC, cfg, "cpu", seed=0)
+    data = coworld.to_torch(batch(cfg), "cpu")
+    plain = _critic_grads(agent, data, None)
+    above = _critic_grads(agent, data, 1e6)  # source value larger everywhere: no gradient from Eq. 6
+    below = _critic_grads(agent, data, -1e6)  # target value larger everywhere: Eq. 6 pushes v_T down
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(plain, above))
+    assert any(not torch.allclose(a, b, atol=1e-6) for a, b in zip(plain, below))
+
+
+def test_source_update_fits_relabelled_target_rewards():
+    cfg = Config.preset("smoke")
+    agent = make_agent(SPEC, cfg, "cpu", seed=0)
+    metrics = agent.update_source(0, batch(cfg, 1), batch(cfg, 2))
+    assert np.isfinite(metrics["target_reward_loss"]) and np.isfinite(metrics["model_loss"])
+    assert "target_reward_loss" not in agent.update_source(0, batch(cfg, 1))  # pretraining: source data only
+
+
+def test_multi_source_selects_the_source_whose_encoder_matches_the_target():
+    cfg = Config.preset("smoke", source_mode="multi-source", sources=("cheetah_run", "walker_run"))
+    assert candidate_sources(cfg, "walker_walk") == ["walker_walk", "cheetah_run", "walker_run"]
+    agent = make_agent(SPEC, cfg, "cpu", seed=0)
+    assert len(agent.sources) == 3
+    agent.sources[1].wm.encoder.load_state_dict(agent.target.wm.encoder.state_dict())
+    metrics = agent.update(batch(cfg))
+    assert agent.selected == 1
+    assert metrics["domain_kl_1"] < 1e-5 < min(metrics["domain_kl_0"], metrics["domain_kl_2"])
+    assert agent.target.behavior.source_value.__self__ is agent.sources[1].behavior.critic
+
+
+def test_state_dict_round_trip_and_act():
+    cfg = Config.preset("smoke")
+    agent, other = make_agent(SPEC, cfg, "cpu", seed=0), make_agent(SPEC, cfg, "cpu", seed=1)
+    agent.update(batch(cfg))
+    other.load_state_dict(agent.state_dict())
+    obs = {"image": np.zeros((cfg.image_size, cfg.image_size, 3), np.uint8), "state": np.zeros(SPEC.state_dim)}
+    a1, _ = agent.act(obs, eval_mode=True)
+    a2, _ = other.act(obs, eval_mode=True)
+    assert a1.shape == (SPEC.action_dim,) and np.allclose(a1, a2)
+    with pytest.raises(OwbenchError, match="source agents"):
+        make_agent(SPEC, cfg, "cpu", n_sources=2).load_state_dict(agent.state_dict())
+
+
+# -- config and schedule ---------------------------------------------------------------------------------
+
+def test_presets_follow_the_papers_and_the_code():
+    dmc, mw = Config.preset("paper", domain="dmc"), Config.preset("paper", domain="metaworld")
+    assert (dmc.beta2, dmc.reward_k, dmc.alpha) == (1.5, 0.9, 1.0)
+    assert (mw.beta2, mw.reward_k, mw.alpha) == (1.0, 0.3, 2.0)
+    v1 = Config.preset("arxiv-v1")
+    assert (v1.beta2, v1.reward_k, v1.alpha, v1.batch_size, v1.behavior.gamma) == (1.5, 0.2, 0.2, 50, 0.995)
+    code = Config.preset("code")
+    assert code.wm.classes == 0 and code.wm.stoch == 50 and code.batch_size == 150 and code.reward_k == 0.7
+    assert Config.preset("smoke", beta2=0.0, deter=16).wm.deter == 16
+    with pytest.raises(OwbenchError, match="preset"):
+        Config.preset("huge")
+    with pytest.raises(OwbenchError, match="source_mode"):
+        Config.preset("smoke", source_mode="all")
+    with pytest.raises(OwbenchError, match="source task"):
+        candidate_sources(Config.preset("smoke"), None)
+
+
+def test_progress_follows_algorithm_1():
+    cfg = Config.preset("smoke", pretrain_steps=2, target_steps=3, source_steps=2)
+    progress, phases = Progress(), []
+    while (phase := progress.phase(cfg, steps=7)) != "done":
+        phases.append(phase[0])
+        setattr(progress, phase, getattr(progress, phase) + 1)
+    assert "".join(phases) == "pp" + "ttt" + "ss" + "ttt" + "ss" + "t"
+
+
+# -- the online source domain and train() ---------------------------------------------------------------
+
+def test_source_domain_collects_samples_and_reloads(tmp_path):
+    cfg = Config.preset("smoke")
+    agent = make_agent(SPEC, cfg, "cpu")
+    path = tmp_path / "buffer.zarr"
+    domain = coworld.SourceDomain(envs.make("walker_walk", image_size=cfg.image_size), agent.sources[0], path, seed=0)
+    domain.interact(6, random_actions=True, rng=np.random.default_rng(0))
+    domain.interact(4)  # the source policy acts
+    assert domain.steps == 11  # reset row + 10 steps, episode still running
+    sample = domain.sample(np.random.default_rng(0), 3, cfg.seq_len)
+    assert sample["image"].shape == (3, cfg.seq_len, cfg.image_size, cfg.image_size, 3)
+    assert sample["is_first"][:, 0].all() and not sample["is_first"][:, 1:].any()
+    domain._finish(False)  # an episode end is committed to the store
+    domain.close()
+    reloaded = coworld.SourceDomain(envs.make("walker_walk", image_size=cfg.image_size), agent.sources[0], path, seed=0)
+    assert reloaded.steps == 11 and len(reloaded.episodes) == 1
+    reloaded.close()
+
+
+def _ctx(tmp_path: Path, dataset: str, steps: int) -> SimpleNamespace:
+    return SimpleNamespace(
+        method="coworld", env_id="walker_downhill", source_env_id="walker_walk", datasets=[dataset],
+        run_dir=tmp_path / "run", preset="smoke", steps=steps, eval_every=4, eval_episodes=1, checkpoint_every=5,
+        seed=0, device="cpu", image_size=32, overrides={"prefill": 10},
+        make_env=lambda env_id=None: envs.make(env_id or "walker_downhill", image_size=32))
+
+
+@pytest.mark.slow
+def test_train_runs_algorithm_1_and_resumes(tmp_path):
+    from collectors.collect import ensure_dataset
+
+    dataset = ensure_dataset("walker_downhill", "random", episodes=2, image_size=32, variant="smoke",
+                             max_episode_steps=20)
+    ctx = _ctx(tmp_path, dataset, steps=4)
+    result = coworld.train(ctx)
+    assert len(result.returns) == 1 and result.frames is not None
+    run = Path(ctx.run_dir)
+    assert (run / "checkpoints" / "latest.pt").exists() and (run / "source_buffers" / "walker_walk.zarr").exists()
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert {r["phase"] for r in rows} == {"pretrain", "target"}
+    assert any(r["metric"] == "domain_kl" for r in rows)
+    saved = torch.load(run / "checkpoints" / "latest.pt", weights_only=False)["progress"]
+    assert saved == {"pretrain": 3, "target": 4, "source": 0}
+    coworld.train(_ctx(tmp_path, dataset, steps=9))  # resume: a source phase, then 5 more target updates
+    saved = torch.load(run / "checkpoints" / "latest.pt", weights_only=False)["progress"]
+    assert saved == {"pretrain": 3, "target": 9, "source": 6}
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert any(r["phase"] == "source" and r["metric"].endswith("target_reward_loss") for r in rows)
+    steps = [int(r["step"]) for r in csv.DictReader(open(run / "eval.csv"))]
+    assert steps == [4, 8, 9]

@@ -14,6 +14,9 @@ Pieces (CURL / SAC-AE reference code, Laskin et al. 2020; Yarats et al. 2021):
   Subclasses add `critic_penalty` (CQL) and `update_representation` (CURL).
 `act(obs, state)` keeps the last `frame_stack` frames in `state` (the first frame repeated at
 episode start), so acting sees what the sampler builds from consecutive dataset rows.
+Frames whose size differs from `image_size` (64-px datasets under the 84-px `paper` presets) are
+resized bicubically, as V-D4RL turned its 64-px frames into 84-px ones; re-rendering the dataset
+at the preset's size from its `physics` rows avoids the interpolation.
 """
 from __future__ import annotations
 
@@ -40,7 +43,7 @@ class ModelFreeConfig:
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
 
     # data and augmentation
-    image_size: int = 64  # side of the frames the agent receives (the dataset's size; 84/100 in the papers)
+    image_size: int = 64  # side of the frames the agent works at; frames of another size are resized (bicubic)
     frame_stack: int = 3  # consecutive frames stacked on channels (CURL, DrQ, V-D4RL: 3)
     augmentation: str = "shift"  # "shift": DrQ pad + random crop back to size; "crop": CURL random crop
     pad: int = 4  # shift: replicate padding in pixels (DrQ, V-D4RL: 4)
@@ -252,10 +255,11 @@ class SACAgent:
         if x.ndim != 4 or x.shape[-1] != 3 * c.frame_stack:
             raise OwbenchError(f"obs has shape {tuple(x.shape)}, expected (B, H, W, {3 * c.frame_stack}) "
                                f"(frame_stack={c.frame_stack}); build the sampler with frame_stack={c.frame_stack}")
-        if x.shape[1] != c.image_size or x.shape[2] != c.image_size:
-            raise OwbenchError(f"frames are {x.shape[1]}x{x.shape[2]} px but the config expects {c.image_size}; "
-                               f"pass image_size={x.shape[1]} (or re-render the dataset at {c.image_size} px)")
-        return x.permute(0, 3, 1, 2).float()
+        x = x.permute(0, 3, 1, 2).float()
+        if x.shape[-2:] != (c.image_size, c.image_size):  # V-D4RL resizes 64-px frames to 84 the same way
+            x = F.interpolate(x, size=(c.image_size, c.image_size), mode="bicubic", align_corners=False)
+            x = x.clamp(0, 255)
+        return x
 
     def augment(self, obs: torch.Tensor) -> torch.Tensor:
         if self.config.augmentation == "crop":

@@ -1,0 +1,264 @@
+"""LOMPO: Offline RL from images with latent space models (Rafailov, Yu, Rajeswaran, Finn, L4DC 2021).
+
+On the shared world model (agents/world_model), as the V-D4RL reference code runs it:
+1. world model: encoder + RSSM + decoder + reward head on sequence batches (the shared ELBO),
+   plus an ensemble of K latent transition heads p_k(z_t | h_t), each fitted to the posterior by
+   KL[sg q(z_t | h_t, o_t) || p_k(z_t | sg h_t)]; `model_train_steps` such updates come first;
+2. latent data: real transitions (s_t, a_t, r_{t+1}, s_{t+1}) from the posterior of the batch, and
+   imagined ones: H-step rollouts from posterior states with the actor (+ Gaussian exploration
+   noise), each step sampled from a random ensemble head;
+3. uncertainty penalty: r~ = r^ - lambda * std_k log p_k(z_{t+1}) (the disagreement of the heads on
+   the sampled next latent, V-D4RL's `log_prob` penalty; LOMPO Eq. 5's u(s, a));
+4. off-policy actor-critic on equal numbers of real and imagined latent transitions: twin Q
+   regression to r + gamma (1 - done) min Q'(s', pi(s')), deterministic actor maximising min Q,
+   Polyak targets.
+After `model_train_steps`, updates train the actor-critic only (the model is kept fixed, as in the
+reference code). Acting filters observations with the posterior and applies the actor's mean.
+
+Presets: `paper` = V-D4RL's LOMPO (`baselines/lompo/run.py`): Gaussian latents stoch 64, deter 256,
+hidden/units 256, cnn depth 32, model lr 6e-4, plain KL (balance 0.5 x scale 2, no free nats),
+model batch 64 x 50, 25k model steps, 7 heads, lambda 5, horizon 5, agent batch 256 real + 256
+imagined, Q / actor lr 3e-4 with 3 / 4 ELU layers of 256, tau 5e-3, gamma 0.99, exploration 0.2.
+V-D4RL's CQL term on the latent critic has weight 0 and is left out. `quick`: a CPU machine;
+`smoke`: tests.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from agents.contract import Batch, Obs
+from agents.world_model import State, WorldModel, WorldModelConfig, to_torch, with_overrides
+from agents.world_model.nets import MLP, Optimizer
+from baselines.modelfree import soft_update
+from collectors.envs.base import EnvSpec
+from collectors.errors import unknown
+
+PAPER_WM = WorldModelConfig(depth=32, deter=256, hidden=256, stoch=64, classes=0, units=256, layers=2,
+                            discount_head=False, kl_balance=0.5, kl_scale=2.0, free_nats=0.0, lr=6e-4,
+                            weight_decay=0.0)
+
+
+@dataclass(frozen=True)
+class LOMPOConfig:
+    """World model, ensemble and latent actor-critic settings (V-D4RL's LOMPO defaults)."""
+
+    wm: WorldModelConfig = PAPER_WM
+    batch_size: int = 64  # model batch: sequences (V-D4RL model_batch_size 64)
+    seq_len: int = 50  # model batch: timesteps per sequence (V-D4RL 50)
+    model_train_steps: int = 25_000  # world-model updates before the actor-critic starts (V-D4RL 25k)
+    ensemble: int = 7  # K latent transition heads (V-D4RL num_models 7)
+    penalty: float = 5.0  # lambda of the uncertainty penalty (V-D4RL lmbd 5)
+    horizon: int = 5  # imagined rollout length H (V-D4RL 5)
+    agent_batch_size: int = 256  # real transitions per update, and as many imagined (V-D4RL 256 + 256)
+    units: int = 256  # actor / critic width
+    critic_layers: int = 3  # hidden layers of each Q network (V-D4RL 3)
+    actor_layers: int = 4  # hidden layers of the actor (V-D4RL 4)
+    critic_lr: float = 3e-4  # V-D4RL q_lr
+    actor_lr: float = 3e-4
+    grad_clip: float = 100.0
+    tau: float = 5e-3  # Polyak rate of the target critics, every update
+    gamma: float = 0.99
+    exploration: float = 0.2  # std of the Gaussian noise on imagined actions (V-D4RL expl_amount)
+    done_threshold: float = 0.5  # imagined continuation below this ends the rollout (with a discount head)
+
+    @property
+    def image_size(self) -> int:
+        return self.wm.image_size
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "LOMPOConfig":
+        """`smoke` (tests), `quick` (a CPU machine), `paper` (V-D4RL). Overrides name any field,
+        world-model ones by their own name (`deter=64`) or dotted (`wm.deter=64`)."""
+        presets = {
+            "smoke": cls(replace(PAPER_WM, depth=8, deter=32, hidden=32, stoch=8, units=32, layers=1),
+                         batch_size=4, seq_len=8, model_train_steps=2, ensemble=3, horizon=3, agent_batch_size=16,
+                         units=32, critic_layers=1, actor_layers=1),
+            "quick": cls(replace(PAPER_WM, deter=200, hidden=200, stoch=32), batch_size=16, seq_len=32,
+                         model_train_steps=5_000, agent_batch_size=128),
+            "paper": cls(),
+        }
+        if name not in presets:
+            raise unknown("preset", name, presets)
+        return with_overrides(presets[name], overrides)
+
+
+Config = LOMPOConfig
+
+
+def latent_log_prob(wm: WorldModel, stats: Tensor, stoch: Tensor) -> Tensor:
+    """log p(z) of latent samples `stoch` (N, Z) under distributions `stats` (..., N, S)."""
+    rssm = wm.rssm
+    if rssm.discrete:
+        logits = stats.unflatten(-1, (rssm.cfg.stoch, rssm.cfg.classes)).float().log_softmax(-1)
+        return (logits * stoch.unflatten(-1, (rssm.cfg.stoch, rssm.cfg.classes))).sum((-2, -1))
+    mean, std = rssm.gaussian(stats.float())
+    return torch.distributions.Normal(mean, std).log_prob(stoch).sum(-1)
+
+
+class LatentEnsemble(nn.Module):
+    """K prior heads p_k(z_t | h_t), each shaped like the RSSM's own prior head."""
+
+    def __init__(self, wm: WorldModel, size: int):
+        super().__init__()
+        rssm = wm.rssm
+        stats_dim = rssm.stoch_dim if rssm.discrete else 2 * rssm.cfg.stoch
+        self.heads = nn.ModuleList(nn.Sequential(nn.Linear(rssm.cfg.deter, rssm.cfg.hidden), nn.ELU(),
+                                                 nn.Linear(rssm.cfg.hidden, stats_dim)) for _ in range(size))
+
+    def forward(self, deter: Tensor) -> Tensor:
+        """Distribution parameters of every head, (K, ..., S)."""
+        return torch.stack([head(deter) for head in self.heads])
+
+
+class LOMPOAgent:
+    def __init__(self, action_dim: int, config: LOMPOConfig, device: str = "cpu"):
+        self.config, self.device, self.action_dim = config, torch.device(device), action_dim
+        c = config
+        self.wm = WorldModel(c.wm, action_dim, channels_last=False).to(self.device)
+        self.ensemble = LatentEnsemble(self.wm, c.ensemble).to(self.device)
+        feat = self.wm.feat_dim
+        self.actor = MLP(feat, action_dim, c.units, c.actor_layers).to(self.device)
+        self.critics = nn.ModuleList(MLP(feat + action_dim, 1, c.units, c.critic_layers) for _ in range(2)).to(self.device)
+        self.target_critics = nn.ModuleList(MLP(feat + action_dim, 1, c.units, c.critic_layers)
+                                            for _ in range(2)).to(self.device)
+        self.target_critics.load_state_dict(self.critics.state_dict())
+        self.target_critics.requires_grad_(False)
+        self.ensemble_opt = Optimizer([self.ensemble], c.wm.lr, c.wm.eps, c.wm.weight_decay, c.wm.grad_clip)
+        self.critic_opt = Optimizer([self.critics], c.critic_lr, 1e-7, 0.0, c.grad_clip)
+        self.actor_opt = Optimizer([self.actor], c.actor_lr, 1e-7, 0.0, c.grad_clip)
+        self.updates = 0
+
+    # -- the policy and critics on model features ------------------------------------------------
+    def policy(self, feat: Tensor, noise: float = 0.0) -> Tensor:
+        action = torch.tanh(self.actor(feat))
+        if noise:
+            action = (action + noise * torch.randn_like(action)).clamp(-1, 1)
+        return action
+
+    def q_values(self, critics: nn.ModuleList, feat: Tensor, action: Tensor) -> Tensor:
+        x = torch.cat([feat, action], -1)
+        return torch.stack([q(x) for q in critics])  # (2, N)
+
+    # -- learning ----------------------------------------------------------------------------------
+    def update(self, batch: Batch) -> dict[str, float]:
+        data = to_torch(batch, self.device)
+        if self.updates < self.config.model_train_steps:
+            metrics = self.update_model(data)
+        else:
+            metrics = self.update_agent(data)
+        self.updates += 1
+        values = torch.stack([torch.as_tensor(v, dtype=torch.float32).cpu() for v in metrics.values()]).tolist()
+        return dict(zip(metrics, values))
+
+    def update_model(self, data: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Step 1: the shared world-model loss, then the ensemble heads on the detached posterior."""
+        model_loss, metrics, post = self.wm.loss(data)
+        metrics["model_grad_norm"] = self.wm.opt.step(model_loss)
+        heads = self.ensemble(post["deter"].detach())  # (K, B, T, S)
+        ensemble_loss = self.wm.rssm.kl(post["stats"].detach().expand_as(heads), heads).mean()
+        metrics["ensemble_kl"] = ensemble_loss.detach()
+        self.ensemble_opt.step(ensemble_loss)
+        return metrics
+
+    @torch.no_grad()
+    def real_transitions(self, data: dict[str, Tensor], post: State) -> tuple[Tensor, ...]:
+        """(s_t, a_t, r_{t+1}, discount_{t+1}, s_{t+1}) inside episodes, `agent_batch_size` at random."""
+        feat = self.wm.rssm.feat(post)
+        valid = ~data["is_first"][:, 1:].bool()  # a window may cross into the next episode
+        parts = (feat[:, :-1][valid], data["action"][:, 1:][valid], data["reward"][:, 1:][valid],
+                 self.config.gamma * data["discount"][:, 1:][valid], feat[:, 1:][valid])
+        pick = torch.randint(0, len(parts[0]), (self.config.agent_batch_size,), device=self.device)
+        return tuple(p[pick] for p in parts)
+
+    @torch.no_grad()
+    def imagined_transitions(self, post: State) -> tuple[tuple[Tensor, ...], dict[str, Tensor]]:
+        """Steps 2-3: H-step rollouts from posterior states through random ensemble heads, with
+        rewards penalised by the heads' disagreement on the sampled next latent."""
+        c, rssm = self.config, self.wm.rssm
+        flat = {k: v.reshape(-1, v.shape[-1]) for k, v in post.items()}
+        starts = torch.randint(0, len(flat["deter"]), (math.ceil(c.agent_batch_size / c.horizon),), device=self.device)
+        state = {k: v[starts] for k, v in flat.items()}
+        alive = torch.ones(len(starts), dtype=torch.bool, device=self.device)
+        steps, penalties = [], []
+        for _ in range(c.horizon):
+            feat = rssm.feat(state)
+            action = self.policy(feat, c.exploration)
+            deter = rssm.recurrent(state["stoch"], state["deter"], self.wm.pad_action(action))
+            stats = self.ensemble(deter)  # (K, N, S)
+            k = int(torch.randint(0, c.ensemble, ()))
+            state = {"deter": deter, "stoch": rssm.sample(stats[k]), "stats": stats[k]}
+            next_feat = rssm.feat(state)
+            disagreement = latent_log_prob(self.wm, stats, state["stoch"]).std(0, unbiased=False)
+            reward = self.wm.reward(next_feat) - c.penalty * disagreement  # LOMPO Eq. 5
+            cont = self.wm.continuation(next_feat) >= c.done_threshold
+            steps.append((feat[alive], action[alive], reward[alive], c.gamma * cont[alive].float(), next_feat[alive]))
+            penalties.append(disagreement[alive])
+            alive = alive & cont
+        transitions = tuple(torch.cat(parts)[:c.agent_batch_size] for parts in zip(*steps))
+        return transitions, {"imag_penalty": torch.cat(penalties).mean(), "imag_reward": transitions[2].mean()}
+
+    def update_agent(self, data: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Step 4: twin-Q and actor updates on real + imagined latent transitions."""
+        with torch.no_grad():
+            post, _, _ = self.wm.observe(data)
+        real = self.real_transitions(data, post)
+        imagined, metrics = self.imagined_transitions(post)
+        feat, action, reward, discount, next_feat = (torch.cat(pair) for pair in zip(real, imagined))
+        with torch.no_grad():
+            target_q = self.q_values(self.target_critics, next_feat, self.policy(next_feat)).min(0).values
+            target = reward + discount * target_q
+        q = self.q_values(self.critics, feat, action)
+        critic_loss = (q - target).pow(2).mean(1).sum()
+        self.critic_opt.step(critic_loss)
+        actor_q = self.q_values(self.critics, feat, self.policy(feat)).min(0).values
+        actor_loss = -actor_q.mean()
+        self.actor_opt.step(actor_loss)  # the critics' stray gradients are cleared by their next step
+        soft_update(self.critics, self.target_critics, self.config.tau)
+        metrics.update(critic_loss=critic_loss.detach(), actor_loss=actor_loss.detach(), q=q.mean().detach(),
+                       real_reward=real[2].mean())
+        return metrics
+
+    # -- acting ------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def act(self, obs: Obs, state: Any = None, eval_mode: bool = False) -> tuple[np.ndarray, Any]:
+        """Filter the observation with the posterior (state = latent, previous action); the actor's
+        mean in eval mode, plus exploration noise otherwise."""
+        image = torch.as_tensor(np.asarray(obs["image"]), device=self.device)[None]
+        if state is None:
+            state = (self.wm.rssm.initial(1, self.device), torch.zeros(1, self.action_dim, device=self.device))
+        latent, prev_action = state
+        embed = self.wm.encode(image)
+        latent = self.wm.rssm.obs_step(latent, self.wm.pad_action(prev_action), embed, sample=not eval_mode)
+        action = self.policy(self.wm.rssm.feat(latent), 0.0 if eval_mode else self.config.exploration)
+        return action[0].cpu().numpy().astype(np.float32), (latent, action)
+
+    # -- checkpoints -------------------------------------------------------------------------------
+    def modules(self) -> dict[str, nn.Module]:
+        return {"wm": self.wm, "ensemble": self.ensemble, "actor": self.actor, "critics": self.critics,
+                "target_critics": self.target_critics}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"wm": self.wm.opt.opt, "ensemble": self.ensemble_opt.opt, "critic": self.critic_opt.opt,
+                "actor": self.actor_opt.opt}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"modules": {k: m.state_dict() for k, m in self.modules().items()},
+                "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()}, "updates": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, m in self.modules().items():
+            m.load_state_dict(state["modules"][k])
+        for k, o in self.optimizers().items():
+            o.load_state_dict(state["optimizers"][k])
+        self.updates = int(state["updates"])
+
+
+def make_agent(spec: EnvSpec, config: LOMPOConfig, device: str = "cpu", seed: int = 0) -> LOMPOAgent:
+    torch.manual_seed(seed)
+    return LOMPOAgent(spec.action_dim, config, device)

@@ -248,9 +248,9 @@ class SACAgent:
         return {"critic": self.critic, "critic_target": self.critic_target, "actor": self.actor, "alpha": self.alpha}
 
     # -- data ----------------------------------------------------------------------------------
-    def _frames(self, images: Any) -> torch.Tensor:
-        """uint8 (B, H, W, 3*stack) -> float (B, 3*stack, H, W) on the device, checked against the config."""
-        x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images, device=self.device)
+    def frames(self, images: Any) -> torch.Tensor:
+        """uint8 (B, H, W, 3*stack) -> float (B, 3*stack, H, W) on the device, at `image_size`."""
+        x = torch.as_tensor(images, device=self.device)
         c = self.config
         if x.ndim != 4 or x.shape[-1] != 3 * c.frame_stack:
             raise OwbenchError(f"obs has shape {tuple(x.shape)}, expected (B, H, W, {3 * c.frame_stack}) "
@@ -266,15 +266,14 @@ class SACAgent:
             return random_crop(obs, self.config.input_size)
         return random_shift(obs, self.config.pad)
 
-    def _tensor(self, value: Any) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(value) if not torch.is_tensor(value) else value,
-                               dtype=torch.float32, device=self.device)
+    def tensor(self, value: Any) -> torch.Tensor:
+        return torch.as_tensor(value, dtype=torch.float32, device=self.device)
 
     # -- learning ------------------------------------------------------------------------------
     def update(self, batch: Batch) -> dict[str, float]:
         """One SAC step (+ the subclass's representation / conservative terms) on a transition batch."""
-        raw_obs, raw_next = self._frames(batch["obs"]), self._frames(batch["next_obs"])
-        action, reward, discount = (self._tensor(batch[k]) for k in ("action", "reward", "discount"))
+        raw_obs, raw_next = self.frames(batch["obs"]), self.frames(batch["next_obs"])
+        action, reward, discount = (self.tensor(batch[k]) for k in ("action", "reward", "discount"))
         obs, next_obs = self.augment(raw_obs), self.augment(raw_next)
         metrics = self.update_critic(obs, action, reward, discount, next_obs)
         if self.updates % self.config.actor_update_freq == 0:
@@ -339,14 +338,14 @@ class SACAgent:
     def act(self, obs: Obs, state: FrameStack | None = None, eval_mode: bool = False) -> tuple[np.ndarray, FrameStack]:
         """Action for one env observation; `state` holds the last `frame_stack` frames."""
         frame = np.array(obs["image"], np.uint8)  # a copy: renderers may reuse their buffer
-        frames = (frame,) * self.config.frame_stack if state is None else (*state[1:], frame)
-        x = self._frames(np.concatenate(frames, axis=-1)[None])
+        stack = (frame,) * self.config.frame_stack if state is None else (*state[1:], frame)
+        x = self.frames(np.concatenate(stack, axis=-1)[None])
         if self.config.augmentation == "crop":
             x = center_crop(x, self.config.input_size)
         with torch.no_grad():
             mu, pi, _ = self.actor(self.critic.encoder.trunk(x))
         action = (mu if eval_mode else pi)[0].cpu().numpy().astype(np.float32)
-        return action, frames
+        return action, stack
 
     # -- checkpoints ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -116,8 +116,8 @@ def test_augmentations_keep_content() -> None:
 def ood_gap(agent: SACAgent, batch: dict, data_action: np.ndarray) -> float:
     """Q(o, dataset action) minus the mean Q(o, uniform random action)."""
     with torch.no_grad():
-        feature = agent.critic.encoder(agent._frames(batch["obs"]))
-        q_data = agent.critic.q(feature, agent._tensor(np.tile(data_action, (len(feature), 1))))[0].mean()
+        feature = agent.critic.encoder(agent.frames(batch["obs"]))
+        q_data = agent.critic.q(feature, agent.tensor(np.tile(data_action, (len(feature), 1))))[0].mean()
         random_actions = torch.empty(len(feature), 2).uniform_(-1, 1)
         q_ood = agent.critic.q(feature, random_actions)[0].mean()
     return float(q_data - q_ood)
@@ -142,7 +142,7 @@ def test_cql_penalty_lowers_q_on_out_of_distribution_actions() -> None:
 
 def test_curl_contrastive_accuracy_rises_above_chance() -> None:
     agent = make("curl", feature_dim=32, encoder_lr=3e-3)
-    obs = agent._frames(smooth_images(np.random.default_rng(3), 16))
+    obs = agent.frames(smooth_images(np.random.default_rng(3), 16))
     accuracies = []
     for _ in range(80):
         accuracies.append(agent.update_representation(obs, agent.augment(obs))["curl_accuracy"])

@@ -64,3 +64,33 @@ def vid2act(datasets: str, preset: str, steps: int | None, action_pad: int, out:
     teacher = lib.load_teacher(path, "cpu")
     console.print(f"vid2act teacher: {len(teacher.sources)} sources ({', '.join(teacher.sources)}), "
                   f"actions padded to {teacher.action_pad} -> {path}")
+
+
+@pretrain.command("wpt")
+@click.option("--pool", required=True, help="Comma-separated reward-free pool datasets (ids, paths or URLs).")
+@click.option("--preset", default="smoke", show_default=True, help="Config preset: smoke, quick or paper.")
+@click.option("--steps", type=click.IntRange(1), default=None, help="World-model updates [the preset's pretrain_steps].")
+@click.option("--image-size", type=click.IntRange(16), default=None, help="Image size of the pool [the preset's].")
+@click.option("--action-pad", type=click.IntRange(0), default=0, show_default=True,
+              help="Pad actions to this size (>= every pool dataset and later target); 0: the pool's largest.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Artefact directory [$OWBENCH_HOME/pretrained/wpt/<key>].")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option("--seed", type=int, default=0, show_default=True)
+def wpt(pool: str, preset: str, steps: int | None, image_size: int | None, action_pad: int, out: str | None,
+        device: str, seed: int) -> None:
+    """WPT: one task- and embodiment-agnostic world model, reward-free, on a non-curated pool (Eq. 1)."""
+    from agents import wpt as lib
+    from agents.contract import resolve_device
+
+    overrides: dict[str, int] = {}
+    if steps is not None:
+        overrides["pretrain_steps"] = steps
+    if image_size is not None:
+        overrides["dreamer.wm.image_size"] = image_size
+    config = lib.Config.preset(preset, **overrides)
+    path = lib.pretrain(_csv(pool), config, device=resolve_device(device), seed=seed, action_pad=action_pad,
+                        out=Path(out) if out else None)
+    model = lib.load_pretrained(path)
+    console.print(f"wpt world model: pool of {len(model.pool)} datasets ({', '.join(model.pool_env_ids)}), "
+                  f"actions padded to {model.action_pad} -> {path}")

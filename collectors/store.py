@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import zarr
-from zarr.codecs import BloscCodec
+from zarr.codecs import BloscCodec, ZstdCodec
 
 from collectors.errors import OwbenchError
 from collectors.home import datasets_home
@@ -39,9 +39,13 @@ SCALAR_CHUNK_ROWS = 4096
 MANIFEST_CHUNK = 1024
 
 
-def _compressor(dtype: str) -> BloscCodec:
-    # zstd via blosc; byte-shuffle helps multi-byte floats, not uint8 pixels.
-    shuffle = "noshuffle" if dtype in ("uint8", "bool") else "shuffle"
+def _compressor(dtype: str) -> BloscCodec | ZstdCodec:
+    # Images: plain zstd-3, no blosc (smaller than blosc-zstd on pixels, single-threaded so the sampler's
+    # threads decode chunks in parallel without oversubscribing; docs/performance.md). Others: zstd via
+    # blosc; byte-shuffle helps multi-byte floats, not bools.
+    if dtype == "uint8":
+        return ZstdCodec(level=3)
+    shuffle = "noshuffle" if dtype == "bool" else "shuffle"
     return BloscCodec(cname="zstd", clevel=3, shuffle=shuffle)
 
 

@@ -7,7 +7,7 @@ Per update (one batch of B sequences of length T):
     2. behaviour: from every posterior state imagine H steps, λ-returns with the target
        critic, actor by dynamics backpropagation + entropy, critic regression (Eqs. 4-6)
 Acting filters the observation with the posterior (state = latent + previous action); eval mode
-uses the posterior mode and the actor's mode.
+uses the posterior mode and the actor's mode. Frames of another size than `image_size` are resized.
 """
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ import torch
 from agents.contract import Batch, Obs
 from agents.world_model import ActorCritic, DreamerConfig, WorldModel, autocast, to_torch
 from collectors.envs.base import EnvSpec
-from collectors.errors import OwbenchError
 
 Config = DreamerConfig
 
@@ -47,10 +46,7 @@ class DreamerV2Agent:
 
     @torch.no_grad()
     def act(self, obs: Obs, state: Any = None, eval_mode: bool = False) -> tuple[np.ndarray, Any]:
-        image = torch.as_tensor(obs["image"], device=self.device)[None]
-        if image.shape[1] != self.config.image_size:
-            raise OwbenchError(f"observation is {image.shape[1]}px but the agent was built for "
-                               f"{self.config.image_size}px; make the environment with image_size={self.config.image_size}")
+        image = torch.as_tensor(obs["image"], device=self.device)[None]  # resized by the encoder if needed
         if state is None:
             state = (self.wm.rssm.initial(1, self.device), torch.zeros(1, self.action_dim, device=self.device))
         latent, prev_action = state

@@ -78,9 +78,22 @@ class WorldModel(nn.Module):
         pad = self.input_action_dim - action.shape[-1]
         return F.pad(action, (0, pad)) if pad else action
 
+    def resize(self, image: Tensor) -> Tensor:
+        """uint8 frames (..., H, W, 3) of another size -> the model's size (area down, bilinear up)."""
+        size = self.cfg.image_size
+        if image.shape[-3:-1] == (size, size):
+            return image
+        x = image.reshape(-1, *image.shape[-3:]).permute(0, 3, 1, 2).float()
+        if image.shape[-3] > size:
+            x = F.interpolate(x, size=(size, size), mode="area")
+        else:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+        x = x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+        return x.reshape(*image.shape[:-3], size, size, 3)
+
     def encode(self, image: Tensor) -> Tensor:
-        """uint8 images (..., H, W, 3) -> embeddings e_t (..., E)."""
-        return self.encoder(image)
+        """uint8 images (..., H, W, 3), resized to the model's size -> embeddings e_t (..., E)."""
+        return self.encoder(self.resize(image))
 
     def observe(self, batch: dict[str, Tensor], sample: bool = True) -> tuple[State, Tensor, Tensor]:
         """Posterior states (B, T, ...), prior parameters and embeddings of a sequence batch."""
@@ -92,6 +105,7 @@ class WorldModel(nn.Module):
         """The world-model objective (DreamerV2 Eq. 2): image, reward and discount log-likelihoods
         plus the balanced KL. Returns (loss, detached metrics, posterior states)."""
         cfg = self.cfg
+        batch = {**batch, "image": self.resize(batch["image"])}
         post, prior, _ = self.observe(batch)
         feat = self.rssm.feat(post)
         kl_loss, kl_value = self.rssm.kl_loss(post["stats"], prior)

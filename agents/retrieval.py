@@ -150,7 +150,7 @@ def ivf_lists(n: int) -> int:
 
 def build_index(vectors: np.ndarray, kind: str = "auto", nprobe: int | None = None, seed: int = 0) -> Any:
     """A Faiss L2 index over float32 `vectors` (N, D); row i gets id i. `auto` -> flat for up to
-    FLAT_MAX vectors, else IVF. IVF searches `nprobe` lists (default nlist/16, at least 8)."""
+    FLAT_MAX vectors, else IVF. IVF searches `nprobe` lists (default nlist/32, at least 8)."""
     import faiss
 
     if kind not in INDEX_KINDS:
@@ -170,9 +170,9 @@ def build_index(vectors: np.ndarray, kind: str = "auto", nprobe: int | None = No
         nlist = ivf_lists(n)
         index = faiss.IndexIVFFlat(faiss.IndexFlatL2(d), d, nlist)
         index.cp.seed = seed
-        sample = vectors[np.random.default_rng(seed).permutation(n)[:64 * nlist]]  # k-means on <= 64 points per list
+        sample = vectors[np.random.default_rng(seed).permutation(n)[:40 * nlist]]  # k-means on ~40 points per list
         index.train(sample)
-        index.nprobe = min(nlist, nprobe or max(8, nlist // 16))
+        index.nprobe = min(nlist, nprobe or max(8, nlist // 32))
     index.add(vectors)
     return index
 

@@ -20,7 +20,7 @@ def index() -> None:
               help="Also key every k-th frame of each trajectory (0: first observations only).")
 @click.option("--kind", type=click.Choice(["auto", "flat", "ivf", "hnsw"]), default="auto", show_default=True,
               help="Faiss index; auto = exact flat for small pools, IVF for large ones.")
-@click.option("--nprobe", type=click.IntRange(1), default=None, help="IVF lists searched per query [nlist/16, >= 8].")
+@click.option("--nprobe", type=click.IntRange(1), default=None, help="IVF lists searched per query [nlist/32, >= 8].")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Index file to write (atomically).")
 @click.option("--device", default="cpu", show_default=True, help="Device of a wpt:PATH encoder.")
 def build(datasets: tuple[str, ...], encoder: str, every: int, kind: str, nprobe: int | None, out: str,

@@ -1,0 +1,226 @@
+"""WPT: padded multi-embodiment pool, reward-free pretraining artefact, rehearsal batches, reward model on
+online rows only, execution guidance schedule, retrieval by the pretrained encoder, online run + resume, CLI."""
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+from agents import retrieval, wpt
+from collectors import envs, store
+from datasets_cli.main import cli
+
+SIZE = 32
+
+
+def make_dataset(path: Path, env_id: str, action_dim: int, episodes: int = 2, length: int = 12,
+                 brightness: int | None = None) -> str:
+    """A tiny dataset of random frames (or flat frames of one `brightness`) and random actions."""
+    rng = np.random.default_rng(len(env_id) + action_dim)
+    writer = store.create_dataset(path, {"env_id": env_id, "quality": "random", "image_size": SIZE,
+                                         "action_dim": action_dim},
+                                  {"image": (SIZE, SIZE, 3), "state": (action_dim,), "action": (action_dim,),
+                                   "physics": (4,)})
+    for e in range(episodes):
+        flags = np.zeros(length, bool)
+        action = rng.uniform(-1, 1, (length, action_dim)).astype(np.float32)
+        action[0] = 0
+        image = (np.full((length, SIZE, SIZE, 3), brightness, np.uint8) if brightness is not None
+                 else rng.integers(0, 256, (length, SIZE, SIZE, 3), dtype=np.uint8))
+        writer.append_episode({"image": image, "state": rng.normal(size=(length, action_dim)), "action": action,
+                               "reward": rng.normal(size=length), "discount": np.ones(length),
+                               "is_first": np.r_[True, flags[1:]], "is_last": np.r_[flags[1:], True],
+                               "is_terminal": flags, "physics": np.zeros((length, 4))}, {"return": 0.0, "seed": e})
+    return str(path)
+
+
+@pytest.fixture
+def pool(tmp_path: Path) -> list[str]:
+    return [make_dataset(tmp_path / "cheetah.zarr", "cheetah_run", 6), make_dataset(tmp_path / "hopper.zarr", "hopper_hop", 4)]
+
+
+def smoke(**overrides) -> wpt.Config:
+    return wpt.Config.preset("smoke", pretrain_steps=2, **overrides)
+
+
+def test_pool_pads_actions_and_keeps_the_true_dimension(pool: list[str]) -> None:
+    data = wpt.Pool(pool, action_pad=8)
+    assert data.action_pad == 8 and data.action_dims.tolist() == [6, 4]
+    batches = data.sampler(batch_size=16, length=5, seed=0)
+    batch = next(batches)
+    batches.close()
+    assert batch["action"].shape == (16, 5, 8) and "reward" not in batch  # reward-free
+    assert set(batch["action_dim"].tolist()) <= {6, 4}
+    for action, dim in zip(batch["action"], batch["action_dim"]):
+        assert np.all(action[:, dim:] == 0) and np.any(action[:, :dim] != 0)
+
+
+def test_pretrain_writes_a_reward_free_reusable_world_model(pool: list[str], tmp_path: Path) -> None:
+    path = wpt.pretrain(pool, smoke(), seed=0, action_pad=7, out=tmp_path / "wm")
+    saved = torch.load(path, weights_only=False)
+    assert not any(k.startswith("heads.") for k in saved["state"])  # Eq. 1: no reward / continue heads
+    model = wpt.load_pretrained(path)
+    assert model.action_pad == 7 and model.pool_env_ids == ["cheetah_run", "hopper_hop"]
+    assert (tmp_path / "wm" / "pretrain_metrics.csv").exists()
+    mtime = path.stat().st_mtime_ns
+    assert wpt.pretrain(pool, smoke(), seed=0, action_pad=7, out=tmp_path / "wm") == path
+    assert path.stat().st_mtime_ns == mtime  # reused, not retrained
+    agent = wpt.make_agent(envs.spec("walker_walk"), smoke(pretrained=str(path)))
+    torch.testing.assert_close(agent.wm.encoder.state_dict(), model.wm.encoder.state_dict())
+    assert agent.wm.input_action_dim == 7 and agent.wm.action_dim == 6
+    scratch = wpt.make_agent(envs.spec("walker_walk"), smoke(pretrained=str(path), pretrain=False))  # ablation "no P"
+    assert not torch.equal(scratch.wm.encoder.convs[0].weight, model.wm.encoder.convs[0].weight)
+
+
+def online_batch(action_dim: int, batch: int = 4, length: int = 8) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    is_first = np.zeros((batch, length), bool)
+    is_first[:, 0] = True
+    return {"image": rng.integers(0, 256, (batch, length, SIZE, SIZE, 3), dtype=np.uint8),
+            "action": rng.uniform(-1, 1, (batch, length, action_dim)).astype(np.float32),
+            "reward": rng.normal(size=(batch, length)).astype(np.float32), "discount": np.ones((batch, length), np.float32),
+            "is_first": is_first, "is_last": np.zeros((batch, length), bool), "is_terminal": np.zeros((batch, length), bool),
+            "state": np.zeros((batch, length, 24), np.float32)}
+
+
+def test_rehearsal_mixes_retrieved_windows_and_padding_never_leaks(pool: list[str], tmp_path: Path) -> None:
+    hits = [retrieval.Hit(pool[1], 0, 0, 0.0), retrieval.Hit(pool[1], 1, 0, 0.0)]  # hopper: 4 of 8 dims
+    retrieved = wpt.write_retrieved(hits, tmp_path / "retrieved.zarr", action_pad=8)
+    stored = store.open_dataset(retrieved)
+    assert stored.n_episodes == 2 and np.all(stored.read("action")[:, 4:] == 0) and np.all(stored.read("reward") == 0)
+    spec = envs.spec("walker_walk")
+    agent = wpt.WPTAgent(spec, smoke(action_pad=8), retrieved=retrieved)
+    data, is_online = agent.mix(online_batch(6))
+    assert agent.offline_batch == 1 and is_online.tolist() == [True, True, True, False]  # mix ratio 0.25 of 4
+    assert data["action"].shape == (4, 8, 8)
+    assert torch.all(data["action"][is_online][..., 6:] == 0)  # walker's padding stays zero
+    assert torch.all(data["action"][~is_online][..., 4:] == 0)  # hopper's padding stays zero
+    metrics = agent.update(online_batch(6))
+    assert np.isfinite(list(metrics.values())).all() and "reward_loss" in metrics
+    action, _ = agent.act({"image": online_batch(6)["image"][0, 0]}, eval_mode=True)
+    assert action.shape == (6,) and np.all(np.abs(action) <= 1)
+    agent.retrieved.close()
+
+
+def test_reward_model_learns_from_online_rows_only(pool: list[str], tmp_path: Path) -> None:
+    retrieved = wpt.write_retrieved([retrieval.Hit(pool[0], 0, 0, 0.0)], tmp_path / "r.zarr", action_pad=6)
+    agent = wpt.WPTAgent(envs.spec("walker_walk"), smoke(mix_ratio=0.5), retrieved=retrieved)
+    seen = []
+    original = agent.wm.reward_model.forward
+    agent.wm.reward_model.forward = lambda feat: seen.append(tuple(feat.shape[:-1])) or original(feat)
+    agent.update(online_batch(6))
+    assert seen[0] == (2, 8)  # the reward model's loss sees the 2 online windows of 4, not the retrieved ones
+    assert len(agent.wm.heads) == 0  # no reward / continue head inside Eq. 1's world model
+    agent.retrieved.close()
+
+
+def test_execution_guidance_follows_the_linear_schedule() -> None:
+    spec = envs.spec("walker_walk")
+    config = smoke(guidance_steps=100)
+    bc = wpt.BCPolicy(SIZE, spec.action_dim, config.bc_depth, config.bc_units, config.bc_layers, config.bc_lr)
+    agent = wpt.WPTAgent(spec, config, bc=bc)
+    assert agent.guidance_probability() == 1.0
+    windows = [agent.plan_guidance() for _ in range(20)]
+    assert all(w is not None and 0 <= w[0] < w[1] <= spec.episode_length for w in windows)
+    assert len({w[0] for w in windows}) > 1 and len({w[1] - w[0] for w in windows}) > 1  # random start and duration
+    obs = {"image": np.full((SIZE, SIZE, 3), 128, np.uint8)}
+    with torch.no_grad():
+        bc_action = bc(torch.as_tensor(obs["image"])[None])[0].numpy()
+    action, state = agent.act(obs, (None, 3, (3, 5)))  # inside the window: π_bc acts
+    np.testing.assert_allclose(action, bc_action, atol=1e-6)
+    assert torch.equal(state[0][1][0], torch.as_tensor(bc_action))  # the RSSM sees the action taken
+    action, _ = agent.act(obs, (None, 5, (3, 5)))  # after it: the RL actor
+    assert not np.allclose(action, bc_action)
+    agent.env_steps = 50
+    assert agent.guidance_probability() == pytest.approx(0.5)
+    agent.env_steps = 100
+    assert agent.plan_guidance() is None and agent.guidance_probability() == 0.0
+    assert agent.act(obs, eval_mode=True)[1][2] is None  # evaluation is never guided
+    assert wpt.WPTAgent(spec, smoke()).plan_guidance() is None  # no π_bc ("no G"): never guided
+    assert wpt.WPTAgent(envs.spec("mw_assembly"), wpt.Config.preset("smoke")).guidance_steps == 200
+    assert wpt.WPTAgent(envs.spec("mw_assembly"), wpt.Config.preset("smoke", guidance_steps=0)).guidance_steps == 150_000
+
+
+def test_bc_clones_retrieved_actions(tmp_path: Path) -> None:
+    location = make_dataset(tmp_path / "bc.zarr", "walker_walk", 6, episodes=2, length=20)
+    bc = wpt.BCPolicy(SIZE, 6, depth=8, units=32, layers=1, lr=1e-3)
+    first = wpt.train_bc(bc, location, steps=1, batch=16, seed=0, device="cpu")
+    last = wpt.train_bc(bc, location, steps=60, batch=16, seed=1, device="cpu")
+    assert last < first
+
+
+class ShortEnv:
+    """An environment cut to `limit` agent steps (keeps online tests to seconds)."""
+
+    def __init__(self, env_id: str, limit: int):
+        self.env, self.limit, self.t = envs.make(env_id, image_size=SIZE), limit, 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.env, name)
+
+    def reset(self, seed: int | None = None):
+        self.t = 0
+        return self.env.reset(seed=seed)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.t += 1
+        return obs, reward, terminated, truncated or self.t >= self.limit, info
+
+
+def context(run_dir: Path, datasets: list[str], steps: int, **overrides) -> SimpleNamespace:
+    return SimpleNamespace(method="wpt", env_id="walker_walk", source_env_id=None, datasets=datasets, run_dir=run_dir,
+                           preset="smoke", steps=steps, eval_every=4, eval_episodes=1, checkpoint_every=4, seed=0,
+                           device="cpu", image_size=SIZE, overrides={"pretrain_steps": 2, **overrides},
+                           make_env=lambda env_id=None: ShortEnv("walker_walk", 12))
+
+
+def test_finetuning_retrieves_guides_checkpoints_and_resumes(pool: list[str], tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = wpt.train(context(run_dir, pool, steps=8))
+    assert len(result.returns) == 1 and result.frames is not None
+    for name in ("eval.csv", "metrics.csv", "retrieval.index", "retrieved.csv", "retrieved.zarr", "checkpoints/latest.pt"):
+        assert (run_dir / name).exists(), name
+    index = retrieval.RetrievalIndex.load(run_dir / "retrieval.index")
+    assert index.ntotal == 4 and index.meta["encoder"].startswith("wpt:")  # the pretrained encoder keys the pool
+    assert len(pd.read_csv(run_dir / "retrieved.csv")) == 2
+    assert torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=False)["updates"] == 8
+    wpt.train(context(run_dir, pool, steps=10))  # resumes from update 8
+    steps = pd.read_csv(run_dir / "metrics.csv")["step"]
+    assert steps.is_unique and steps.max() == 10
+
+
+def test_ablation_without_pretraining_rehearsal_or_guidance(pool: list[str], tmp_path: Path) -> None:
+    run_dir = tmp_path / "bare"
+    wpt.train(context(run_dir, pool, steps=2, pretrain=False, rehearsal=False, guidance=False))
+    assert not (run_dir / "retrieved.zarr").exists() and not (tmp_path / "owbench_home" / "pretrained").exists()
+    wpt.train(context(tmp_path / "g", pool, steps=2, pretrain=False, rehearsal=False))  # G alone retrieves with pixels
+    assert retrieval.RetrievalIndex.load(tmp_path / "g" / "retrieval.index").meta["encoder"] == "pixels"
+
+
+def test_pretrained_encoder_retrieves_the_query_task(tmp_path: Path) -> None:
+    dark = make_dataset(tmp_path / "dark.zarr", "walker_walk", 6, brightness=20)
+    light = make_dataset(tmp_path / "light.zarr", "cheetah_run", 6, brightness=230)
+    path = wpt.pretrain([dark, light], smoke(), out=tmp_path / "wm")
+    extractor = retrieval.make_extractor(f"wpt:{path}")
+    index = retrieval.build_retrieval_index([dark, light], extractor)
+    hits = index.query(np.full((SIZE, SIZE, 3), 30, np.uint8), extractor, k=2)[0]
+    assert [h.dataset for h in hits] == [dark, dark]
+
+
+def test_cli_pretrain_wpt(pool: list[str], tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "wm"
+    ok = runner.invoke(cli, ["pretrain", "wpt", "--pool", ",".join(pool), "--steps", "2", "--image-size", str(SIZE),
+                             "--out", str(out), "--device", "cpu"])
+    assert ok.exit_code == 0, ok.output
+    assert (out / "world_model.pt").exists() and "hopper_hop" in ok.output
+    missing = runner.invoke(cli, ["pretrain", "wpt", "--pool", str(tmp_path / "nope.zarr")])
+    assert missing.exit_code == 2 and len(missing.output.strip().splitlines()) == 1
+    wrong_size = runner.invoke(cli, ["pretrain", "wpt", "--pool", pool[0], "--image-size", "64"])
+    assert wrong_size.exit_code == 2 and "--image-size 32" in wrong_size.output

@@ -5,23 +5,22 @@ The loop: prefill the replay with uniform random actions, then alternate `train_
 steps of the (stochastic) policy with one `agent.update` on B windows of T rows drawn uniformly
 from the replay, the unfinished episode included. Budget: `ctx.steps` updates. Every finished
 episode is appended to `run_dir/replay.zarr` (the crash-safe dataset store), so a killed run resumes
-from `run_dir/checkpoints/latest.pt` with its replay; evaluations follow the fixed protocol and go to
-`run_dir/eval.csv` (step, episode, eval_seed, return, success), metrics to `run_dir/metrics.csv`.
+from `run_dir/checkpoints/latest.pt` with its replay. Checkpoints, metrics.csv, eval.csv (the fixed
+evaluation protocol) and the progress bar are benchmark/training.py's, as in the offline loop.
 """
 from __future__ import annotations
 
-import csv
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from agents.contract import Agent
 from benchmark.protocol import EvalResult, evaluate
+from benchmark.training import (EVAL_COLUMNS, Checkpointer, CsvLog, MetricsLogger, TrainContext, TrainProgress,
+                                _summary, log_eval)
 from collectors import store
 from collectors.errors import unknown
 
@@ -34,12 +33,10 @@ class OnlineConfig:
 
     prefill: int = 5000  # agent steps of uniform random actions before the first update (Alg. 1 line 2)
     train_every: int = 1  # agent steps between updates (200k updates x 1 x action repeat 2 = 400k env steps)
-    log_every: int = 100  # updates between metrics.csv rows
 
     @classmethod
     def preset(cls, name: str) -> "OnlineConfig":
-        presets = {"smoke": cls(prefill=16, train_every=1, log_every=5),
-                   "quick": cls(prefill=2500, train_every=5, log_every=100), "paper": cls()}
+        presets = {"smoke": cls(prefill=16, train_every=1), "quick": cls(prefill=2500, train_every=5), "paper": cls()}
         if name not in presets:
             raise unknown("preset", name, presets)
         return presets[name]
@@ -95,83 +92,62 @@ class Replay:
         return {k: np.stack([episodes[i][k][s:s + seq_len] for i, s in zip(which, starts)]) for k in keys}
 
 
-def _append_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        writer = csv.writer(f)
-        if new:
-            writer.writerow(header)
-        writer.writerows(rows)
-
-
-def log_eval(run_dir: Path, step: int, result: EvalResult) -> None:
-    """Append one evaluation to eval.csv."""
-    rows = [[step, i, s, float(r), int(bool(ok))]
-            for i, (s, r, ok) in enumerate(zip(result.seeds, result.returns, result.successes))]
-    _append_csv(run_dir / "eval.csv", ["step", "episode", "eval_seed", "return", "success"], rows)
-
-
-def train_online(ctx: Any, agent: Agent, cfg: OnlineConfig, batch_size: int, seq_len: int,
-                 on_metrics: Callable[[int, dict[str, float]], None] | None = None) -> EvalResult:
+def train_online(ctx: TrainContext, agent: Agent, cfg: OnlineConfig, batch_size: int, seq_len: int,
+                 on_update: Callable[[int, dict[str, float]], None] | None = None) -> EvalResult:
     """Train `agent` online on `ctx.make_env()` for `ctx.steps` updates; returns the final evaluation
-    (with frames). `on_metrics(update, metrics)` sees every update's metrics (e.g. Vid2Act's weights)."""
-    run_dir = Path(ctx.run_dir)
-    ckpt = run_dir / "checkpoints" / "latest.pt"
-    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    (with frames). `on_update(update, metrics)` sees every update's metrics."""
+    checkpoints = Checkpointer(ctx.run_dir / "checkpoints")
+    saved = checkpoints.load(agent, ctx.device)
+    updates, rng = (saved["step"] if saved else 0), np.random.default_rng(ctx.seed)
+    if saved:
+        rng.bit_generator.state = saved["replay_rng"]
+    metrics = MetricsLogger(ctx.run_dir, min(ctx.log_every, max(ctx.steps, 1)))
+    eval_log = CsvLog(ctx.run_dir / "eval.csv", EVAL_COLUMNS)
+    for log in (metrics.csv, eval_log):
+        log.truncate_after(updates if saved else -1)
+    replay = Replay(ctx.run_dir / "replay.zarr", ctx.env_id)
     env = ctx.make_env()
-    replay = Replay(run_dir / "replay.zarr", ctx.env_id)
-    updates, rng = 0, np.random.default_rng(ctx.seed)
-    if ckpt.exists():
-        saved = torch.load(ckpt, map_location="cpu", weights_only=False)
-        agent.load_state_dict(saved["agent"])
-        updates, rng.bit_generator.state = saved["updates"], saved["rng"]
-    make_eval_env = ctx.make_env
-    start, last_log, pending = time.time(), updates, []
     try:
-        while updates < ctx.steps:
-            episode = len(replay.episodes)
-            obs = env.reset(seed=ctx.seed * 100_000 + episode)
-            replay.add(obs, np.zeros(env.spec.action_dim), 0.0, 1.0, True, False, False, env.physics_state())
-            state, total, success, done = None, 0.0, False, False
-            while not done and updates < ctx.steps:
-                if replay.steps < cfg.prefill:
-                    action = rng.uniform(-1, 1, env.spec.action_dim).astype(np.float32)
-                else:
-                    action, state = agent.act(obs, state)
-                obs, reward, terminated, truncated, info = env.step(action)
-                done = terminated or truncated
-                total, success = total + reward, success or bool(info.get("success", False))
-                replay.add(obs, action, reward, info.get("discount", 0.0 if terminated else 1.0), False, done,
-                           terminated, env.physics_state())
-                if replay.steps < max(cfg.prefill, seq_len) or replay.steps % cfg.train_every:
-                    continue
-                metrics = agent.update(replay.sample(rng, batch_size, seq_len))
-                updates += 1
-                if on_metrics is not None:
-                    on_metrics(updates, metrics)
-                pending.append([updates, replay.steps, *metrics.values()])
-                if updates % cfg.log_every == 0 or updates == ctx.steps:
-                    sps = (updates - last_log) / max(time.time() - start, 1e-9)
-                    _append_csv(run_dir / "metrics.csv", ["step", "env_steps", *metrics], pending)
-                    print(f"update {updates}/{ctx.steps}  env steps {replay.steps}  {sps:.2f} updates/s  "
-                          + "  ".join(f"{k} {v:.3g}" for k, v in list(metrics.items())[:4]), flush=True)
-                    start, last_log, pending = time.time(), updates, []
-                if ctx.eval_every and updates % ctx.eval_every == 0 and updates < ctx.steps:
-                    log_eval(run_dir, updates, evaluate(agent, make_eval_env, ctx.eval_episodes, ctx.seed))
-                if ctx.checkpoint_every and updates % ctx.checkpoint_every == 0:
-                    tmp = ckpt.with_suffix(".tmp")
-                    torch.save({"agent": agent.state_dict(), "updates": updates, "rng": rng.bit_generator.state}, tmp)
-                    tmp.replace(ckpt)
-            if done:
-                replay.finish({"return": total, "success": success, "seed": ctx.seed * 100_000 + episode})
+        with TrainProgress(ctx.steps, updates, ctx.progress, f"{ctx.method} {ctx.env_id} online") as progress:
+            while updates < ctx.steps:
+                seed = ctx.seed * 100_000 + len(replay.episodes)
+                obs = env.reset(seed=seed)
+                replay.add(obs, np.zeros(env.spec.action_dim), 0.0, 1.0, True, False, False, env.physics_state())
+                state, total, success, done = None, 0.0, False, False
+                while not done and updates < ctx.steps:
+                    if replay.steps < cfg.prefill:  # Alg. 1 line 2: random episodes first
+                        action = rng.uniform(-1, 1, env.spec.action_dim).astype(np.float32)
+                    else:  # lines 17-23
+                        action, state = agent.act(obs, state)
+                    obs, reward, terminated, truncated, info = env.step(action)
+                    done = terminated or truncated
+                    total, success = total + reward, success or bool(info.get("success", False))
+                    replay.add(obs, action, reward, info.get("discount", 0.0 if terminated else 1.0), False, done,
+                               terminated, env.physics_state())
+                    if replay.steps < max(cfg.prefill, seq_len) or replay.steps % cfg.train_every:
+                        continue
+                    update = agent.update(replay.sample(rng, batch_size, seq_len))  # lines 4-15
+                    updates += 1
+                    if on_update is not None:
+                        on_update(updates, update)
+                    row = metrics.log(updates, {"env_steps": replay.steps, **update}, force=updates == ctx.steps)
+                    progress.update(updates, _summary(row) if row else None)
+                    if ctx.eval_every and updates % ctx.eval_every == 0 and updates < ctx.steps:
+                        log_eval(ctx.run_dir, updates, evaluate(agent, ctx.make_env, ctx.eval_episodes, ctx.seed))
+                    if ctx.checkpoint_every and updates % ctx.checkpoint_every == 0 or updates == ctx.steps:
+                        checkpoints.save(updates, agent, replay_rng=rng.bit_generator.state)
+                if done:  # line 24
+                    replay.finish({"return": total, "success": success, "seed": seed})
     finally:
         env.close()
-    result = evaluate(agent, make_eval_env, ctx.eval_episodes, ctx.seed, record_frames=True)
-    log_eval(run_dir, updates, result)
+        metrics.close()
+    result = evaluate(agent, ctx.make_env, ctx.eval_episodes, ctx.seed, record_frames=True)
+    eval_log.truncate_after(updates - 1)
+    log_eval(ctx.run_dir, updates, result)
     return result
 
 
-def train_from_scratch(ctx: Any, module: Any) -> EvalResult:
+def train_from_scratch(ctx: TrainContext, module: Any) -> EvalResult:
     """A DreamerConfig-based sequence method (DreamerV2) trained online from scratch on `ctx.env_id`
     with the same online loop and budget as Vid2Act (the suites' `scratch_methods`)."""
     from collectors.envs import spec

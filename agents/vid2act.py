@@ -31,13 +31,12 @@ Choices where paper and released code (panmt/Vid2Act) leave room, all documented
 """
 from __future__ import annotations
 
-import csv
 import fcntl
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +51,8 @@ from agents.online import OnlineConfig, train_online
 from agents.world_model import ActorCritic, BehaviorConfig, DreamerConfig, State, WorldModel, WorldModelConfig
 from agents.world_model import to_torch, with_overrides
 from agents.world_model.nets import MLP, ActionDist, Optimizer
+from benchmark.protocol import EvalResult
+from benchmark.training import CsvLog, TrainContext, TrainProgress
 from baselines.dreamerv2 import DreamerV2Agent
 from collectors.envs.base import EnvSpec
 from collectors.errors import OwbenchError, unknown
@@ -160,7 +161,7 @@ def _source_names(datasets: list[Any]) -> list[str]:
 
 
 def pretrain(datasets: Sequence[str], config: Config, device: str = "cpu", seed: int = 0, action_pad: int = 0,
-             out: Path | None = None, log: Callable[[int, dict[str, float]], None] | None = None) -> Path:
+             out: Path | None = None, progress: bool = True) -> Path:
     """Pretrain (or reuse) the teacher on reward-free source datasets; returns the path of teacher.pt.
 
     Labels follow the order of `datasets`. The artefact directory defaults to
@@ -195,16 +196,13 @@ def pretrain(datasets: Sequence[str], config: Config, device: str = "cpu", seed:
                           config.replay_lr, config.replay_kl, config.dreamer.channels_last).to(device)
         rows = []
         with SequenceSampler(data, config.dreamer.batch_size, config.dreamer.seq_len, seed=seed,
-                             weights=[1.0] * len(data)) as sampler:
+                             weights=[1.0] * len(data)) as sampler, \
+                TrainProgress(config.pretrain_steps, 0, progress, "vid2act teacher") as bar:
             for step in range(1, config.pretrain_steps + 1):
                 metrics = {k: float(v) for k, v in teacher.update(to_torch(sampler.sample(), device)).items()}
                 rows.append({"step": step, **metrics})
-                if log is not None and (step % 100 == 0 or step == config.pretrain_steps):
-                    log(step, metrics)
-        with (out / "pretrain_metrics.csv").open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+                bar.update(step, f"image {metrics['image_loss']:.3g}  replay {metrics['replay_loss']:.3g}")
+        CsvLog(out / "pretrain_metrics.csv").append(rows)
         (out / "teacher.json").write_text(json.dumps({**record, "sources": teacher.sources}, indent=1, default=str))
         tmp = path.with_suffix(".tmp")
         torch.save(teacher.artefact(), tmp)
@@ -357,50 +355,32 @@ def make_agent(spec: EnvSpec, config: Config, device: str = "cpu", seed: int = 0
 
 # -- the online transfer run (Algorithm 1) ----------------------------------------------------------
 
-@dataclass
-class DomainWeightLog:
-    """Fig. 9: mean domain-selection weight per source, one row per `every` updates, in domain_weights.csv."""
-
-    path: Path
-    sources: list[str]
-    every: int
-    sums: dict[str, float] = field(default_factory=dict)
-    count: int = 0
-
-    def __call__(self, update: int, metrics: dict[str, float]) -> None:
-        for name in self.sources:
-            self.sums[name] = self.sums.get(name, 0.0) + metrics[f"weight/{name}"]
-        self.count += 1
-        if update % self.every == 0:
-            new = not self.path.exists()
-            with self.path.open("a", newline="") as f:
-                writer = csv.writer(f)
-                if new:
-                    writer.writerow(["step", "source", "weight"])
-                writer.writerows([update, n, self.sums[n] / self.count] for n in self.sources)
-            self.sums, self.count = {}, 0
-
-
-def plot_domain_weights(csv_path: Path, png_path: Path) -> None:
-    """Weights of the source tasks over training (the paper's Fig. 9)."""
+def write_domain_weights(run_dir: Path, sources: list[str]) -> Path:
+    """Fig. 9: the mean domain-selection weight of every source per metrics.csv row, as
+    domain_weights.csv (step, source, weight) and domain_weights.png."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    table = pd.read_csv(csv_path)
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    table = metrics.melt(id_vars="step", value_vars=[f"weight/{s}" for s in sources], var_name="source",
+                         value_name="weight")
+    table["source"] = table["source"].str.removeprefix("weight/")
+    table.to_csv(run_dir / "domain_weights.csv", index=False)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for source, rows in table.groupby("source", sort=False):
         ax.plot(rows["step"], rows["weight"], label=source)
-    ax.set(xlabel="update", ylabel="domain-selection weight", title="Vid2Act source weights")
+    ax.set(xlabel="update", ylabel="domain-selection weight", title="Vid2Act source weights (Fig. 9)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(png_path, dpi=120)
+    fig.savefig(run_dir / "domain_weights.png", dpi=120)
     plt.close(fig)
+    return run_dir / "domain_weights.csv"
 
 
-def train(ctx: Any) -> Any:
+def train(ctx: TrainContext) -> EvalResult:
     """Pretrain (or reuse) the teacher on `ctx.datasets` (seed 0: one teacher per source set), then
     train the student online on `ctx.make_env()` for `ctx.steps` updates (Algorithm 1)."""
     from collectors.envs import spec as env_spec
@@ -408,13 +388,9 @@ def train(ctx: Any) -> Any:
     config = Config.preset(ctx.preset, **{"dreamer.wm.image_size": ctx.image_size, **ctx.overrides})
     target = env_spec(ctx.env_id)
     if not config.teacher:
-        config = replace(config, teacher=str(pretrain(ctx.datasets, config, ctx.device, action_pad=target.action_dim)))
+        path = pretrain(ctx.datasets, config, ctx.device, action_pad=target.action_dim, progress=ctx.progress)
+        config = replace(config, teacher=str(path))
     agent = make_agent(target, config, ctx.device, ctx.seed)
-    run_dir = Path(ctx.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    weights_csv = run_dir / "domain_weights.csv"
-    log = DomainWeightLog(weights_csv, agent.sources, config.online.log_every)
-    result = train_online(ctx, agent, config.online, config.dreamer.batch_size, config.dreamer.seq_len, log)
-    if weights_csv.exists():
-        plot_domain_weights(weights_csv, run_dir / "domain_weights.png")
+    result = train_online(ctx, agent, config.online, config.dreamer.batch_size, config.dreamer.seq_len)
+    write_domain_weights(ctx.run_dir, agent.sources)
     return result

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -13,6 +12,7 @@ from click.testing import CliRunner
 
 from agents import vid2act
 from agents.action_replay import ActionReplay
+from benchmark.training import TrainContext
 from collectors import envs, store
 from datasets_cli.main import cli
 
@@ -123,11 +123,11 @@ def test_action_replay_reconstructs_source_actions_better_than_chance() -> None:
 
 def test_pretrain_writes_a_frozen_reusable_teacher(sources: list[str], tmp_path: Path) -> None:
     config = vid2act.Config.preset("smoke", pretrain_steps=3)
-    path = vid2act.pretrain(sources, config, action_pad=12)
+    path = vid2act.pretrain(sources, config, action_pad=12, progress=False)
     assert path.exists() and (path.parent / "pretrain_metrics.csv").exists()
     assert len(pd.read_csv(path.parent / "pretrain_metrics.csv")) == 3
     stamp = path.stat().st_mtime_ns
-    assert vid2act.pretrain(sources, config, action_pad=12) == path and path.stat().st_mtime_ns == stamp
+    assert vid2act.pretrain(sources, config, action_pad=12, progress=False) == path and path.stat().st_mtime_ns == stamp
     teacher = vid2act.load_teacher(path)
     assert teacher.sources == ["cheetah_run", "hopper_stand"] and teacher.action_pad == 12
     assert not any(p.requires_grad for p in teacher.parameters())
@@ -136,7 +136,7 @@ def test_pretrain_writes_a_frozen_reusable_teacher(sources: list[str], tmp_path:
         torch.testing.assert_close(agent.teacher.state_dict()[k], v)
     with pytest.raises(vid2act.OwbenchError, match="action-pad"):
         vid2act.make_agent(envs.spec("quadruped_walk"),
-                           dataclasses.replace(config, teacher=str(vid2act.pretrain(sources, config))))
+                           dataclasses.replace(config, teacher=str(vid2act.pretrain(sources, config, progress=False))))
 
 
 def test_state_dict_round_trip_acts_identically(sources: list[str]) -> None:
@@ -173,11 +173,16 @@ class ShortEnv:
         return obs, reward, terminated, truncated or self.t >= self.limit, info
 
 
-def context(run_dir: Path, datasets: list[str], steps: int, method: str = "vid2act") -> SimpleNamespace:
-    return SimpleNamespace(method=method, env_id="walker_walk", source_env_id=None, datasets=datasets, run_dir=run_dir,
-                           preset="smoke", steps=steps, eval_every=4, eval_episodes=1, checkpoint_every=4, seed=0,
-                           device="cpu", image_size=SIZE, overrides={"pretrain_steps": 2},
-                           make_env=lambda env_id=None: ShortEnv("walker_walk", 12))
+class ShortContext(TrainContext):
+    def make_env(self, env_id: str | None = None) -> ShortEnv:
+        return ShortEnv(env_id or self.env_id, 12)
+
+
+def context(run_dir: Path, datasets: list[str], steps: int, method: str = "vid2act") -> ShortContext:
+    return ShortContext(method=method, env_id="walker_walk", datasets=datasets, run_dir=run_dir, preset="smoke",
+                        steps=steps, eval_every=4, eval_episodes=1, checkpoint_every=4, log_every=2, seed=0,
+                        device="cpu", image_size=SIZE, progress=False,
+                        overrides={"pretrain_steps": 2} if method == "vid2act" else {})
 
 
 def test_online_transfer_logs_weights_checkpoints_and_resumes(sources: list[str], tmp_path: Path) -> None:
@@ -190,10 +195,11 @@ def test_online_transfer_logs_weights_checkpoints_and_resumes(sources: list[str]
     assert set(weights["source"]) == {"cheetah_run", "hopper_stand"}
     np.testing.assert_allclose(weights.groupby("step")["weight"].sum(), 1.0, atol=1e-5)
     assert store.open_dataset(run_dir / "replay.zarr").n_episodes >= 1
-    assert torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=False)["updates"] == 8
+    assert torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=False)["step"] == 8
     vid2act.train(context(run_dir, sources, steps=10))  # resumes from update 8: only updates 9 and 10 run
     steps = pd.read_csv(run_dir / "metrics.csv")["step"]
     assert steps.is_unique and steps.max() == 10
+    assert torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=False)["step"] == 10
 
 
 def test_dreamerv2_from_scratch_uses_the_same_online_loop(tmp_path: Path) -> None:
@@ -201,7 +207,6 @@ def test_dreamerv2_from_scratch_uses_the_same_online_loop(tmp_path: Path) -> Non
     from baselines import dreamerv2
 
     ctx = context(tmp_path / "dv2", [], steps=4, method="dreamerv2")
-    ctx.overrides = {}
     result = train_from_scratch(ctx, dreamerv2)
     assert len(result.returns) == 1
     assert pd.read_csv(tmp_path / "dv2" / "metrics.csv")["step"].max() == 4

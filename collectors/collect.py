@@ -35,7 +35,7 @@ from collectors.policies.sac import SACConfig, SACTrainer
 from collectors.policies.scripted import BehaviourPolicy, FrozenSAC, NoisyPolicy, RandomPolicy, ScriptedExpert
 from collectors.qualities import MEDIUM_FRACTION, NOISE_SCHEDULE, Quality, episode_noise, episode_policy, get_quality
 from collectors.reference import Reference, episode_return, reference_returns
-from collectors.render_pool import RenderPool
+from collectors.render_pool import RenderPool, render_states
 
 DEFAULT_EPISODES = 100  # when neither --episodes nor --steps is given (not for medium-replay)
 PACKAGES = ("owbench", "mujoco", "dm-control", "metaworld", "torch", "numpy", "zarr")
@@ -313,23 +313,33 @@ def collect(env_id: str, quality: str, *, out: str | Path, episodes: int | None 
     started, resumed_from = time.perf_counter(), writer.committed_episodes
     reference = Reference(**writer.attrs["reference_returns"])
     behaviour = Behaviour(args, location, reference)
-    if not writer.attrs.get("complete"):
-        with make(s.id, image_size=image_size, camera=camera, fast_render=fast_render) as env:
-            pool = RenderPool(s.id, image_size, camera, fast_render, workers) if workers > 1 else None
-            try:
-                loop = _collect_replay if q.replay else _collect_frozen
-                loop(args, q, behaviour, writer, env, pool, progress)
-            finally:
-                if pool is not None:
-                    pool.close()
-        writer.set_attrs(behaviour=behaviour.info, complete=True,
-                         completed=datetime.now(timezone.utc).isoformat())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the behaviour MLPs are tiny: more threads only contend with rendering
+    try:
+        if not writer.attrs.get("complete"):
+            _run(args, q, behaviour, writer, workers, progress)
+    finally:
+        torch.set_num_threads(threads)
     ds = store.open_dataset(location)
     returns = ds.episodes["return"]
     return CollectSummary(location, s.id, q.name, ds.n_episodes, ds.n_steps - ds.n_episodes,
                           float(np.mean(returns)) if len(returns) else 0.0,
                           float(np.std(returns)) if len(returns) else 0.0, resumed_from,
                           time.perf_counter() - started, ds.attrs.get("behaviour", {}))
+
+
+def _run(args: CollectArgs, q: Quality, behaviour: Behaviour, writer: store.DatasetWriter, workers: int,
+         progress: Callable[[Progress], None] | None) -> None:
+    with make(args.env_id, image_size=args.image_size, camera=args.camera, fast_render=args.fast_render) as env:
+        pool = RenderPool(args.env_id, args.image_size, args.camera, args.fast_render, workers) if workers > 1 \
+            else None
+        try:
+            loop = _collect_replay if q.replay else _collect_frozen
+            loop(args, q, behaviour, writer, env, pool, progress)
+        finally:
+            if pool is not None:
+                pool.close()
+    writer.set_attrs(behaviour=behaviour.info, complete=True, completed=datetime.now(timezone.utc).isoformat())
 
 
 def _row_shapes(args: CollectArgs) -> dict[str, tuple[int, ...]]:
@@ -344,16 +354,20 @@ def _row_shapes(args: CollectArgs) -> dict[str, tuple[int, ...]]:
 class _Committer:
     """Renders (pool) or takes (inline) an episode's frames and commits it; reports progress."""
 
-    def __init__(self, args: CollectArgs, writer: store.DatasetWriter, pool: RenderPool | None,
+    def __init__(self, args: CollectArgs, writer: store.DatasetWriter, env: Env, pool: RenderPool | None,
                  progress: Callable[[Progress], None] | None, phase: str):
-        self.args, self.writer, self.pool, self.progress, self.phase = args, writer, pool, progress, phase
+        self.args, self.writer, self.env, self.pool = args, writer, env, pool
+        self.progress, self.phase = progress, phase
         self.started, self.frames = time.perf_counter(), 0
         self.steps = writer.committed_steps - writer.committed_episodes
 
     def submit(self, episode: Episode) -> Callable[[], None]:
         """Start rendering (pool); the returned function finishes and commits the episode."""
-        wait = self.pool.submit(episode.seed, episode.rows["physics"]) if self.pool and "image" not in episode.rows \
-            else None
+        wait = None
+        if "image" not in episode.rows and self.pool is not None:
+            wait = self.pool.submit(episode.seed, episode.rows["physics"])
+        elif "image" not in episode.rows:  # a pending episode restored on resume, without a pool
+            episode.rows["image"] = render_states(self.env, episode.seed, episode.rows["physics"])
 
         def finish() -> None:
             if wait is not None:
@@ -384,7 +398,7 @@ def _collect_frozen(args: CollectArgs, q: Quality, behaviour: Behaviour, writer:
     policies = {kind: behaviour.frozen(kind, env, progress) for kind in q.policies if kind != "random"}
     if "random" in q.policies:
         behaviour.info["random"] = {"description": RandomPolicy.description}
-    committer = _Committer(args, writer, pool, progress, "collecting")
+    committer = _Committer(args, writer, env, pool, progress, "collecting")
     index, produced_steps = writer.committed_episodes, committer.steps
     finish_previous: Callable[[], None] | None = None
     while not _target_reached(args, index, produced_steps):
@@ -408,7 +422,7 @@ def _collect_replay(args: CollectArgs, q: Quality, behaviour: Behaviour, writer:
                     pool: RenderPool | None, progress: Callable[[Progress], None] | None) -> None:
     """medium-replay: every training episode of the SAC agent, committed as it completes."""
     trainer, status = behaviour.trainer(), TrainStatus()
-    committer = _Committer(args, writer, pool, progress, "training")
+    committer = _Committer(args, writer, env, pool, progress, "training")
     saved = load_beside(writer.location, "train_state.pt")
     if saved is not None:
         trainer.load_state_dict(saved["trainer"])

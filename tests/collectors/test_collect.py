@@ -1,0 +1,159 @@
+"""Collection: rows and metadata, identical re-rendered frames, kill -9 / resume, medium-replay resume."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from collectors import store
+from collectors.collect import collect, dataset_id, ensure_dataset
+from collectors.envs import make
+from collectors.errors import OwbenchError
+from collectors.render_pool import render_states
+
+TINY = dict(image_size=32, max_episode_steps=6)
+
+
+def test_random_dataset_rows_and_metadata(tmp_path):
+    out = tmp_path / "r.zarr"
+    summary = collect("walker_walk", "random", out=out, episodes=3, **TINY)
+    assert (summary.episodes, summary.steps, summary.resumed_from) == (3, 18, 0)
+    ds = store.open_dataset(out)
+    assert ds.n_steps == 21 and ds.read("image").shape == (21, 32, 32, 3) and ds.read("image").dtype == np.uint8
+    starts = ds.episodes["start"]
+    assert np.array_equal(starts, [0, 7, 14]) and ds.read("is_first")[starts].all()
+    assert not ds.read("action")[starts].any()  # a_{-1} is zero
+    assert ds.read("is_last")[starts + 6].all() and not ds.read("is_terminal").any()
+    assert np.isclose(ds.episodes["return"], [ds.read("reward", s, s + 7).sum() for s in starts]).all()
+    attrs = ds.attrs
+    assert attrs["quality"] == "random" and attrs["complete"] and attrs["max_episode_steps"] == 6
+    assert set(attrs["reference_returns"]) == {"random", "expert", "source"}
+    assert {"backend", "renderer", "fast_render"} <= set(attrs["render"]) and "mujoco" in attrs["packages"]
+    assert store.verify(out) == []
+    again = collect("walker_walk", "random", out=out, episodes=3, **TINY)  # complete: nothing to do
+    assert (again.episodes, again.resumed_from) == (3, 3)
+
+
+def test_episodes_are_reproducible_and_steps_target(tmp_path):
+    a = collect("cheetah_run", "random", out=tmp_path / "a.zarr", steps=10, seed=3, **TINY)
+    b = collect("cheetah_run", "random", out=tmp_path / "b.zarr", steps=10, seed=3, **TINY)
+    assert a.steps >= 10 and a.episodes == 2
+    da, db = store.open_dataset(tmp_path / "a.zarr"), store.open_dataset(tmp_path / "b.zarr")
+    assert np.array_equal(da.read("image"), db.read("image")) and np.array_equal(da.read("action"), db.read("action"))
+
+
+def test_other_arguments_are_refused_unless_overwrite(tmp_path):
+    out = tmp_path / "r.zarr"
+    collect("walker_walk", "random", out=out, episodes=1, **TINY)
+    with pytest.raises(OwbenchError, match="seed=0 \\(now 1\\).*--overwrite"):
+        collect("walker_walk", "random", out=out, episodes=1, seed=1, **TINY)
+    assert collect("walker_walk", "random", out=out, episodes=1, seed=1, overwrite=True, **TINY).resumed_from == 0
+    with pytest.raises(OwbenchError, match="unknown quality 'expret'; did you mean 'expert'"):
+        collect("walker_walk", "expret", out=tmp_path / "x.zarr", episodes=1)
+
+
+def test_pool_frames_equal_inline_frames(tmp_path):
+    inline = collect("walker_walk", "random", out=tmp_path / "a.zarr", episodes=2, **TINY)
+    pooled = collect("walker_walk", "random", out=tmp_path / "b.zarr", episodes=2, workers=2, **TINY)
+    a, b = store.open_dataset(inline.location), store.open_dataset(pooled.location)
+    for name in store.STEP_ARRAYS:
+        assert np.array_equal(a.read(name), b.read(name)), name
+
+
+def test_metaworld_rerendered_frames_equal_stepping_frames():
+    # Meta-World moves bodies in the model on reset: re-rendering must reset to the episode's seed first.
+    with make("mw_button-press", image_size=32) as env, make("mw_button-press", image_size=32) as other:
+        frames, physics = [env.reset(seed=5)["image"]], [env.physics_state()]
+        rng = np.random.default_rng(0)
+        for _ in range(3):
+            obs, *_ = env.step(rng.uniform(-1, 1, 4))
+            frames.append(obs["image"])
+            physics.append(env.physics_state())
+        other.reset(seed=17)  # a different goal first, as a render worker would have
+        assert np.array_equal(render_states(other, 5, np.stack(physics)), np.stack(frames))
+
+
+def test_noisy_expert_cycles_sigma_and_uses_scripted_expert(tmp_path):
+    summary = collect("mw_button-press", "noisy-expert", out=tmp_path / "n.zarr", episodes=6, image_size=32,
+                      max_episode_steps=2)
+    ds = store.open_dataset(summary.location)
+    assert np.allclose(ds.episodes["noise_std"], [0.1, 0.3, 0.5, 1.0, 2.0, 0.1])
+    assert ds.attrs["noise_schedule"] == [0.1, 0.3, 0.5, 1.0, 2.0]
+    assert "scripted" in ds.attrs["behaviour"]["expert"]["description"]
+    assert np.abs(ds.read("action")).max() <= 1.0
+
+
+def _committed(path: Path) -> int:
+    try:
+        return json.loads((path / "zarr.json").read_text())["attributes"].get("committed_episodes", 0)
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return 0
+
+
+def test_kill_9_then_resume_gives_exactly_the_requested_episodes(tmp_path):
+    out = tmp_path / "k.zarr"
+    code = (f"from collectors.collect import collect; collect('walker_walk', 'random', out={str(out)!r}, "
+            f"episodes=6, image_size=32, max_episode_steps=15)")
+    proc = subprocess.Popen([sys.executable, "-c", code], env=os.environ.copy())
+    deadline = time.time() + 120
+    while _committed(out) < 1 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = _committed(out)
+    assert 1 <= killed_at and store.verify(out) == []
+    summary = collect("walker_walk", "random", out=out, episodes=6, image_size=32, max_episode_steps=15)
+    assert summary.resumed_from == killed_at and summary.episodes == 6
+    ds = store.open_dataset(out)
+    starts, lengths = ds.episodes["start"], ds.episodes["length"]
+    assert len(set(starts)) == 6 and np.array_equal(starts[1:], starts[:-1] + lengths[:-1])
+    assert len(set(ds.episodes["seed"])) == 6 and store.verify(out) == []
+    fresh = collect("walker_walk", "random", out=tmp_path / "f.zarr", episodes=6, image_size=32, max_episode_steps=15)
+    assert np.array_equal(store.open_dataset(fresh.location).read("image"), ds.read("image"))
+
+
+class Crash(Exception):
+    pass
+
+
+def test_medium_replay_resumes_exactly_after_a_crash(tmp_path, monkeypatch):
+    kwargs = dict(image_size=16, max_episode_steps=20, max_train_steps=120, sac_preset="smoke")
+    reference = collect("walker_walk", "medium-replay", out=tmp_path / "ref.zarr", **kwargs)
+    assert reference.episodes == 6 and (tmp_path / "ref.zarr.policy" / "medium.pt").exists()
+    assert reference.behaviour["medium"]["train_steps"] == 120
+
+    append = store.DatasetWriter.append_episode
+
+    def crash_on_fourth(self, steps, meta):
+        if self.committed_episodes == 3:
+            raise Crash  # after train_state.pt holds episode 3, before its commit
+        append(self, steps, meta)
+
+    out = tmp_path / "mr.zarr"
+    monkeypatch.setattr(store.DatasetWriter, "append_episode", crash_on_fourth)
+    with pytest.raises(Crash):
+        collect("walker_walk", "medium-replay", out=out, **kwargs)
+    monkeypatch.setattr(store.DatasetWriter, "append_episode", append)
+    assert store.open_dataset(out).n_episodes == 3
+    resumed = collect("walker_walk", "medium-replay", out=out, **kwargs)
+    assert resumed.resumed_from == 3 and resumed.episodes == 6 and store.verify(out) == []
+    a, b = store.open_dataset(reference.location), store.open_dataset(out)
+    for name in ("action", "state", "reward", "image"):
+        assert np.array_equal(a.read(name), b.read(name)), name
+
+
+def test_ensure_dataset_lives_under_owbench_home(owbench_home):
+    location = ensure_dataset("walker_walk", "random", episodes=1, variant="smoke", image_size=16,
+                              max_episode_steps=3)
+    assert dataset_id("walker_walk", "random", "smoke") == "dmc/walker_walk/random-smoke-v1"
+    assert Path(location) == owbench_home / "datasets" / "dmc/walker_walk/random-smoke-v1.zarr"
+    assert store.open_dataset("dmc/walker_walk/random-smoke-v1").n_episodes == 1
+    assert ensure_dataset("walker_walk", "random", episodes=1, variant="smoke", image_size=16,
+                          max_episode_steps=3) == location

@@ -24,6 +24,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,13 @@ class PerfConfig:
         if name not in presets:
             raise unknown("perf preset", name, presets)
         return replace(presets[name], **overrides)
+
+
+def format_number(value: float | None) -> str:
+    """3 significant digits, thousands separators from 100 up; '-' for a missing value."""
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 @dataclass(frozen=True)
@@ -116,6 +124,17 @@ class PerfReport:
     def as_dict(self) -> dict[str, Any]:
         return {"machine": self.machine, "config": self.config, "figures": [f.as_dict() for f in self.figures]}
 
+    def markdown(self) -> str:
+        """The figures as one markdown table (docs/performance.md)."""
+        lines = ["| section | figure | unit | project | naive | ratio | target | pass | note |",
+                 "|---|---|---|---:|---:|---:|---|---|---|"]
+        for f in self.figures:
+            ratio = "-" if f.ratio is None else f"{f.ratio:.2f}x"
+            verdict = {True: "yes", False: "**no**", None: ""}[f.passed]
+            lines.append(f"| {f.section} | {f.name} | {f.unit} | {format_number(f.project)} | {format_number(f.naive)} | {ratio} | "
+                         f"{f.target_text} | {verdict} | {f.note} |")
+        return "\n".join(lines)
+
 
 def machine_info(device: str) -> dict[str, Any]:
     model = ""
@@ -139,8 +158,8 @@ def _peak_rss_mb() -> float:
 
 def _in_child(fn: Callable[..., Any], *args: Any) -> Any:
     """Run `fn(*args)` in a fresh spawned process (its own peak RSS, no GL context inherited)."""
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(fn, args)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:  # may start its own workers
+        return pool.submit(fn, *args).result()
 
 
 # ---------------------------------------------------------------- collection
@@ -395,14 +414,14 @@ def measure_faiss(cfg: PerfConfig, k: int = 10) -> list[Figure]:
     exact = brute_force_knn(base, queries, k)
     numpy_s = time.perf_counter() - started
 
-    nlist = max(1, int(4 * np.sqrt(len(base))))
+    nlist = max(1, int(np.sqrt(len(base))))  # sqrt(N) lists, k-means on 50 points per list
     started = time.perf_counter()
     index = faiss.IndexIVFFlat(faiss.IndexFlatL2(cfg.faiss_dim), cfg.faiss_dim, nlist)
-    train = base[np.random.default_rng(cfg.seed).choice(len(base), min(len(base), 64 * nlist), replace=False)]
+    train = base[np.random.default_rng(cfg.seed).choice(len(base), min(len(base), 50 * nlist), replace=False)]
     index.train(train)
     index.add(base)
     build_s = time.perf_counter() - started
-    index.nprobe = max(1, nlist // 64)
+    index.nprobe = max(1, nlist // 32)
     started = time.perf_counter()
     _, approx = index.search(queries, k)
     query_s = time.perf_counter() - started

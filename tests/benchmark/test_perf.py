@@ -34,6 +34,9 @@ def test_figure_ratio_and_verdict():
     assert absolute.ratio is None and absolute.passed and absolute.target_text == ">= 40 batches/s"
     missing = Figure("s", "n/a", "u", project=None)
     assert missing.passed is None and json.dumps(missing.as_dict())
+    table = perf.PerfReport({}, {}, [faster, smaller, absolute, missing]).markdown().splitlines()
+    assert len(table) == 6 and all(line.count("|") == 10 for line in table)
+    assert "3.00x" in table[2] and "**no**" in table[3]
 
 
 def test_store_comparison_and_sampler_children(tmp_path):

@@ -125,12 +125,14 @@ class CsvLog:
             return list(csv.DictReader(f))
 
     def append(self, rows: list[dict[str, Any]]) -> None:
-        new = [k for row in rows for k in row if k not in self.columns]
-        if new:  # rewrite with the wider header (rare: a metric first logged later)
-            self.columns += list(dict.fromkeys(new))
-            self._write(self.rows())
         self.path.parent.mkdir(parents=True, exist_ok=True)
         exists = self.path.exists()
+        new = [k for row in rows for k in row if k not in self.columns]
+        if new:  # a wider header; an existing file is rewritten (rare: a metric first logged later)
+            old = self.rows()
+            self.columns += list(dict.fromkeys(new))
+            if exists:
+                self._write(old)
         with open(self.path, "a", newline="") as f:
             writer = csv.DictWriter(f, self.columns)
             if not exists:

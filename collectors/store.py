@@ -121,6 +121,51 @@ class Dataset:
         return {k: self.arrays[k][start:stop] for k in keys if k in self.arrays}
 
 
+def return_stats(ds: Dataset) -> dict[str, float]:
+    """Episode-return statistics of the committed episodes (and the success rate)."""
+    returns, lengths = ds.episodes["return"], ds.episodes["length"]
+    if not len(returns):
+        return {"episodes": 0}
+    return {"episodes": len(returns), "return mean": float(returns.mean()), "return std": float(returns.std()),
+            "return min": float(returns.min()), "return max": float(returns.max()),
+            "success rate": float(ds.episodes["success"].mean()), "mean length": float(lengths.mean())}
+
+
+def filmstrip(ds: Dataset, episode: int, frames: int = 8) -> np.ndarray:
+    """`frames` evenly spaced frames of one episode side by side, uint8 (S, frames * S, 3)."""
+    images = ds.episode(episode, ("image",))["image"]
+    picks = np.linspace(0, len(images) - 1, min(frames, len(images))).round().astype(int)
+    return np.concatenate(list(images[picks]), axis=1)
+
+
+@dataclass(frozen=True)
+class LocalDataset:
+    id: str
+    location: str
+    quality: str
+    episodes: int
+    steps: int
+    size_bytes: int
+    complete: bool
+
+
+def list_local() -> list[LocalDataset]:
+    """Datasets (schema 1) under `$OWBENCH_HOME/datasets`, sorted by id."""
+    root = datasets_home()
+    out = []
+    for meta in sorted(root.glob("**/*.zarr/zarr.json")):
+        path = meta.parent
+        try:
+            attrs = dict(zarr.open_group(str(path), mode="r", zarr_format=3).attrs)
+        except Exception:  # damaged: `owbench datasets verify` reports details
+            attrs = {}
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        out.append(LocalDataset(str(path.relative_to(root)).removesuffix(".zarr"), str(path),
+                                attrs.get("quality", "?"), int(attrs.get("committed_episodes", 0)),
+                                int(attrs.get("committed_steps", 0)) - int(attrs.get("committed_episodes", 0)), size, bool(attrs.get("complete", False))))
+    return out
+
+
 def open_dataset(location: str | Path) -> Dataset:
     """Open a dataset by id, path or URL for reading."""
     loc = resolve_location(location)

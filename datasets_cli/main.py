@@ -5,7 +5,9 @@ from importlib.metadata import PackageNotFoundError, version
 
 import click
 
+from datasets_cli.collect import collect
 from datasets_cli.common import OwbenchGroup
+from datasets_cli.datasets import datasets
 from datasets_cli.envs import envs
 from datasets_cli.index import index
 from datasets_cli.perf import perf
@@ -25,6 +27,8 @@ def cli() -> None:
 
 
 cli.add_command(envs)
+cli.add_command(collect)
+cli.add_command(datasets)
 cli.add_command(pretrain)
 cli.add_command(index)
 cli.add_command(perf)

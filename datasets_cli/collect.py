@@ -1,0 +1,63 @@
+"""`owbench collect`: make (or resume) one dataset with a rich progress bar."""
+from __future__ import annotations
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from collectors import collect as collection
+from collectors.qualities import QUALITIES
+from datasets_cli.common import console
+
+
+def _camera(value: str | None) -> str | int | None:
+    return int(value) if value is not None and value.isdigit() else value
+
+
+@click.command("collect")
+@click.option("--env", "env_id", required=True, help="Task id, e.g. walker_walk, walker_downhill, mw_door-close.")
+@click.option("--quality", required=True, help=f"One of: {', '.join(QUALITIES)}.")
+@click.option("--episodes", type=click.IntRange(1), default=None, help="Episodes to collect (default 100).")
+@click.option("--steps", type=click.IntRange(1), default=None, help="Agent steps to collect (whole episodes).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", default=None, help="Path or fsspec URL (default: $OWBENCH_HOME/datasets/<id>.zarr).")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
+              help="Render processes (spawned); 1 renders in-process.")
+@click.option("--image-size", type=click.IntRange(16, 1024), default=64, show_default=True)
+@click.option("--camera", default=None, help="Camera id or name (default: the suite's).")
+@click.option("--fast-render", is_flag=True, help="No shadows/reflections (faster; recorded in the metadata).")
+@click.option("--max-episode-steps", type=click.IntRange(1), default=None,
+              help="Cut episodes shorter than the task's time limit (recorded).")
+@click.option("--max-train-steps", type=click.IntRange(1), default=None,
+              help="Cap on behaviour-agent (SAC) training, in agent steps.")
+@click.option("--sac-preset", type=click.Choice(["smoke", "quick", "paper"]), default="quick", show_default=True,
+              help="Behaviour SAC hyperparameters.")
+@click.option("--overwrite", is_flag=True, help="Replace a dataset made with other arguments.")
+def collect(env_id: str, quality: str, episodes: int | None, steps: int | None, seed: int, out: str | None,
+            workers: int, image_size: int, camera: str | None, fast_render: bool, max_episode_steps: int | None,
+            max_train_steps: int | None, sac_preset: str, overwrite: bool) -> None:
+    """Collect a dataset: behaviour policy on the state, rendered images, crash-safe and resumable."""
+    out = out or collection.dataset_id(env_id, quality)
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[fps]:>6.1f} frames/s  return {task.fields[ret]}"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(f"{env_id} {quality}", total=episodes or steps, fps=0.0, ret="-")
+
+        def report(p: collection.Progress) -> None:
+            done = p.episodes if episodes else p.steps
+            ret = f"{p.last_return:.1f}" if p.last_return is not None else f"eval {p.eval_return:.1f}"
+            total = p.episodes_target or p.steps_target
+            bar.update(task, completed=done, total=total, fps=p.frames_per_s, ret=ret,
+                       description=f"{env_id} {quality} ({p.phase})")
+
+        summary = collection.collect(env_id, quality, out=out, episodes=episodes, steps=steps, seed=seed,
+                                     image_size=image_size, camera=_camera(camera), workers=workers,
+                                     fast_render=fast_render, overwrite=overwrite, max_episode_steps=max_episode_steps,
+                                     max_train_steps=max_train_steps, sac_preset=sac_preset, progress=report)
+    resumed = f", resumed after {summary.resumed_from} committed episodes" if summary.resumed_from else ""
+    console.print(f"wrote {summary.location}{resumed}")
+    console.print(f"{summary.episodes} episodes, {summary.steps} steps, return {summary.mean_return:.1f} "
+                  f"± {summary.std_return:.1f}, {summary.seconds:.1f} s")
+    for kind, info in summary.behaviour.items():
+        extra = f" (eval return {info['eval_return']:.1f})" if info.get("eval_return") is not None else ""
+        console.print(f"behaviour {kind}: {info['description']}{extra}")

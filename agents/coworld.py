@@ -23,16 +23,12 @@ Differences from the released code are listed in the `code` preset and in `docs`
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import os
-import time
-from collections import defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,17 +36,18 @@ from torch import Tensor, nn
 
 from agents.contract import Batch, Obs
 from agents.coworld_losses import domain_kl, max_min_value_loss, relabel_source_reward, select_source
+from agents.online import Replay
 from agents.world_model import ActorCritic, BehaviorConfig, DreamerConfig, WorldModel, to_torch, with_overrides
 from agents.world_model.rssm import State
 from baselines.dreamerv2 import DreamerV2Agent
-from collectors import store
+from benchmark.protocol import EvalResult, evaluate
+from benchmark.training import (EVAL_COLUMNS, Checkpointer, CsvLog, MetricsLogger, TrainContext, TrainProgress,
+                                _summary, log_eval)
+from collectors import envs
 from collectors.collect import episode_seed
 from collectors.envs import Env, EnvSpec
 from collectors.errors import OwbenchError, unknown
-
-if TYPE_CHECKING:
-    from benchmark.protocol import EvalResult
-    from benchmark.training import TrainContext
+from collectors.sampler import SequenceSampler
 
 SOURCE_MODES = ("best-source", "multi-source")
 
@@ -73,7 +70,6 @@ class CoWorldConfig(DreamerConfig):
     domain_alignment: bool = True  # ablation switch: False drops Eq. 3's domain KL
     reward_modulation: bool = True  # ablation switch: False trains the source reward on source data only
     value_constraint: bool = True  # ablation switch: False drops Eq. 6's max-min term
-    log_every: int = 100  # updates between rows of metrics.csv
 
     @classmethod
     def preset(cls, name: str, domain: str = "dmc", **overrides: Any) -> "CoWorldConfig":
@@ -113,10 +109,10 @@ def _paper_model(**overrides: Any) -> DreamerConfig:
 _PRESETS: dict[str, Callable[[str], tuple[DreamerConfig, dict[str, Any]]]] = {
     "smoke": lambda d: (DreamerConfig.preset("smoke"),
                         dict(_TABLE8[d], target_steps=4, source_steps=3, pretrain_steps=3, prefill=12,
-                             train_every=2, log_every=1)),
+                             train_every=2)),
     "quick": lambda d: (DreamerConfig.preset("quick"),
                         dict(_TABLE8[d], target_steps=2_000, source_steps=1_000, pretrain_steps=2_000,
-                             prefill=1_000, log_every=50)),
+                             prefill=1_000)),
     "paper": lambda d: (_paper_model(), dict(_TABLE8[d])),
     "arxiv-v1": lambda d: (_paper_model(), dict(beta2=1.5, reward_k=0.2, alpha=0.2, target_steps=50_000,
                                                 source_steps=20_000, prefill=_TABLE8[d]["prefill"])),
@@ -286,83 +282,36 @@ def candidate_sources(config: CoWorldConfig, source_env_id: str | None) -> list[
 
 class SourceDomain:
     """One online source task: its environment, the source agent acting in it, and its replay buffer
-    B^(S), kept in memory for sampling and persisted episode by episode in a crash-safe owbench store
-    (run_dir/source_buffers/<task>.zarr), from which a resumed run reloads it."""
+    B^(S) (`agents.online.Replay`: in memory for sampling, persisted episode by episode in the
+    crash-safe store run_dir/source_buffers/<task>.zarr, from which a resumed run reloads it)."""
 
-    def __init__(self, env: Env, agent: DreamerV2Agent, path: Path, seed: int):
-        self.env, self.agent, self.seed = env, agent, seed
-        spec = env.spec
-        self.capacity = spec.episode_length + 1  # rows of one episode: reset + every step
-        if store.exists(path):
-            self.writer = store.open_writer(path)
-            dataset = store.open_dataset(path)
-            self.episodes = [dataset.episode(i) for i in range(dataset.n_episodes)]
-        else:
-            obs = env.reset(seed=0)
-            shapes = {"image": obs["image"].shape, "state": obs["state"].shape, "action": (spec.action_dim,),
-                      "physics": env.physics_state().shape}
-            attrs = {"env_id": spec.id, "quality": "coworld-source-replay", "image_size": env.image_size,
-                     "action_dim": spec.action_dim, "description": "CoWorld source agent's online replay buffer"}
-            self.writer = store.create_dataset(path, attrs, shapes)
-            self.episodes = []
-        self.current: dict[str, np.ndarray] = {}
-        self.length = 0  # rows of the current episode
-        self.obs: Obs | None = None
+    def __init__(self, env: Env, agent: DreamerV2Agent, replay: Replay, seed: int):
+        self.env, self.agent, self.replay, self.seed = env, agent, replay, seed
+        self.obs: Obs | None = None  # None: the next step starts an episode
         self.state: Any = None  # the source agent's RSSM state while acting
 
-    @property
-    def steps(self) -> int:
-        return sum(len(e["reward"]) for e in self.episodes) + self.length
-
-    def interact(self, steps: int, random_actions: bool = False, rng: np.random.Generator | None = None) -> None:
-        """Algorithm 1 line 23: `steps` source environment steps with the source policy (or random actions)."""
+    def interact(self, steps: int, rng: np.random.Generator, random_actions: bool = False) -> None:
+        """Algorithm 1 line 23: `steps` source environment steps with the source policy (or uniform
+        random actions for the prefill); finished episodes are committed to B^(S)."""
         for _ in range(steps):
             if self.obs is None:
-                self._reset()
+                self.episode_seed = episode_seed(self.seed, len(self.replay.episodes))
+                self.obs, self.state, self.success = self.env.reset(seed=self.episode_seed), None, False
+                self.replay.add(self.obs, np.zeros(self.env.spec.action_dim, np.float32), 0.0, 1.0, True, False,
+                                False, self.env.physics_state())
             if random_actions:
                 action = rng.uniform(-1, 1, self.env.spec.action_dim).astype(np.float32)
             else:
-                action, self.state = self.agent.act(self.obs, self.state, eval_mode=False)
+                action, self.state = self.agent.act(self.obs, self.state)
             self.obs, reward, terminated, truncated, info = self.env.step(action)
-            self._add(self.obs, action, reward, info["discount"], False, terminated or truncated, terminated)
-            if terminated or truncated:
-                self._finish(bool(info.get("success", False)))
-
-    def _reset(self) -> None:
-        self.episode_seed = episode_seed(self.seed, len(self.episodes))
-        self.obs, self.state, self.length = self.env.reset(seed=self.episode_seed), None, 0
-        self.success = False
-        self._add(self.obs, np.zeros(self.env.spec.action_dim, np.float32), 0.0, 1.0, True, False, False)
-
-    def _add(self, obs: Obs, action: np.ndarray, reward: float, discount: float, first: bool, last: bool,
-             terminal: bool) -> None:
-        row = {"image": obs["image"], "state": obs["state"], "action": action, "reward": reward,
-               "discount": discount, "is_first": first, "is_last": last, "is_terminal": terminal,
-               "physics": self.env.physics_state()}
-        if not self.current:
-            self.current = {k: np.zeros((self.capacity, *np.shape(v)), store.DTYPES[k]) for k, v in row.items()}
-        for key, value in row.items():
-            self.current[key][self.length] = value
-        self.length += 1
-
-    def _finish(self, success: bool) -> None:
-        episode = {k: v[:self.length].copy() for k, v in self.current.items()}
-        self.writer.append_episode(episode, {"return": float(episode["reward"].sum()), "success": success,
-                                             "seed": self.episode_seed})
-        self.episodes.append(episode)
-        self.obs, self.length = None, 0
-
-    def sample(self, rng: np.random.Generator, batch_size: int, length: int) -> Batch:
-        """Uniform windows of `length` rows within episodes (the running one included), as a batch."""
-        pool = self.episodes + ([{k: v[:self.length] for k, v in self.current.items()}] if self.length else [])
-        windows = np.array([max(len(e["reward"]) - length + 1, 0) for e in pool], np.float64)
-        if windows.sum() == 0:
-            raise OwbenchError(f"the source buffer has no {length}-step window yet; raise `prefill` "
-                               f"above the sequence length {length}")
-        which = rng.choice(len(pool), batch_size, p=windows / windows.sum())
-        starts = [int(rng.integers(windows[i])) for i in which]
-        keys = ("image", "action", "reward", "discount", "is_first", "is_last", "is_terminal", "state")
-        return {k: np.stack([pool[i][k][s:s + length] for i, s in zip(which, starts)]) for k in keys}
+            done = terminated or truncated
+            self.success |= bool(info.get("success", False))
+            self.replay.add(self.obs, action, reward, info["discount"], False, done, terminated,
+                            self.env.physics_state())
+            if done:
+                returns = float(np.sum(self.replay.current["reward"]))
+                self.replay.finish({"return": returns, "success": self.success, "seed": self.episode_seed})
+                self.obs = None
 
     def close(self) -> None:
         self.env.close()
@@ -374,7 +323,7 @@ class SourceDomain:
 class Progress:
     """Updates done so far; with the config and budget they say which phase comes next."""
 
-    pretrain: int = 0  # source pretraining updates (line 3), per source
+    pretrain: int = 0  # source pretraining updates (line 3), each of every source
     target: int = 0  # target updates (lines 6-13)
     source: int = 0  # co-training source updates (lines 16-23)
 
@@ -394,126 +343,82 @@ class Progress:
         return "target"
 
 
-def train(ctx: "TrainContext") -> "EvalResult":
+def train(ctx: TrainContext) -> EvalResult:
     """Algorithm 1 under the harness: `ctx.datasets[0]` is the offline target dataset, `ctx.source_env_id`
-    the online source task, `ctx.steps` the target update budget. Writes eval.csv (target policy in the
-    target environment, fixed protocol), metrics.csv and checkpoints/latest.pt (both agents, counters;
-    the source buffers are their own stores) and resumes from them."""
-    from benchmark.protocol import evaluate
-    from collectors import envs
-    from collectors.sampler import SequenceSampler
-
-    spec = envs.spec(ctx.env_id)
-    cfg = CoWorldConfig.preset(ctx.preset, domain=domain_of(spec), image_size=ctx.image_size, **ctx.overrides)
+    the online source task, `ctx.steps` the target update budget. Checkpoints (both agents, counters, RNGs;
+    the source buffers are their own stores), metrics.csv (one row per `log_every` updates of a phase,
+    step = all updates so far), eval.csv (the target policy in the target environment under the fixed
+    protocol, step = target updates) and the progress bar are benchmark/training.py's; a killed run resumes."""
+    spec = ctx.spec
+    cfg = CoWorldConfig.preset(ctx.preset, domain=domain_of(spec), **{"image_size": ctx.image_size, **ctx.overrides})
     source_ids = candidate_sources(cfg, ctx.source_env_id)
     for sid in source_ids:
         if envs.spec(sid).action_dim != spec.action_dim:
             raise OwbenchError(f"source {sid} has {envs.spec(sid).action_dim} action dims, target {spec.id} "
-                               f"{spec.action_dim}; CoWorld needs one embodiment; pick a source of the same robot")
-    run_dir = Path(ctx.run_dir)
-    ckpt = run_dir / "checkpoints" / "latest.pt"
+                               f"{spec.action_dim}; CoWorld transfers within one embodiment; pick a source of that robot")
     agent = make_agent(spec, cfg, ctx.device, ctx.seed, n_sources=len(source_ids))
-    progress = Progress()
-    if ckpt.exists():
-        saved = torch.load(ckpt, map_location=ctx.device, weights_only=False)
-        agent.load_state_dict(saved["agent"])
-        progress = Progress(**saved["progress"])
-        print(f"resumed from {ckpt} at {progress}")
-    domains = [SourceDomain(ctx.make_env(sid), agent.sources[i], run_dir / "source_buffers" / f"{sid}.zarr",
-                            seed=ctx.seed * 100 + i) for i, sid in enumerate(source_ids)]
-    rng = np.random.default_rng([ctx.seed, progress.total])
+    checkpoints = Checkpointer(ctx.run_dir / "checkpoints")
+    saved = checkpoints.load(agent, ctx.device)
+    progress = Progress(**saved["progress"]) if saved else Progress()
+    picks: Counter[int] = Counter(saved["picks"] if saved else {})  # selections per source, this target phase
+    rng = np.random.default_rng(ctx.seed)
+    if saved:
+        rng.bit_generator.state = saved["replay_rng"]
+    metrics = MetricsLogger(ctx.run_dir, ctx.log_every)
+    eval_log = CsvLog(ctx.run_dir / "eval.csv", EVAL_COLUMNS)
+    metrics.csv.truncate_after(progress.total if saved else -1)
+    eval_log.truncate_after(progress.target if saved else -1)
+    domains = [SourceDomain(ctx.make_env(sid), agent.sources[i],
+                            Replay(ctx.run_dir / "source_buffers" / f"{sid}.zarr", sid), seed=ctx.seed * 100 + i)
+               for i, sid in enumerate(source_ids)]
     targets = SequenceSampler(ctx.datasets[:1], cfg.batch_size, cfg.seq_len, seed=ctx.seed * 1_000_003 + progress.total)
-    log = MetricsLog(run_dir / "metrics.csv", cfg.log_every)
-    picks: defaultdict[int, int] = defaultdict(int)  # selections of each source in the current target phase
-    started = time.time()
+
+    def sample(i: int) -> Batch:
+        return domains[i].replay.sample(rng, cfg.batch_size, cfg.seq_len)
+
+    total = cfg.pretrain_steps + ctx.steps + (ctx.steps - 1) // cfg.target_steps * cfg.source_steps
     try:
-        for i, domain in enumerate(domains):  # random prefill of B^(S)
-            if domain.steps < cfg.prefill:
-                domain.interact(cfg.prefill - domain.steps, random_actions=True, rng=rng)
-        while (phase := progress.phase(cfg, ctx.steps)) != "done":
-            if phase == "pretrain":  # line 3: every source agent learns online, no target signal yet
-                for i, domain in enumerate(domains):
-                    domain.interact(cfg.train_every)
-                    log.add("pretrain", progress.total, agent.update_source(
-                        i, domain.sample(rng, cfg.batch_size, cfg.seq_len)), prefix=f"source{i}/")
-                progress.pretrain += 1
-            elif phase == "target":  # lines 6-13
-                metrics = agent.update(targets.sample())
-                picks[agent.selected] += 1
-                metrics.update({f"selected_{i}": float(agent.selected == i) for i in range(len(domains))})
-                log.add("target", progress.total, metrics)
-                progress.target += 1
-                if progress.target % ctx.eval_every == 0 and progress.target < ctx.steps:
-                    _evaluate(ctx, agent, evaluate, progress.target, record_frames=False)
-            else:  # lines 16-23, on the source selected most in the last target phase
-                i = max(picks, key=picks.get) if picks else agent.selected
-                domains[i].interact(cfg.train_every)
-                log.add("source", progress.total, agent.update_source(
-                    i, domains[i].sample(rng, cfg.batch_size, cfg.seq_len), targets.sample()), prefix=f"source{i}/")
-                progress.source += 1
-                if progress.phase(cfg, ctx.steps) != "source":
+        with TrainProgress(total, progress.total, ctx.progress, f"coworld {ctx.env_id}") as bar:
+            for domain in domains:  # B^(S) starts with random episodes
+                domain.interact(max(cfg.prefill - domain.replay.steps, 0), rng, random_actions=True)
+            while (phase := progress.phase(cfg, ctx.steps)) != "done":
+                if phase == "pretrain":  # line 3: each source agent learns online, without target signal
+                    update = {}
+                    for i, domain in enumerate(domains):
+                        domain.interact(cfg.train_every, rng)
+                        update.update(_prefixed(f"source{i}/", agent.update_source(i, sample(i))))
+                    progress.pretrain += 1
+                elif phase == "target":  # lines 6-13
+                    update = agent.update(targets.sample())
+                    picks[agent.selected] += 1
+                    update.update({f"selected_{i}": float(agent.selected == i) for i in range(len(domains))})
+                    progress.target += 1
+                    if ctx.eval_every and progress.target % ctx.eval_every == 0 and progress.target < ctx.steps:
+                        log_eval(ctx.run_dir, progress.target, evaluate(agent, ctx.make_env, ctx.eval_episodes, ctx.seed))
+                else:  # lines 16-23, on the source selected most often in the last target phase
+                    i = picks.most_common(1)[0][0] if picks else agent.selected
+                    domains[i].interact(cfg.train_every, rng)
+                    update = _prefixed(f"source{i}/", agent.update_source(i, sample(i), targets.sample()))
+                    progress.source += 1
+                phase_ends = progress.phase(cfg, ctx.steps) != phase
+                if phase == "source" and phase_ends:
                     picks.clear()
-            if progress.total % ctx.checkpoint_every == 0:
-                _checkpoint(ckpt, agent, progress)
-                print(f"[coworld] {progress} {progress.total / (time.time() - started):.2f} updates/s", flush=True)
-        _checkpoint(ckpt, agent, progress)
-        log.flush()
-        return _evaluate(ctx, agent, evaluate, progress.target, record_frames=True)
+                update.update(target_updates=progress.target, source_env_steps=sum(d.replay.steps for d in domains))
+                row = metrics.log(progress.total, update, force=phase_ends)
+                bar.update(progress.total, f"{phase} " + _summary(row) if row else None)
+                if phase_ends or ctx.checkpoint_every and progress.total % ctx.checkpoint_every == 0:
+                    checkpoints.save(progress.total, agent, progress=dataclasses.asdict(progress), picks=dict(picks),
+                                     replay_rng=rng.bit_generator.state)
     finally:
+        metrics.close()
         targets.close()
         for domain in domains:
             domain.close()
-
-
-def _evaluate(ctx: "TrainContext", agent: CoWorldAgent, evaluate: Callable[..., "EvalResult"], step: int,
-              record_frames: bool) -> "EvalResult":
-    """The fixed protocol in the target environment; rows appended to eval.csv."""
-    result = evaluate(agent, ctx.make_env, ctx.eval_episodes, training_seed=ctx.seed, record_frames=record_frames)
-    path = Path(ctx.run_dir) / "eval.csv"
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        writer = csv.writer(f)
-        if new:
-            writer.writerow(["step", "episode", "eval_seed", "return", "success"])
-        for e, (seed, ret, ok) in enumerate(zip(result.seeds, result.returns, result.successes)):
-            writer.writerow([step, e, seed, float(ret), int(bool(ok))])
-    print(f"[coworld] eval at target update {step}: return {result.mean:.1f} ± {result.std:.1f}", flush=True)
+    result = evaluate(agent, ctx.make_env, ctx.eval_episodes, ctx.seed, record_frames=True)
+    eval_log.truncate_after(progress.target - 1)  # a rerun after the final checkpoint re-evaluates once
+    log_eval(ctx.run_dir, progress.target, result)
     return result
 
 
-def _checkpoint(path: Path, agent: CoWorldAgent, progress: Progress) -> None:
-    """Both agents and the counters, written atomically (the source buffers persist themselves)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"agent": agent.state_dict(), "progress": dataclasses.asdict(progress)}, tmp)
-    os.replace(tmp, path)
-
-
-class MetricsLog:
-    """Means of each metric over `every` updates, appended to a long-format CSV (step, phase, metric, value)."""
-
-    def __init__(self, path: Path, every: int):
-        self.path, self.every = path, max(every, 1)
-        self.sums: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0])
-        self.count, self.step = 0, 0
-
-    def add(self, phase: str, step: int, metrics: dict[str, float], prefix: str = "") -> None:
-        for key, value in metrics.items():
-            acc = self.sums[(phase, prefix + key)]
-            acc[0] += value
-            acc[1] += 1
-        self.count, self.step = self.count + 1, step
-        if self.count % self.every == 0:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.sums:
-            return
-        new = not self.path.exists()
-        with open(self.path, "a", newline="") as f:
-            writer = csv.writer(f)
-            if new:
-                writer.writerow(["step", "phase", "metric", "value"])
-            for (phase, key), (total, n) in self.sums.items():
-                writer.writerow([self.step, phase, key, total / n])
-        self.sums.clear()
+def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
+    return {prefix + k: v for k, v in metrics.items()}

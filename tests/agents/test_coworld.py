@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,7 +12,9 @@ import torch
 from agents import coworld
 from agents.coworld import Config, Progress, ValueConstrainedActorCritic, candidate_sources, make_agent
 from agents.coworld_losses import domain_kl, max_min_value_loss, relabel_source_reward, select_source
+from agents.online import Replay
 from agents.world_model import WorldModel
+from benchmark.training import TrainContext
 from collectors import envs
 from collectors.errors import OwbenchError
 
@@ -183,30 +184,28 @@ def test_progress_follows_algorithm_1():
 
 # -- the online source domain and train() ---------------------------------------------------------------
 
-def test_source_domain_collects_samples_and_reloads(tmp_path):
+def test_source_domain_collects_into_a_replay_that_reloads(tmp_path):
     cfg = Config.preset("smoke")
     agent = make_agent(SPEC, cfg, "cpu")
-    path = tmp_path / "buffer.zarr"
-    domain = coworld.SourceDomain(envs.make("walker_walk", image_size=cfg.image_size), agent.sources[0], path, seed=0)
-    domain.interact(6, random_actions=True, rng=np.random.default_rng(0))
-    domain.interact(4)  # the source policy acts
-    assert domain.steps == 11  # reset row + 10 steps, episode still running
-    sample = domain.sample(np.random.default_rng(0), 3, cfg.seq_len)
+    path, rng = tmp_path / "buffer.zarr", np.random.default_rng(0)
+    domain = coworld.SourceDomain(envs.make("walker_walk", image_size=cfg.image_size), agent.sources[0],
+                                  Replay(path, "walker_walk"), seed=0)
+    domain.interact(6, rng, random_actions=True)
+    domain.interact(4, rng)  # the source policy acts
+    assert domain.replay.steps == 11  # reset row + 10 steps, episode still running
+    sample = domain.replay.sample(rng, 3, cfg.seq_len)
     assert sample["image"].shape == (3, cfg.seq_len, cfg.image_size, cfg.image_size, 3)
-    assert sample["is_first"][:, 0].all() and not sample["is_first"][:, 1:].any()
-    domain._finish(False)  # an episode end is committed to the store
+    assert not sample["is_first"][:, 1:].any()  # one episode: is_first only where a window starts at its reset
+    domain.replay.finish({"return": 0.0, "success": False, "seed": 0})  # an episode end is committed
     domain.close()
-    reloaded = coworld.SourceDomain(envs.make("walker_walk", image_size=cfg.image_size), agent.sources[0], path, seed=0)
-    assert reloaded.steps == 11 and len(reloaded.episodes) == 1
-    reloaded.close()
+    assert len(Replay(path, "walker_walk").episodes) == 1
 
 
-def _ctx(tmp_path: Path, dataset: str, steps: int) -> SimpleNamespace:
-    return SimpleNamespace(
-        method="coworld", env_id="walker_downhill", source_env_id="walker_walk", datasets=[dataset],
-        run_dir=tmp_path / "run", preset="smoke", steps=steps, eval_every=4, eval_episodes=1, checkpoint_every=5,
-        seed=0, device="cpu", image_size=32, overrides={"prefill": 10},
-        make_env=lambda env_id=None: envs.make(env_id or "walker_downhill", image_size=32))
+def _ctx(tmp_path: Path, dataset: str, steps: int) -> TrainContext:
+    return TrainContext(method="coworld", env_id="walker_downhill", source_env_id="walker_walk", datasets=[dataset],
+                        run_dir=tmp_path / "run", preset="smoke", steps=steps, eval_every=4, eval_episodes=1,
+                        checkpoint_every=5, log_every=2, seed=0, image_size=32, overrides={"prefill": 10},
+                        progress=False)
 
 
 @pytest.mark.slow
@@ -219,16 +218,14 @@ def test_train_runs_algorithm_1_and_resumes(tmp_path):
     result = coworld.train(ctx)
     assert len(result.returns) == 1 and result.frames is not None
     run = Path(ctx.run_dir)
-    assert (run / "checkpoints" / "latest.pt").exists() and (run / "source_buffers" / "walker_walk.zarr").exists()
-    rows = list(csv.DictReader(open(run / "metrics.csv")))
-    assert {r["phase"] for r in rows} == {"pretrain", "target"}
-    assert any(r["metric"] == "domain_kl" for r in rows)
-    saved = torch.load(run / "checkpoints" / "latest.pt", weights_only=False)["progress"]
-    assert saved == {"pretrain": 3, "target": 4, "source": 0}
+    assert (run / "source_buffers" / "walker_walk.zarr").exists()
+    checkpoint = lambda: torch.load(run / "checkpoints" / "latest.pt", weights_only=False)["progress"]  # noqa: E731
+    assert checkpoint() == {"pretrain": 3, "target": 4, "source": 0}
+    columns = next(csv.reader(open(run / "metrics.csv")))
+    assert {"source0/model_loss", "domain_kl", "value_constraint", "selected_0"} <= set(columns)
     coworld.train(_ctx(tmp_path, dataset, steps=9))  # resume: a source phase, then 5 more target updates
-    saved = torch.load(run / "checkpoints" / "latest.pt", weights_only=False)["progress"]
-    assert saved == {"pretrain": 3, "target": 9, "source": 6}
-    rows = list(csv.DictReader(open(run / "metrics.csv")))
-    assert any(r["phase"] == "source" and r["metric"].endswith("target_reward_loss") for r in rows)
+    assert checkpoint() == {"pretrain": 3, "target": 9, "source": 6}
+    columns = next(csv.reader(open(run / "metrics.csv")))
+    assert "source0/target_reward_loss" in columns
     steps = [int(r["step"]) for r in csv.DictReader(open(run / "eval.csv"))]
     assert steps == [4, 8, 9]

@@ -160,9 +160,10 @@ def list_local() -> list[LocalDataset]:
         except Exception:  # damaged: `owbench datasets verify` reports details
             attrs = {}
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        episodes = int(attrs.get("committed_episodes", 0))
+        steps = int(attrs.get("committed_steps", 0)) - episodes  # transitions: rows minus first rows
         out.append(LocalDataset(str(path.relative_to(root)).removesuffix(".zarr"), str(path),
-                                attrs.get("quality", "?"), int(attrs.get("committed_episodes", 0)),
-                                int(attrs.get("committed_steps", 0)) - int(attrs.get("committed_episodes", 0)), size, bool(attrs.get("complete", False))))
+                                attrs.get("quality", "?"), episodes, steps, size, bool(attrs.get("complete", False))))
     return out
 
 

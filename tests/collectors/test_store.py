@@ -1,0 +1,132 @@
+"""The Zarr store: round trip, committed-prefix semantics, resume, verify catching corruption, URLs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from collectors import store
+from collectors.errors import OwbenchError
+
+SHAPES = {"image": (8, 8, 3), "state": (5,), "action": (2,), "physics": (7,)}
+
+
+def _episode(length: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    first = np.zeros(length, bool)
+    first[0] = True
+    last = np.zeros(length, bool)
+    last[-1] = True
+    return {"image": rng.integers(0, 256, (length, 8, 8, 3), dtype=np.uint8),
+            "state": rng.standard_normal((length, 5)).astype(np.float32),
+            "action": rng.uniform(-1, 1, (length, 2)).astype(np.float32) * ~first[:, None],
+            "reward": rng.random(length).astype(np.float32), "discount": np.ones(length, np.float32),
+            "is_first": first, "is_last": last, "is_terminal": np.zeros(length, bool),
+            "physics": rng.standard_normal((length, 7))}
+
+
+def _write(location, lengths=(40, 30, 50)) -> list[dict[str, np.ndarray]]:
+    writer = store.create_dataset(location, {"env_id": "walker_walk", "quality": "random"}, SHAPES,
+                                  image_chunk_rows=16)
+    episodes = [_episode(n, i) for i, n in enumerate(lengths)]
+    for i, ep in enumerate(episodes):
+        writer.append_episode(ep, {"return": float(ep["reward"].sum()), "seed": i, "noise_std": 0.1 * i})
+    return episodes
+
+
+@pytest.mark.parametrize("where", ["path", "memory"])
+def test_round_trip(tmp_path, where):
+    location = str(tmp_path / "d.zarr") if where == "path" else f"memory://{tmp_path.name}/d.zarr"
+    episodes = _write(location)
+    ds = store.open_dataset(location)
+    assert (ds.n_episodes, ds.n_steps) == (3, 120) and ds.attrs["env_id"] == "walker_walk"
+    for name in store.STEP_ARRAYS:
+        want = np.concatenate([ep[name] for ep in episodes])
+        got = ds.read(name)
+        assert got.dtype == store.DTYPES[name] and np.array_equal(got, want.astype(store.DTYPES[name])), name
+    assert list(ds.episodes["start"]) == [0, 40, 70] and list(ds.episodes["seed"]) == [0, 1, 2]
+    assert np.array_equal(ds.episode(1)["image"], episodes[1]["image"])
+    assert store.verify(location) == []
+
+
+def test_readers_see_only_the_committed_prefix_and_resume_overwrites_leftovers(tmp_path):
+    location = str(tmp_path / "d.zarr")
+    _write(location, (20, 20))
+    group = store.open_writer(location).group
+    group["image"].resize((100, 8, 8, 3))  # an in-flight episode: rows written, never committed
+    group["image"][40:60] = 255
+    ds = store.open_dataset(location)
+    assert ds.n_steps == 40 and ds.read("image", 0, 1000).shape[0] == 40 and store.verify(location) == []
+    writer = store.open_writer(location)
+    new = _episode(10, 9)
+    writer.append_episode(new, {"return": 1.0})
+    ds = store.open_dataset(location)
+    assert ds.n_episodes == 3 and np.array_equal(ds.read("image", 40, 50), new["image"])
+    assert store.verify(location) == []
+
+
+def _chunk_file(location: str, array: str, chunk: int) -> Path:
+    files = sorted(Path(location, array, "c").glob(f"{chunk}/**/*"))
+    return next(f for f in files if f.is_file())
+
+
+def test_verify_names_array_and_chunk_for_a_flipped_byte(tmp_path):
+    location = str(tmp_path / "d.zarr")
+    _write(location)
+    path = _chunk_file(location, "image", 2)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    problems = store.verify(location)
+    assert [(p.array, p.chunk) for p in problems] == [("image", 2)]
+
+
+def test_verify_catches_a_truncated_chunk(tmp_path):
+    location = str(tmp_path / "d.zarr")
+    _write(location)
+    path = _chunk_file(location, "state", 0)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    problems = store.verify(location)
+    assert problems and problems[0].array == "state" and problems[0].chunk == 0
+
+
+def test_verify_catches_an_inconsistent_episode_index(tmp_path):
+    location = str(tmp_path / "d.zarr")
+    _write(location)
+    group = store.open_writer(location).group
+    group["episodes/start"][1] = 41
+    assert [p.array for p in store.verify(location)] == ["episodes"]
+
+
+def test_missing_commit_record(tmp_path):
+    location = str(tmp_path / "d.zarr")
+    _write(location)
+    meta = Path(location, "zarr.json")
+    doc = json.loads(meta.read_text())
+    del doc["attributes"]["committed_steps"]
+    meta.write_text(json.dumps(doc))
+    assert [p.array for p in store.verify(location)] == ["commit record"]
+    with pytest.raises(OwbenchError, match="no commit record"):
+        store.open_dataset(location)
+
+
+def test_create_refuses_to_overwrite_and_ids_resolve_under_home(tmp_path, owbench_home):
+    location = str(tmp_path / "d.zarr")
+    _write(location, (5,))
+    with pytest.raises(OwbenchError, match="--overwrite"):
+        store.create_dataset(location, {}, SHAPES)
+    assert store.resolve_location("dmc/walker_walk/random-v1") == str(
+        owbench_home / "datasets" / "dmc/walker_walk/random-v1.zarr")
+    with pytest.raises(OwbenchError, match="no dataset at"):
+        store.open_dataset("dmc/walker_walk/nothing-v1")
+
+
+def test_list_local_and_stats(owbench_home):
+    _write(store.resolve_location("dmc/walker_walk/random-v1"), (10, 20))
+    [entry] = store.list_local()
+    assert (entry.id, entry.episodes, entry.steps, entry.quality) == ("dmc/walker_walk/random-v1", 2, 28, "random")
+    ds = store.open_dataset("dmc/walker_walk/random-v1")
+    assert store.return_stats(ds)["episodes"] == 2
+    assert store.filmstrip(ds, 1, 4).shape == (8, 32, 3)

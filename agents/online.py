@@ -96,6 +96,7 @@ def train_online(ctx: TrainContext, agent: Agent, cfg: OnlineConfig, batch_size:
                  on_update: Callable[[int, dict[str, float]], None] | None = None) -> EvalResult:
     """Train `agent` online on `ctx.make_env()` for `ctx.steps` updates; returns the final evaluation
     (with frames). `on_update(update, metrics)` sees every update's metrics."""
+    ctx.run_dir.mkdir(parents=True, exist_ok=True)
     checkpoints = Checkpointer(ctx.run_dir / "checkpoints")
     saved = checkpoints.load(agent, ctx.device)
     updates, rng = (saved["step"] if saved else 0), np.random.default_rng(ctx.seed)
@@ -147,11 +148,12 @@ def train_online(ctx: TrainContext, agent: Agent, cfg: OnlineConfig, batch_size:
     return result
 
 
-def train_from_scratch(ctx: TrainContext, module: Any) -> EvalResult:
+def train_from_scratch(ctx: TrainContext, module: Any, online: OnlineConfig | None = None) -> EvalResult:
     """A DreamerConfig-based sequence method (DreamerV2) trained online from scratch on `ctx.env_id`
-    with the same online loop and budget as Vid2Act (the suites' `scratch_methods`)."""
+    with the same online loop and budget as Vid2Act (the suites' `scratch_methods`); `online`
+    defaults to the preset's."""
     from collectors.envs import spec
 
     config = module.Config.preset(ctx.preset, **{"wm.image_size": ctx.image_size, **ctx.overrides})
     agent = module.make_agent(spec(ctx.env_id), config, ctx.device, ctx.seed)
-    return train_online(ctx, agent, OnlineConfig.preset(ctx.preset), config.batch_size, config.seq_len)
+    return train_online(ctx, agent, online or OnlineConfig.preset(ctx.preset), config.batch_size, config.seq_len)

@@ -88,7 +88,7 @@ class Dataset:
         if self.attrs.get("schema_version") != SCHEMA_VERSION:
             raise OwbenchError(f"{self.location} is not an owbench schema-{SCHEMA_VERSION} dataset "
                                f"(schema_version={self.attrs.get('schema_version')!r})")
-        if "committed_steps" not in self.attrs:
+        if not {"committed_steps", "committed_episodes"} <= self.attrs.keys():
             raise OwbenchError(f"{self.location} has no commit record; resume its collection with `owbench collect`")
         self.arrays = {name: self.group[name] for name in STEP_ARRAYS if name in self.group}
         ep = self.group["episodes"]
@@ -284,7 +284,7 @@ def open_writer(location: str | Path) -> DatasetWriter:
     """Reopen an existing dataset to append after its committed prefix (resume)."""
     loc = resolve_location(location)
     group = _open_group(loc, "r+")
-    if "committed_steps" not in group.attrs:
+    if not {"committed_steps", "committed_episodes"} <= group.attrs.keys():
         raise OwbenchError(f"{loc} has no commit record; re-create it with `owbench collect --overwrite`")
     return DatasetWriter(loc, group)
 

@@ -40,20 +40,26 @@ def collect(env_id: str, quality: str, episodes: int | None, steps: int | None, 
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[fps]:>6.1f} frames/s  return {task.fields[ret]}"),
                TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task(f"{env_id} {quality}", total=episodes or steps, fps=0.0, ret="-")
+    bar = Progress(*columns, console=console)
+    task = None
 
-        def report(p: collection.Progress) -> None:
-            done = p.episodes if episodes else p.steps
-            ret = f"{p.last_return:.1f}" if p.last_return is not None else f"eval {p.eval_return:.1f}"
-            total = p.episodes_target or p.steps_target
-            bar.update(task, completed=done, total=total, fps=p.frames_per_s, ret=ret,
-                       description=f"{env_id} {quality} ({p.phase})")
+    def report(p: collection.Progress) -> None:
+        nonlocal task
+        if task is None:  # started on the first report, after the arguments were checked
+            bar.start()
+            task = bar.add_task(f"{env_id} {quality}", total=None, fps=0.0, ret="-")
+        ret = f"{p.last_return:.1f}" if p.last_return is not None else f"eval {p.eval_return:.1f}"
+        bar.update(task, completed=p.episodes if p.episodes_target else p.steps,
+                   total=p.episodes_target or p.steps_target, fps=p.frames_per_s, ret=ret,
+                   description=f"{env_id} {quality} ({p.phase})")
 
+    try:
         summary = collection.collect(env_id, quality, out=out, episodes=episodes, steps=steps, seed=seed,
                                      image_size=image_size, camera=_camera(camera), workers=workers,
                                      fast_render=fast_render, overwrite=overwrite, max_episode_steps=max_episode_steps,
                                      max_train_steps=max_train_steps, sac_preset=sac_preset, progress=report)
+    finally:
+        bar.stop()
     resumed = f", resumed after {summary.resumed_from} committed episodes" if summary.resumed_from else ""
     console.print(f"wrote {summary.location}{resumed}")
     console.print(f"{summary.episodes} episodes, {summary.steps} steps, return {summary.mean_return:.1f} "

@@ -101,7 +101,8 @@ class Config:
 # -- teacher: task-conditioned video prediction + action replay (§4.2) ------------------------------
 
 class Teacher(nn.Module):
-    """F_φ and G_θ. The label enters the shared RSSM as a one-hot appended to the (padded) action."""
+    """F_φ and G_θ. The label enters the shared RSSM as a one-hot appended to the (padded) action;
+    like the action it is zeroed on an episode's first row, whose posterior comes from o_1 alone."""
 
     def __init__(self, wm: WorldModelConfig, sources: Sequence[str], action_pad: int, replay_latent: int = 8,
                  replay_hidden: int = 750, replay_lr: float = 1e-3, replay_kl: float = 0.5,

@@ -21,7 +21,7 @@ from agents.contract import Agent
 from benchmark.methods import get_method
 from collectors.envs import EnvSpec, spec
 
-METHODS = ["random", "dreamerv2", "vid2act", "wpt", "coworld"]
+METHODS = ["random", "dreamerv2", "vid2act", "wpt", "coworld", "curl", "cql", "curl+cql", "lompo"]
 STOCHASTIC_IN_EVAL = {"random"}  # uniform random by definition; its determinism is its RNG state (round trip)
 ENV_ID = "walker_walk"  # 6-dim actions, 24-dim state
 

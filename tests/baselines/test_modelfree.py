@@ -187,7 +187,8 @@ def test_curl_contrastive_accuracy_rises_above_chance() -> None:
 
 
 # -- learning signal (slow): offline training on a cheap cartpole_balance dataset --------------------------
-LEARN_ENV, LEARN_SIZE, LEARN_UPDATES, LEARN_EVAL_EPISODES = "cartpole_balance", 32, 1500, 3
+LEARN_ENV, LEARN_SIZE, LEARN_UPDATES, LEARN_EVAL_EPISODES = "cartpole_balance", 32, 3000, 3
+NOISE = (0.05, 0.1, 0.2, None)  # controller episodes (returns ~1000, ~980, ~790) and one random episode
 
 
 def balance_controller(env) -> np.ndarray:
@@ -197,20 +198,24 @@ def balance_controller(env) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def cartpole_dataset(tmp_path_factory) -> str:
-    """Three PD-controller episodes with Gaussian action noise (sigma 0.3, 0.6, 1.0) and one random episode."""
+def cartpole_dataset(request) -> str:
+    """A medium-expert-like mix: noisy PD-controller episodes and a random one, rendered at 32 px.
+    Kept in pytest's cache directory, so parallel or repeated slow runs collect it once."""
     from collectors import store
     from collectors.collect import rollout
     from collectors.envs import make as make_env
 
-    location = str(tmp_path_factory.mktemp("data") / "cartpole.zarr")
+    location = str(request.config.cache.mkdir("owbench-modelfree") / f"cartpole-{len(NOISE)}.zarr")
+    if store.exists(location) and store.open_dataset(location).n_episodes == len(NOISE):
+        return location
     env = make_env(LEARN_ENV, image_size=LEARN_SIZE, fast_render=True)
     shapes = {"image": (LEARN_SIZE, LEARN_SIZE, 3), "state": (env.spec.state_dim,),
               "action": (env.spec.action_dim,), "physics": (len(env.physics_state()),)}
     writer = store.create_dataset(location, {"env_id": LEARN_ENV, "quality": "medium-expert",
-                                             "image_size": LEARN_SIZE, "action_dim": env.spec.action_dim}, shapes)
+                                             "image_size": LEARN_SIZE, "action_dim": env.spec.action_dim},
+                                  shapes, overwrite=True)
     rng = np.random.default_rng(0)
-    for seed, sigma in enumerate([0.3, 0.6, 1.0, None]):
+    for seed, sigma in enumerate(NOISE):
         if sigma is None:
             act = lambda e: rng.uniform(-1, 1, 1)  # noqa: E731
         else:
@@ -244,6 +249,7 @@ def test_learning_signal_over_random(name: str, cartpole_dataset: str, random_re
     """Offline training on noisy-controller data beats the random policy (numbers printed with -s)."""
     from collectors.envs import spec
     from collectors.sampler import TransitionSampler
+    from collectors.store import open_dataset
 
     module = get_method(name).load()
     config = module.Config.preset("quick", image_size=LEARN_SIZE, batch_size=32)
@@ -253,6 +259,7 @@ def test_learning_signal_over_random(name: str, cartpole_dataset: str, random_re
         for _, batch in zip(range(LEARN_UPDATES), sampler):
             metrics = agent.update(batch)
     trained = evaluate_on_cartpole(agent)
+    data_returns = np.round(open_dataset(cartpole_dataset).episodes["return"], 1).tolist()
     print(f"\n{name}: {LEARN_UPDATES} updates, return {trained:.1f} vs random {random_return:.1f} "
-          f"({LEARN_EVAL_EPISODES} eval episodes); last metrics {metrics}")
+          f"({LEARN_EVAL_EPISODES} eval episodes; dataset episode returns {data_returns}); last metrics {metrics}")
     assert trained > random_return

@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 
 from collectors.errors import OwbenchError, unknown
 
-PRESETS = ("smoke", "quick", "paper")
 C = TypeVar("C")
 
 
@@ -85,7 +84,8 @@ class DreamerConfig:
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "DreamerConfig":
         """`smoke` (tests, well under a second per update on CPU), `quick` (hours on a CPU
-        machine), `paper` (DreamerV2's DMC values). Overrides name any field, nested ones by
+        machine), `paper` (DreamerV2's DMC values), `code` (dreamer-torch's DMC shape: depth 32,
+        deter 200, Gaussian stoch 50, reward head of 2 layers, no discount head). Overrides name any field, nested ones by
         their own name (`deter=64`) or dotted (`wm.deter=64`)."""
         presets = {
             "smoke": cls(
@@ -98,6 +98,9 @@ class DreamerConfig:
                 BehaviorConfig(units=256, layers=2),
                 batch_size=16, seq_len=32),
             "paper": cls(),
+            # the PyTorch DreamerV2 port CoWorld and Vid2Act build on (dreamer-torch, dmc config)
+            "code": cls(WorldModelConfig(depth=32, stoch=50, classes=0, layers=2, discount_head=False),
+                        BehaviorConfig(layers=4)),
         }
         if name not in presets:
             raise unknown("preset", name, presets)

@@ -59,13 +59,13 @@ class RSSM(nn.Module):
         reparameterised Gaussian sample (or the mean)."""
         if self.discrete:
             logits = stats.unflatten(-1, (self.cfg.stoch, self.cfg.classes)).float()
-            if sample:
-                gumbel = -torch.empty_like(logits).exponential_().log()
-                index = (logits + gumbel).argmax(-1)
+            probs = logits.softmax(-1)
+            if sample:  # inverse-CDF sampling: one uniform per latent (cheaper than Gumbel noise per class)
+                u = torch.rand(*probs.shape[:-1], 1, device=probs.device)
+                index = (probs.cumsum(-1) < u).sum(-1).clamp(max=self.cfg.classes - 1)
             else:
                 index = logits.argmax(-1)
             onehot = F.one_hot(index, self.cfg.classes).to(logits.dtype)
-            probs = logits.softmax(-1)
             return (onehot + probs - probs.detach()).flatten(-2).to(stats.dtype)
         mean, std = self.gaussian(stats)
         return mean + std * torch.randn_like(std) if sample else mean

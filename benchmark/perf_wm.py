@@ -1,0 +1,82 @@
+"""World-model update throughput for `owbench perf`: the project's loop against the same-shaped
+plain loop.
+
+optimized=True: channels-last convs, bfloat16 autocast and `torch.compile` (both CUDA only), and
+the next batch built and copied to the device (pinned memory) in a background thread while the
+current update runs. optimized=False: none of these; batches are built in the loop.
+Both run the same model code at the same shapes (a preset's batch x sequence, image size, widths).
+"""
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents.world_model import DreamerConfig, to_torch, with_overrides
+from baselines.dreamerv2 import DreamerV2Agent
+
+ACTION_DIM = 6  # walker's action space
+
+
+def synthetic_batch(config: DreamerConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """A sequence batch shaped like the sampler's (B, T, ...) with random content."""
+    B, T, S = config.batch_size, config.seq_len, config.image_size
+    is_first = np.zeros((B, T), bool)
+    is_first[:, 0] = True
+    return {"image": rng.integers(0, 256, (B, T, S, S, 3), dtype=np.uint8),
+            "action": rng.uniform(-1, 1, (B, T, ACTION_DIM)).astype(np.float32),
+            "reward": rng.random((B, T), dtype=np.float32), "discount": np.ones((B, T), np.float32),
+            "is_first": is_first}
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def measure_world_model_updates(preset: str, device: str, iters: int, optimized: bool) -> dict[str, Any]:
+    """Time `iters` updates of a DreamerV2 agent built from `preset` on `device` (after warm-up).
+
+    Returns updates_per_s / seconds_per_update of the world model alone (encoder, RSSM, decoder,
+    heads, KL, optimiser step) and agent_updates_per_s / agent_seconds_per_update of the whole
+    update (world model + imagination actor-critic), with the shape measured."""
+    config = with_overrides(DreamerConfig.preset(preset),
+                            {"channels_last": optimized, "amp": optimized, "compile": optimized})
+    torch.manual_seed(0)
+    agent = DreamerV2Agent(ACTION_DIM, config, device)
+    rng = np.random.default_rng(0)
+    make = lambda: to_torch(synthetic_batch(config, rng), device)  # noqa: E731
+    pool = ThreadPoolExecutor(1) if optimized else None
+    pending = pool.submit(make) if pool else None
+    warmup = 3 if optimized and device.startswith("cuda") else 1  # compile warms up over a few calls
+    wm_time = total_time = 0.0
+    try:
+        for i in range(warmup + iters):
+            _sync(device)
+            start = time.perf_counter()  # waiting for the batch counts: prefetching hides it
+            if pool:
+                batch, pending = pending.result(), pool.submit(make)
+            else:
+                batch = make()
+            with agent.precision():
+                loss, _, post = agent.wm.loss(batch)
+            agent.wm.opt.step(loss)
+            _sync(device)
+            middle = time.perf_counter()
+            agent.behavior.update(agent.wm, post, batch["discount"], agent.precision)
+            _sync(device)
+            if i >= warmup:
+                wm_time += middle - start
+                total_time += time.perf_counter() - start
+    finally:
+        if pool:
+            pool.shutdown(wait=True)
+    iters = max(iters, 1)
+    return {"preset": preset, "device": device, "optimized": optimized, "iters": iters,
+            "batch": config.batch_size, "seq_len": config.seq_len, "image_size": config.image_size,
+            "threads": torch.get_num_threads(),
+            "updates_per_s": iters / wm_time, "seconds_per_update": wm_time / iters,
+            "agent_updates_per_s": iters / total_time, "agent_seconds_per_update": total_time / iters}

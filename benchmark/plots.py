@@ -30,6 +30,10 @@ def learning_curves(results: pd.DataFrame, out_dir: Path) -> list[Path]:
             rows = periodic if len(periodic) else rows[rows["phase"] == "final"]
             per_seed = rows.groupby(["step", "seed"])["return"].mean().groupby(level="step")
             mean, std = per_seed.mean(), per_seed.std(ddof=0).fillna(0.0)
+            if len(mean) == 1:  # evaluated once, untrained (random policy): a reference level
+                line = ax.axhline(mean.iloc[0], linestyle="--", label=method)
+                ax.axhspan(mean.iloc[0] - std.iloc[0], mean.iloc[0] + std.iloc[0], color=line.get_color(), alpha=0.1)
+                continue
             (line,) = ax.plot(mean.index, mean.to_numpy(), marker="o", markersize=3, label=method)
             ax.fill_between(mean.index, mean - std, mean + std, color=line.get_color(), alpha=0.2)
         ax.set(title=f"{source} → {target}", xlabel="update step", ylabel="evaluation return")

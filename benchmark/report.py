@@ -60,8 +60,9 @@ def write_report(suite_dir: Path, paper: bool = True, reps: int = 2000) -> Path:
     results = write_results(suite_dir)
     last = final(results)
     suite, profile = results["suite"].iloc[0], results["profile"].iloc[0]
-    paper_id = SUITES[suite].paper if paper and suite in SUITES else ""
-    wide, text = tables.write_tables(last, suite_dir, suite, profile, paper_id)
+    known = SUITES.get(suite)
+    paper_id = known.paper if paper and known else ""
+    wide, text = tables.write_tables(last, suite_dir, suite, profile, paper_id, known.methods if known else ())
     agg, poi = stats.aggregate(last, reps=reps)
     agg.to_csv(suite_dir / "stats.csv", index=False)
     poi.to_csv(suite_dir / "improvement.csv", index=False)

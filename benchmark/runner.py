@@ -77,7 +77,8 @@ def _budgets(jobs: list[Job]) -> dict[DataNeed, Budget]:
     return {need: next(j.budget for j in jobs if need in j.data) for need in datasets_needed(jobs)}
 
 
-def prepare_datasets(jobs: list[Job], collect: bool = True, workers: int = 1) -> dict[DataNeed, str]:
+def prepare_datasets(jobs: list[Job], collect: bool = True, workers: int = 1,
+                     say: Callable[[str], None] = lambda line: None) -> dict[DataNeed, str]:
     """Collect (or resume collecting) every dataset the jobs read; returns need -> location."""
     missing = missing_datasets(jobs)
     budgets = _budgets(jobs)
@@ -91,6 +92,8 @@ def prepare_datasets(jobs: list[Job], collect: bool = True, workers: int = 1) ->
                            "or drop --no-collect")
     from collectors.collect import ensure_dataset
 
+    for need, loc in missing:
+        say(f"collecting {need.env_id} {need.quality} -> {loc}")
     return {need: ensure_dataset(need.env_id, need.quality, episodes=b.dataset_episodes, image_size=b.image_size,
                                  variant=b.variant, workers=workers, max_episode_steps=b.max_episode_steps,
                                  max_train_steps=b.behaviour_train_steps)
@@ -143,33 +146,24 @@ def _reference_returns(datasets: tuple[str, ...], job: Job) -> dict[str, float] 
 
 def _train(task: Task, device: str) -> tuple[Any, int]:
     """Train (or only evaluate) one job; returns the final EvalResult with frames and the updates made."""
+    from benchmark import training
     from benchmark.protocol import evaluate
-    from collectors import envs
 
     job, b = task.job, task.job.budget
     module = task.method.load()
-    if task.method.batch == "none" and not hasattr(module, "train"):  # evaluation only (random policy)
-        agent = module.make_agent(envs.spec(job.pair.target), module.Config.preset(job.profile), device, job.seed)
-        result = evaluate(agent, lambda: envs.make(job.pair.target, image_size=b.image_size), b.eval_episodes,
-                          training_seed=job.seed, record_frames=True)
-        _write_eval_csv(Path(task.run_dir) / "eval.csv", 0, result)
-        return result, 0
-    from benchmark import training
-
     ctx = training.TrainContext(
         method=job.method, env_id=job.pair.target, source_env_id=job.pair.sources[0] if job.online_source else None,
         datasets=list(task.datasets), run_dir=Path(task.run_dir), preset=job.profile,
         steps=b.steps_for(job.method), eval_every=b.eval_every, eval_episodes=b.eval_episodes,
-        checkpoint_every=b.checkpoint_every, seed=job.seed, device=device, image_size=b.image_size, overrides={})
-    result = module.train(ctx) if hasattr(module, "train") else training.train_offline(ctx, module)
-    return result, ctx.steps
-
-
-def _write_eval_csv(path: Path, step: int, result: Any) -> None:
-    """eval.csv rows (step, episode, eval_seed, return, success) for an evaluation-only job."""
-    rows = [f"{step},{i},{s},{r},{int(bool(ok))}"
-            for i, (s, r, ok) in enumerate(zip(result.seeds, result.returns, result.successes))]
-    write_atomic(path, lambda f: f.write("step,episode,eval_seed,return,success\n" + "\n".join(rows) + "\n"))
+        checkpoint_every=b.checkpoint_every, seed=job.seed, device=device, image_size=b.image_size)
+    if hasattr(module, "train"):
+        return module.train(ctx), ctx.steps
+    if task.method.batch == "none":  # nothing to learn (random policy): evaluation only
+        agent = module.make_agent(ctx.spec, ctx.config(module), device, job.seed)
+        result = evaluate(agent, ctx.make_env, ctx.eval_episodes, job.seed, record_frames=True)
+        training.log_eval(ctx.run_dir, 0, result)
+        return result, 0
+    return training.train_offline(ctx, module), ctx.steps
 
 
 def run_job(task: Task) -> str:
@@ -319,7 +313,10 @@ def run_sweep(jobs: list[Job], out: Path, device: str = "auto", executor: str = 
     sweep = Sweep(skipped=[j.key for j in jobs if job_state(out, j) == "done"])
     todo = [j for j in jobs if job_state(out, j) != "done"]
     if todo:
-        locations = prepare_datasets(todo, collect=collect, workers=workers)
+        from rich.console import Console
+
+        say = Console().print if progress else (lambda line: None)
+        locations = prepare_datasets(todo, collect=collect, workers=workers, say=say)
         tasks = [Task(j, get_method(j.method), str(job_dir(out, j)), device, tuple(locations[n] for n in j.data))
                  for j in todo]
         pool = LocalExecutor(workers) if executor == "local" else RayExecutor(workers, ray_address, device)

@@ -21,15 +21,15 @@ def paper_results() -> pd.DataFrame:
         return pd.read_csv(f)
 
 
-def wide_table(final: pd.DataFrame) -> pd.DataFrame:
+def wide_table(final: pd.DataFrame, order: tuple[str, ...] = ()) -> pd.DataFrame:
     """(source, target) x `<method> <stat>` numbers: return mean / std (ddof 0) over all final episodes
-    of all seeds, episode and seed counts, success rate and mean normalised score."""
+    of all seeds, episode and seed counts, success rate and mean normalised score. Methods in `order` first."""
     g = final.groupby(["source", "target", "method"], sort=False)
     stats = pd.DataFrame({"mean": g["return"].mean(), "std": g["return"].std(ddof=0), "episodes": g.size(),
                           "seeds": g["seed"].nunique(), "success": g["success"].mean(),
                           "normalized": g["normalized"].mean()})
     wide = stats.unstack("method")
-    methods = list(dict.fromkeys(final["method"]))
+    methods = [m for m in order if m in set(final["method"])] + sorted(set(final["method"]) - set(order))
     wide = wide.reindex(columns=pd.MultiIndex.from_product([STATS, methods])).swaplevel(axis=1)
     wide = wide.reindex(columns=[(m, s) for m in methods for s in STATS])
     wide.columns = [f"{m} {s}" for m, s in wide.columns]
@@ -112,14 +112,15 @@ def markdown_table(wide: pd.DataFrame, text: str) -> str:
 
 def html_table(wide: pd.DataFrame) -> str:
     cells = _cells(wide, " ± ", "<b>{}</b>")
-    cells.index = pd.Index(_pair_labels(wide, " → "), name="source → target")
-    return cells.to_html(escape=False)
+    cells.insert(0, "source → target", _pair_labels(wide, " → "))
+    return cells.to_html(escape=False, index=False)
 
 
-def write_tables(final: pd.DataFrame, out_dir: Path, suite: str, profile: str,
-                 paper: str = "") -> tuple[pd.DataFrame, str]:
-    """Write table.csv, table.tex and table.md into `out_dir`; returns the wide table and its caption."""
-    wide = wide_table(final)
+def write_tables(final: pd.DataFrame, out_dir: Path, suite: str, profile: str, paper: str = "",
+                 order: tuple[str, ...] = ()) -> tuple[pd.DataFrame, str]:
+    """Write table.csv, table.tex and table.md into `out_dir` (method columns in `order` first);
+    returns the wide table and its caption."""
+    wide = wide_table(final, order)
     if paper:
         wide = with_paper(wide, suite, paper, _methods(wide))
     has_paper = any(c.endswith(" paper") for c in wide.columns)

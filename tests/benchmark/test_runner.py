@@ -34,7 +34,7 @@ def fake_suite(monkeypatch):
 
 def test_sweep_writes_every_output_and_rerun_skips(fake_suite, tmp_path):
     jobs = plan("fake", "smoke", methods=["fake-good", "fake-bad"])
-    sweep = runner.run_sweep(jobs, tmp_path, workers=2, progress=False)
+    sweep = runner.run_sweep(jobs, tmp_path, workers=2, progress=False, device="cpu")
     assert sorted(sweep.done) == sorted(j.key for j in jobs) and not sweep.failed
     suite_dir = tmp_path / "fake"
     for name in OUTPUTS:
@@ -62,7 +62,7 @@ def test_sweep_writes_every_output_and_rerun_skips(fake_suite, tmp_path):
     assert base64.b64decode(png)[:4] == b"\x89PNG"
 
     before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("result.json")}
-    again = runner.run_sweep(jobs, tmp_path, workers=2, progress=False)
+    again = runner.run_sweep(jobs, tmp_path, workers=2, progress=False, device="cpu", report=False)
     assert sorted(again.skipped) == sorted(j.key for j in jobs) and not again.done and not again.failed
     assert before == {p: p.stat().st_mtime_ns for p in tmp_path.rglob("result.json")}
     assert (job / "starts.txt").read_text() == "0\n"  # never trained twice
@@ -70,7 +70,7 @@ def test_sweep_writes_every_output_and_rerun_skips(fake_suite, tmp_path):
 
 def test_failed_job_is_reported_with_its_log_and_others_finish(fake_suite, tmp_path):
     jobs = plan("fake", "smoke", methods=["fake-broken", "fake-good"], seeds=1)
-    sweep = runner.run_sweep(jobs, tmp_path, workers=1, progress=False)
+    sweep = runner.run_sweep(jobs, tmp_path, workers=1, progress=False, device="cpu")
     assert sweep.done == ["fake/fake-good/walker_walk__walker_downhill/seed0"]
     log = Path(sweep.failed["fake/fake-broken/walker_walk__walker_downhill/seed0"])
     assert log.name == "job.log" and "RuntimeError: fake failure" in log.read_text()
@@ -84,7 +84,7 @@ def test_killed_sweep_resumes_from_checkpoint(fake_suite, tmp_path):
         from benchmark import runner, suites
         harness_fakes.register()
         jobs = suites.plan("fake", "smoke", methods=["fake-good"], seeds=1)
-        runner.run_sweep(jobs, {str(tmp_path)!r}, workers=1, progress=False, report=False)
+        runner.run_sweep(jobs, {str(tmp_path)!r}, workers=1, progress=False, report=False, device="cpu")
     """)
     env = {**os.environ, "OWB_FAKE_STEP_S": "0.5", "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen([sys.executable, "-c", script], env=env)
@@ -107,7 +107,8 @@ def test_killed_sweep_resumes_from_checkpoint(fake_suite, tmp_path):
         pytest.fail("worker outlived the killed sweep")
     resumed_from = json.loads(latest.read_text())["step"]
     assert resumed_from >= 2
-    sweep = runner.run_sweep(plan("fake", "smoke", methods=["fake-good"], seeds=1), tmp_path, progress=False)
+    sweep = runner.run_sweep(plan("fake", "smoke", methods=["fake-good"], seeds=1), tmp_path, progress=False,
+                             device="cpu")
     assert len(sweep.done) == 1 and not sweep.skipped
     assert (job / "starts.txt").read_text().split() == ["0", str(resumed_from)]
     assert json.loads((job / "result.json").read_text())["steps"] == 6
@@ -118,7 +119,8 @@ def test_cli_run_dry_run_and_report(fake_suite, tmp_path):
     dry = CliRunner().invoke(cli, ["run", "--suite", "fake", "--methods", "fake-good", "--out", str(out), "--dry-run"])
     assert dry.exit_code == 0, dry.output
     assert "2 jobs of fake" in dry.output and "datasets to collect: 0" in dry.output and not out.exists()
-    res = CliRunner().invoke(cli, ["run", "--suite", "fake", "--methods", "fake-good", "--seeds", "1", "--out", str(out)])
+    res = CliRunner().invoke(cli, ["run", "--suite", "fake", "--methods", "fake-good", "--seeds", "1", "--out", str(out),
+                                   "--device", "cpu"])
     assert res.exit_code == 0, res.output
     assert "1 done, 0 skipped" in res.output
     (out / "fake" / "table.tex").unlink()
@@ -126,7 +128,7 @@ def test_cli_run_dry_run_and_report(fake_suite, tmp_path):
     assert rep.exit_code == 0, rep.output
     assert (out / "fake" / "table.tex").exists()
     failed = CliRunner().invoke(cli, ["run", "--suite", "fake", "--methods", "fake-broken", "--seeds", "1",
-                                      "--out", str(out)])
+                                      "--out", str(out), "--device", "cpu"])
     assert failed.exit_code == 1 and "job.log" in failed.output
 
 

@@ -39,7 +39,8 @@ def test_wide_table_equals_independent_recomputation():
 
 def test_latex_is_booktabs_with_balanced_braces_and_bold_best(tmp_path):
     final = synthetic_final()
-    wide, caption = tables.write_tables(final, tmp_path, "dmc-transfer", "smoke", paper="coworld-neurips")
+    wide, caption = tables.write_tables(final, tmp_path, "dmc-transfer", "smoke", paper="coworld-neurips",
+                                        order=("dreamerv2", "coworld"))
     tex = (tmp_path / "table.tex").read_text()
     assert tex.count("{") == tex.count("}")
     assert re.search(r"\\toprule.*\\midrule.*\\bottomrule", tex, re.S)

@@ -197,23 +197,30 @@ class Behaviour:
             policy = ScriptedExpert(self.spec.id)
             self.info[kind] = {"description": policy.description, "eval_return": self.reference.expert}
             return policy
-        saved = load_beside(self.location, f"{kind}.pt")
+        saved = load_beside(self.location, f"{kind}.pt") or self._train(kind, env, progress)
         trainer = self.trainer()
-        if saved is None:
-            fraction = MEDIUM_FRACTION if kind == "medium" else self.sac_config.expert_fraction
-            status = TrainStatus()
-            while not status.done:
-                episode, _, _ = rollout(env, lambda e: trainer.explore(e.state()), self._train_seed(status.episodes),
-                                        render=False, max_steps=self.args.max_episode_steps, on_row=trainer.observe)
-                self.after_training_episode(trainer, status, env, fraction, progress)
-            saved = {"agent": trainer.agent.state_dict(), "config": asdict(self.sac_config), **asdict(status)}
-            save_beside(self.location, f"{kind}.pt", saved)
         trainer.agent.load_state_dict(saved["agent"])
         description = (f"state-based SAC ({self.args.sac_preset} preset), frozen after {saved['train_steps']} "
                        f"agent steps, deterministic actions")
         self.info[kind] = {"description": description, "eval_return": saved["eval_return"],
                            "reached_target": saved["reached"], "train_steps": saved["train_steps"]}
         return FrozenSAC(trainer.agent, description)
+
+    def _train(self, kind: str, env: Env, progress: Callable[[Progress], None] | None) -> dict[str, Any]:
+        """Train SAC without recording: to the medium level, then on to the expert level if `kind` asks for it.
+        Each level's snapshot is saved beside the dataset (`medium.pt`, `expert.pt`)."""
+        trainer, status = self.trainer(), TrainStatus()
+        for stage in ("medium", "expert")[: 1 if kind == "medium" else 2]:
+            fraction = MEDIUM_FRACTION if stage == "medium" else self.sac_config.expert_fraction
+            status.reached = status.eval_return is not None and status.eval_return >= fraction * self.reference.expert
+            status.done = status.reached or trainer.steps >= self.sac_config.max_train_steps
+            while not status.done:
+                rollout(env, lambda e: trainer.explore(e.state()), self._train_seed(status.episodes), render=False,
+                        max_steps=self.args.max_episode_steps, on_row=trainer.observe)
+                self.after_training_episode(trainer, status, env, fraction, progress)
+            saved = {"agent": trainer.agent.state_dict(), "config": asdict(self.sac_config), **asdict(status)}
+            save_beside(self.location, f"{stage}.pt", saved)
+        return saved
 
     def _train_seed(self, episode: int) -> int:
         return episode_seed(self.args.seed + 7919, episode)  # training seeds apart from the dataset's
@@ -395,7 +402,8 @@ def _collect_frozen(args: CollectArgs, q: Quality, behaviour: Behaviour, writer:
                     pool: RenderPool | None, progress: Callable[[Progress], None] | None) -> None:
     """Episodes of frozen policies; with a pool, episode i renders while episode i+1 runs its physics."""
     s = behaviour.spec
-    policies = {kind: behaviour.frozen(kind, env, progress) for kind in q.policies if kind != "random"}
+    # expert first: its training passes the medium level and saves that snapshot on the way
+    policies = {kind: behaviour.frozen(kind, env, progress) for kind in reversed(q.policies) if kind != "random"}
     if "random" in q.policies:
         behaviour.info["random"] = {"description": RandomPolicy.description}
     committer = _Committer(args, writer, env, pool, progress, "collecting")

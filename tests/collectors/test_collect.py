@@ -127,7 +127,7 @@ def test_medium_replay_resumes_exactly_after_a_crash(tmp_path, monkeypatch):
     kwargs = dict(image_size=16, max_episode_steps=20, max_train_steps=120, sac_preset="smoke")
     reference = collect("walker_walk", "medium-replay", out=tmp_path / "ref.zarr", **kwargs)
     assert reference.episodes == 6 and (tmp_path / "ref.zarr.policy" / "medium.pt").exists()
-    assert reference.behaviour["medium"]["train_steps"] == 120
+    assert reference.behaviour["medium"]["train_steps"] == 120  # 6 episodes of 20 steps
 
     append = store.DatasetWriter.append_episode
 
@@ -157,3 +157,12 @@ def test_ensure_dataset_lives_under_owbench_home(owbench_home):
     assert store.open_dataset("dmc/walker_walk/random-smoke-v1").n_episodes == 1
     assert ensure_dataset("walker_walk", "random", episodes=1, variant="smoke", image_size=16,
                           max_episode_steps=3) == location
+
+
+def test_medium_expert_trains_once_and_saves_both_policies(tmp_path):
+    summary = collect("walker_walk", "medium-expert", out=tmp_path / "me.zarr", episodes=2, image_size=16,
+                      max_episode_steps=20, max_train_steps=150, sac_preset="smoke")
+    policy_dir = tmp_path / "me.zarr.policy"
+    assert (policy_dir / "medium.pt").exists() and (policy_dir / "expert.pt").exists()
+    assert set(summary.behaviour) == {"medium", "expert"} and summary.episodes == 2
+    assert all(150 <= info["train_steps"] < 170 for info in summary.behaviour.values())  # whole episodes

@@ -62,8 +62,8 @@ class ContrastiveRepresentation:
     def __init__(self, action_dim: int, config: CURLConfig, device: str = "cpu"):
         super().__init__(action_dim, config, device)
         self.bilinear = Bilinear(config.feature_dim).to(self.device)
-        self.optimizers["encoder"] = adam(self.critic.encoder, config.encoder_lr, config.critic_beta)
-        self.optimizers["bilinear"] = adam(self.bilinear, config.encoder_lr, config.critic_beta)
+        self.optimizers["encoder"] = adam(self.critic.encoder, config.encoder_lr, config.adam_beta)
+        self.optimizers["bilinear"] = adam(self.bilinear, config.encoder_lr, config.adam_beta)
 
     def modules(self) -> dict[str, nn.Module]:
         return {**super().modules(), "bilinear": self.bilinear}

@@ -64,7 +64,7 @@ class ModelFreeConfig:
     actor_lr: float = 1e-3  # CURL: 1e-3
     encoder_lr: float = 1e-3  # CURL: 1e-3 (representation updates)
     alpha_lr: float = 1e-4  # CURL: 1e-4, Adam betas (0.5, 0.999)
-    critic_beta: float = 0.9  # Adam beta1 for critic / actor / encoder (CURL: 0.9)
+    adam_beta: float = 0.9  # Adam beta1 for critic / actor / encoder (CURL: 0.9)
     alpha_beta: float = 0.5
     init_temperature: float = 0.1  # initial SAC entropy temperature (CURL: 0.1)
     critic_tau: float = 0.01  # Polyak rate of the target Q heads (CURL, V-D4RL: 0.01)
@@ -236,8 +236,8 @@ class SACAgent:
         self.alpha = LogScalar(config.init_temperature).to(self.device)
         self.target_entropy = -float(action_dim)
         self.optimizers = {
-            "critic": adam(self.critic, config.critic_lr, config.critic_beta),
-            "actor": adam(self.actor, config.actor_lr, config.critic_beta),
+            "critic": adam(self.critic, config.critic_lr, config.adam_beta),
+            "actor": adam(self.actor, config.actor_lr, config.adam_beta),
             "alpha": adam(self.alpha, config.alpha_lr, config.alpha_beta),
         }
         self.updates = 0

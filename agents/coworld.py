@@ -66,7 +66,7 @@ class CoWorldConfig(DreamerConfig):
     prefill: int = 2_500  # random-action source steps before pretraining (released code: 2500 DMC, 5000 MW)
     train_every: int = 5  # source environment steps per source update (released code: 5)
     source_mode: str = "best-source"  # "best-source": the pair's source; "multi-source": it and `sources`
-    sources: tuple[str, ...] = ()  # further candidate source tasks of multi-source CoWorld
+    sources: tuple[str, ...] = ()  # further candidate sources of multi-source CoWorld (Meta-World: the code's five)
     domain_alignment: bool = True  # ablation switch: False drops Eq. 3's domain KL
     reward_modulation: bool = True  # ablation switch: False trains the source reward on source data only
     value_constraint: bool = True  # ablation switch: False drops Eq. 6's max-min term
@@ -81,6 +81,7 @@ class CoWorldConfig(DreamerConfig):
         if name not in _PRESETS:
             raise unknown("preset", name, _PRESETS)
         base, values = _PRESETS[name](domain)
+        values.setdefault("sources", _MULTI_SOURCES[domain])
         config = cls(**{f.name: getattr(base, f.name) for f in dataclasses.fields(DreamerConfig)}, **values)
         config = with_overrides(config, overrides)
         if config.source_mode not in SOURCE_MODES:
@@ -97,6 +98,11 @@ _TABLE8 = {
     "dmc": dict(beta2=1.5, reward_k=0.9, alpha=1.0, target_steps=20_000, source_steps=20_000, prefill=2_500),
     "metaworld": dict(beta2=1.0, reward_k=0.3, alpha=2.0, target_steps=50_000, source_steps=20_000, prefill=5_000),
 }
+
+# Candidate sources of multi-source CoWorld: co_configs.yaml's Meta-World `source_task` list; DMC has none
+# by default (a source must share the target's embodiment: pass e.g. sources=("walker_run", "walker_stand")).
+_MULTI_SOURCES = {"dmc": (), "metaworld": ("mw_window-close", "mw_button-press-topdown", "mw_button-press",
+                                           "mw_door-close", "mw_drawer-close")}
 
 
 def _paper_model(**overrides: Any) -> DreamerConfig:
@@ -268,14 +274,14 @@ def make_agent(spec: EnvSpec, config: CoWorldConfig, device: str = "cpu", seed: 
     return CoWorldAgent(spec.action_dim, config, device, n_sources)
 
 
-def candidate_sources(config: CoWorldConfig, source_env_id: str | None) -> list[str]:
-    """The source tasks of a run: the pair's source, plus `sources` in multi-source mode."""
+def candidate_sources(config: CoWorldConfig, source_env_id: str | None, target_env_id: str = "") -> list[str]:
+    """The source tasks of a run: the pair's source, plus `sources` (but the target) in multi-source mode."""
     if source_env_id is None:
         raise OwbenchError("CoWorld needs an online source task; run it in a transfer suite "
                            "(dmc-transfer, metaworld-transfer) whose pairs name one")
     if config.source_mode == "best-source":
         return [source_env_id]
-    return [source_env_id] + [s for s in config.sources if s != source_env_id]
+    return [source_env_id] + [s for s in dict.fromkeys(config.sources) if s not in (source_env_id, target_env_id)]
 
 
 # -- the online source domain -----------------------------------------------------------------------------
@@ -351,7 +357,7 @@ def train(ctx: TrainContext) -> EvalResult:
     protocol, step = target updates) and the progress bar are benchmark/training.py's; a killed run resumes."""
     spec = ctx.spec
     cfg = CoWorldConfig.preset(ctx.preset, domain=domain_of(spec), **{"image_size": ctx.image_size, **ctx.overrides})
-    source_ids = candidate_sources(cfg, ctx.source_env_id)
+    source_ids = candidate_sources(cfg, ctx.source_env_id, spec.id)
     for sid in source_ids:
         if envs.spec(sid).action_dim != spec.action_dim:
             raise OwbenchError(f"source {sid} has {envs.spec(sid).action_dim} action dims, target {spec.id} "

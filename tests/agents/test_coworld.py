@@ -132,6 +132,10 @@ def test_source_update_fits_relabelled_target_rewards():
 def test_multi_source_selects_the_source_whose_encoder_matches_the_target():
     cfg = Config.preset("smoke", source_mode="multi-source", sources=("cheetah_run", "walker_run"))
     assert candidate_sources(cfg, "walker_walk") == ["walker_walk", "cheetah_run", "walker_run"]
+    assert candidate_sources(cfg, "walker_walk", "walker_run") == ["walker_walk", "cheetah_run"]
+    mw = Config.preset("smoke", domain="metaworld", source_mode="multi-source")
+    assert candidate_sources(mw, "mw_button-press", "mw_door-close") == [
+        "mw_button-press", "mw_window-close", "mw_button-press-topdown", "mw_drawer-close"]
     agent = make_agent(SPEC, cfg, "cpu", seed=0)
     assert len(agent.sources) == 3
     agent.sources[1].wm.encoder.load_state_dict(agent.target.wm.encoder.state_dict())
@@ -218,14 +222,53 @@ def test_train_runs_algorithm_1_and_resumes(tmp_path):
     result = coworld.train(ctx)
     assert len(result.returns) == 1 and result.frames is not None
     run = Path(ctx.run_dir)
-    assert (run / "source_buffers" / "walker_walk.zarr").exists()
     checkpoint = lambda: torch.load(run / "checkpoints" / "latest.pt", weights_only=False)["progress"]  # noqa: E731
     assert checkpoint() == {"pretrain": 3, "target": 4, "source": 0}
     columns = next(csv.reader(open(run / "metrics.csv")))
-    assert {"source0/model_loss", "domain_kl", "value_constraint", "selected_0"} <= set(columns)
+    assert {"source0/model_loss", "domain_kl", "value_constraint", "selected_0", "source_env_steps"} <= set(columns)
     coworld.train(_ctx(tmp_path, dataset, steps=9))  # resume: a source phase, then 5 more target updates
     assert checkpoint() == {"pretrain": 3, "target": 9, "source": 6}
     columns = next(csv.reader(open(run / "metrics.csv")))
     assert "source0/target_reward_loss" in columns
     steps = [int(r["step"]) for r in csv.DictReader(open(run / "eval.csv"))]
     assert steps == [4, 8, 9]
+
+
+# -- learning check: CoWorld vs offline DreamerV2 at the same budget and seeds ---------------------------
+
+def learning_check(out: Path, updates: int, dataset_episodes: int, eval_episodes: int, seeds: tuple[int, ...] = (0,),
+                   coworld_overrides: dict | None = None, model: dict | None = None,
+                   variant: str = "smoke") -> dict[str, list[float]]:
+    """walker_walk (online source) -> walker_downhill (offline medium-replay target, 32 px): CoWorld and
+    offline DreamerV2 with the same model size, target update budget, data and seeds. Returns the final
+    evaluation returns of each method over all seeds and writes `out/table.md`."""
+    from baselines import dreamerv2
+    from benchmark.training import train_offline
+    from collectors.collect import ensure_dataset
+
+    dataset = ensure_dataset("walker_downhill", "medium-replay", episodes=dataset_episodes, image_size=32,
+                             variant=variant)
+    model = model or {}
+    returns: dict[str, list[float]] = {"dreamerv2": [], "coworld": []}
+    for seed in seeds:
+        run = dict(env_id="walker_downhill", datasets=[dataset], preset="smoke", steps=updates, eval_every=0,
+                   eval_episodes=eval_episodes, checkpoint_every=0, log_every=50, seed=seed, device="cpu",
+                   image_size=32, progress=False)
+        dv2 = train_offline(TrainContext(method="dreamerv2", run_dir=out / f"dreamerv2/seed{seed}", overrides=model,
+                                         **run), dreamerv2)
+        cw = coworld.train(TrainContext(method="coworld", source_env_id="walker_walk", run_dir=out / f"coworld/seed{seed}",
+                                        overrides={**model, **(coworld_overrides or {})}, **run))
+        returns["dreamerv2"] += dv2.returns.tolist()
+        returns["coworld"] += cw.returns.tolist()
+    lines = ["| method | target return (walker_downhill) | episodes x seeds |", "|---|---|---|"]
+    lines += [f"| {m} | {np.mean(r):.1f} ± {np.std(r):.1f} | {eval_episodes} x {len(seeds)} |" for m, r in returns.items()]
+    (out / "table.md").write_text("\n".join(lines) + "\n")
+    return returns
+
+
+@pytest.mark.slow
+def test_learning_check_against_offline_dreamerv2(tmp_path):
+    returns = learning_check(tmp_path, updates=4, dataset_episodes=1, eval_episodes=1,
+                             coworld_overrides={"prefill": 10})
+    assert all(len(r) == 1 and np.isfinite(r).all() for r in returns.values())
+    assert (tmp_path / "table.md").read_text().count("\n") == 4

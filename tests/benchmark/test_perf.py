@@ -78,3 +78,16 @@ def test_cli_json_and_bad_section(monkeypatch):
     bad = CliRunner().invoke(cli, ["perf", "--only", "sampler,colect"])
     assert bad.exit_code == 2 and "unknown perf section 'colect'" in bad.output
     assert len(bad.output.strip().splitlines()) == 1
+
+
+def test_world_model_figures_pair_optimised_and_plain():
+    figures = perf.measure_world_model(TINY, "cpu")
+    assert [f.section for f in figures] == ["world-model"] * 2
+    assert all(f.project > 0 and f.naive > 0 and f.ratio > 0 for f in figures)
+
+
+def test_a_failing_section_is_reported_not_lost(monkeypatch):
+    monkeypatch.setattr(perf, "measure_faiss", lambda cfg: 1 / 0)
+    report = perf.run_perf(("faiss",), "smoke", "cpu")
+    assert [(f.name, f.passed) for f in report.figures] == [("section failed", None)]
+    assert "ZeroDivisionError" in report.figures[0].note

@@ -52,6 +52,20 @@ TABLE: dict[str, Reference] = {
     "cheetah_downhill": Reference(41.7, 880.0, _TRANSFER),
     "cheetah_uphill": Reference(0.3, 880.0, _TRANSFER),
     "cheetah_nopaw": Reference(9.2, 880.0, _TRANSFER),
+    # Meta-World v3 (metaworld 3.1.1, mujoco 3.3.0), measured on this code base
+    "mw_window-close": Reference(346.4, 3624.0, _MW),
+    "mw_door-close": Reference(51.8, 4446.9, _MW),
+    "mw_handle-press": Reference(934.1, 1338.5, _MW),
+    "mw_button-press-topdown": Reference(188.7, 3767.1, _MW),
+    "mw_drawer-close": Reference(32.5, 4251.6, _MW),
+    "mw_button-press": Reference(174.7, 561.6, _MW),
+    "mw_stick-push": Reference(9.3, 1237.6, _MW),
+    "mw_assembly": Reference(232.1, 4325.4, _MW),
+    "mw_door-open": Reference(394.3, 3979.0, _MW),
+    "mw_peg-insert-side": Reference(7.1, 3975.4, _MW),
+    "mw_pick-place": Reference(5.8, 4296.9, _MW),
+    "mw_push": Reference(20.8, 4106.7, _MW),
+    "mw_drawer-open": Reference(627.8, 4039.7, _MW),
 }
 
 

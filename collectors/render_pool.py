@@ -6,6 +6,7 @@ reset, then sets every recorded physics state and renders. Frames equal those re
 """
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -30,6 +31,8 @@ def render_states(env: Env, seed: int, physics: np.ndarray) -> np.ndarray:
 def _init_worker(env_id: str, image_size: int, camera: str | int | None, fast_render: bool) -> None:
     global _WORKER_ENV
     _WORKER_ENV = make(env_id, image_size=image_size, camera=camera, fast_render=fast_render)
+    _WORKER_ENV.reset(seed=0)  # opens the GL context, so that EGL registers its own exit handler first ...
+    atexit.register(_WORKER_ENV.close)  # ... and this one, run before it, frees the context cleanly
 
 
 def _render_in_worker(seed: int, physics: np.ndarray) -> np.ndarray:

@@ -8,7 +8,8 @@
 3. Evaluate it and the random policy under the protocol (same evaluation seeds) and print the
    seed-averaged returns and the margin.
 
-    python -m benchmark.dreamer_check --out /tmp/dv2check --updates 1200 --seeds 2
+    python -m benchmark.dreamer_check --out /tmp/dv2check --episodes 8 --updates 1200 --seeds 2
+    # or the seeds in parallel: --first-seed 0 --seeds 1 & --first-seed 1 --seeds 1; the last prints the summary
 """
 from __future__ import annotations
 
@@ -64,31 +65,47 @@ def collect(path: Path, episodes: int, seed: int = 0) -> str:
     return str(path)
 
 
+def run_seed(data: str, out: Path, seed: int, updates: int, eval_episodes: int) -> dict[str, list[float]]:
+    """Train and evaluate one seed of offline DreamerV2 and the random policy; saved as seed-<n>.json."""
+    make_env = lambda: envs.make(ENV_ID, image_size=IMAGE_SIZE)  # noqa: E731
+    ctx = TrainContext(method="dreamerv2", env_id=ENV_ID, datasets=[data], run_dir=out / f"dreamerv2-{seed}",
+                       preset="smoke", overrides=CHECK_OVERRIDES, steps=updates, eval_every=0,
+                       eval_episodes=eval_episodes, checkpoint_every=250, log_every=50, seed=seed,
+                       image_size=IMAGE_SIZE, progress=False)
+    trained = train_offline(ctx, dreamerv2)
+    randomly = random_policy.make_agent(envs.spec(ENV_ID), random_policy.Config(), "cpu", seed)
+    baseline = evaluate(randomly, make_env, eval_episodes, training_seed=seed)
+    result = {"dreamerv2": trained.returns.tolist(), "random": baseline.returns.tolist(), "updates": updates}
+    (out / f"seed-{seed}.json").write_text(json.dumps(result))
+    print(f"seed {seed}: dreamerv2 {trained.mean:.1f}  random {baseline.mean:.1f}", flush=True)
+    return result
+
+
+def summarize(out: Path) -> dict[str, float]:
+    """Seed-averaged returns over every finished seed in `out`."""
+    seeds = [json.loads(p.read_text()) for p in sorted(out.glob("seed-*.json"))]
+    per_seed = {k: [float(np.mean(s[k])) for s in seeds] for k in ("dreamerv2", "random")}
+    summary = {"seeds": len(seeds), "per_seed": per_seed, "dreamerv2_mean": float(np.mean(per_seed["dreamerv2"])),
+               "random_mean": float(np.mean(per_seed["random"])), "updates": sorted({s["updates"] for s in seeds})}
+    summary["margin"] = summary["dreamerv2_mean"] - summary["random_mean"]
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("/tmp/dv2check"))
-    parser.add_argument("--episodes", type=int, default=16)
+    parser.add_argument("--episodes", type=int, default=8)
     parser.add_argument("--updates", type=int, default=1200)
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--first-seed", type=int, default=0, help="run seeds first..first+seeds-1 (parallel shards)")
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data = collect(args.out / "data.zarr", args.episodes)
-    make_env = lambda: envs.make(ENV_ID, image_size=IMAGE_SIZE)  # noqa: E731
-    summary = {"dreamerv2": [], "random": []}
-    for seed in range(args.seeds):
-        ctx = TrainContext(method="dreamerv2", env_id=ENV_ID, datasets=[data], run_dir=args.out / f"dreamerv2-{seed}",
-                           preset="smoke", overrides=CHECK_OVERRIDES, steps=args.updates, eval_every=0,
-                           eval_episodes=args.eval_episodes, checkpoint_every=250, log_every=50, seed=seed,
-                           image_size=IMAGE_SIZE, progress=False)
-        summary["dreamerv2"].append(train_offline(ctx, dreamerv2).mean)
-        randomly = random_policy.make_agent(envs.spec(ENV_ID), random_policy.Config(), "cpu", seed)
-        summary["random"].append(evaluate(randomly, make_env, args.eval_episodes, training_seed=seed).mean)
-        print(f"seed {seed}: dreamerv2 {summary['dreamerv2'][-1]:.1f}  random {summary['random'][-1]:.1f}", flush=True)
-    dv2, rnd = np.mean(summary["dreamerv2"]), np.mean(summary["random"])
-    summary.update(dreamerv2_mean=dv2, random_mean=rnd, margin=dv2 - rnd, updates=args.updates,
-                   episodes=args.episodes, eval_episodes=args.eval_episodes)
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        run_seed(data, args.out, seed, args.updates, args.eval_episodes)
+    summary = summarize(args.out)
     print(json.dumps(summary, indent=1))
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
 

@@ -84,14 +84,13 @@ class ActorCritic(nn.Module):
         if start_cont is not None:  # imagination from a terminal state carries no weight
             weight = weight * start_cont.detach().reshape(1, -1)
         entropy = torch.stack([d.entropy() for d in dists])
+        value_pred = self.critic(feats[:-1].detach()).float()
         objective = returns  # dynamics backpropagation
         if cfg.actor_grad_mix > 0:  # REINFORCE with the critic as baseline
-            baseline = self.critic(feats[:-1].detach()).float()
             log_prob = torch.stack([d.log_prob(a.detach()) for d, a in zip(dists, actions)])
-            reinforce = log_prob * (returns - baseline).detach()
+            reinforce = log_prob * (returns - value_pred).detach()
             objective = cfg.actor_grad_mix * reinforce + (1 - cfg.actor_grad_mix) * returns
         actor_loss = -(weight * (objective + cfg.actor_entropy * entropy)).mean()  # Eq. 6
-        value_pred = self.critic(feats[:-1].detach()).float()
         critic_loss = (weight * 0.5 * (value_pred - returns.detach()).pow(2)).mean()  # Eq. 5
         metrics = {"actor_loss": actor_loss, "critic_loss": critic_loss, "actor_entropy": entropy.mean(),
                    "imag_return": returns.mean(), "imag_reward": reward.mean(), "value": value_pred.mean()}

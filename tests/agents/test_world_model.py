@@ -185,3 +185,11 @@ def test_config_overrides_route_to_nested_fields():
         DreamerConfig.preset("smoke", detr=8)
     with pytest.raises(OwbenchError, match="unknown preset"):
         DreamerConfig.preset("huge")
+
+
+def test_reinforce_mix_trains_the_actor():
+    wm = WorldModel(SMOKE.wm, action_dim=2)
+    _, _, post = wm.loss(batch(SMOKE.wm))
+    behavior = ActorCritic(dataclasses.replace(SMOKE.behavior, actor_grad_mix=0.5), wm.feat_dim, 2)
+    metrics = behavior.update(wm, post, start_cont=torch.ones(3, 6))
+    assert all(torch.isfinite(v) for v in metrics.values()) and metrics["actor_grad_norm"] > 0

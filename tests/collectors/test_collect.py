@@ -166,3 +166,13 @@ def test_medium_expert_trains_once_and_saves_both_policies(tmp_path):
     assert (policy_dir / "medium.pt").exists() and (policy_dir / "expert.pt").exists()
     assert set(summary.behaviour) == {"medium", "expert"} and summary.episodes == 2
     assert all(150 <= info["train_steps"] < 170 for info in summary.behaviour.values())  # whole episodes
+
+
+def test_collect_to_an_fsspec_url_with_policies_beside_it():
+    url = f"memory://collect-{os.getpid()}/mr.zarr"
+    summary = collect("walker_walk", "medium-replay", out=url, image_size=16, max_episode_steps=10,
+                      max_train_steps=20, sac_preset="smoke")
+    assert summary.location == url and store.open_dataset(url).n_episodes == 2 and store.verify(url) == []
+    import fsspec
+
+    assert fsspec.filesystem("memory").exists(f"/collect-{os.getpid()}/mr.zarr.policy/medium.pt")

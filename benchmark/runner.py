@@ -72,6 +72,16 @@ def missing_datasets(jobs: list[Job]) -> list[tuple[DataNeed, str]]:
     return [(need, loc) for need, loc in locations if not store.exists(loc)]
 
 
+def collect_command(need: DataNeed, b: Budget, location: str) -> str:
+    """The `owbench collect` command that makes the same dataset as the runner would."""
+    flags = [("--episodes", b.dataset_episodes), ("--max-episode-steps", b.max_episode_steps),
+             ("--max-train-steps", b.behaviour_train_steps),
+             ("--image-size", b.image_size if b.image_size != 64 else None),
+             ("--sac-preset", "smoke" if b.variant == "smoke" else None)]
+    extra = "".join(f" {flag} {value}" for flag, value in flags if value is not None)
+    return f"owbench collect --env {need.env_id} --quality {need.quality}{extra} --out {location}"
+
+
 def _budgets(jobs: list[Job]) -> dict[DataNeed, Budget]:
     """Each dataset the jobs read with the budget (size) of the first job that reads it."""
     return {need: next(j.budget for j in jobs if need in j.data) for need in datasets_needed(jobs)}
@@ -83,13 +93,9 @@ def prepare_datasets(jobs: list[Job], collect: bool = True, workers: int = 1,
     missing = missing_datasets(jobs)
     budgets = _budgets(jobs)
     if missing and not collect:
-        need, _ = missing[0]
-        b = budgets[need]
-        extra = f" --episodes {b.dataset_episodes}" if b.dataset_episodes else ""
-        extra += f" --variant {b.variant}" if b.variant else ""
+        need, loc = missing[0]
         raise OwbenchError(f"{len(missing)} dataset(s) missing, e.g. {need.env_id} {need.quality}; collect with "
-                           f"`owbench collect --env {need.env_id} --quality {need.quality}{extra}` "
-                           "or drop --no-collect")
+                           f"`{collect_command(need, budgets[need], loc)}` or drop --no-collect")
     from collectors.collect import ensure_dataset
 
     for need, loc in missing:
@@ -156,6 +162,10 @@ def _train(task: Task, device: str) -> tuple[Any, int]:
         datasets=list(task.datasets), run_dir=Path(task.run_dir), preset=job.profile,
         steps=b.steps_for(job.method), eval_every=b.eval_every, eval_episodes=b.eval_episodes,
         checkpoint_every=b.checkpoint_every, seed=job.seed, device=device, image_size=b.image_size)
+    if job.scratch:  # the online from-scratch baseline of an online-target suite
+        from agents.online import train_from_scratch
+
+        return train_from_scratch(ctx, module), ctx.steps
     if hasattr(module, "train"):
         return module.train(ctx), ctx.steps
     if task.method.batch == "none":  # nothing to learn (random policy): evaluation only

@@ -54,7 +54,8 @@ class Group:
     target_qualities: tuple[str, ...] = ()  # offline datasets of each target
     source_qualities: tuple[str, ...] = ()  # offline pools of each source (reward-free pretraining data)
     online_source: bool = False  # the source task is an online simulator (CoWorld)
-    scratch_methods: tuple[str, ...] = ()  # methods trained online from scratch on the target: no datasets
+    online_target: bool = False  # the target is learned online (Vid2Act, WPT): `steps` counts online updates
+    scratch_methods: tuple[str, ...] = ()  # baselines trained online from scratch on the target: no datasets
 
     def data(self, pair: Pair, method: str) -> tuple[DataNeed, ...]:
         """Datasets a (method, pair) job reads; evaluation-only and from-scratch methods read none."""
@@ -68,7 +69,7 @@ class Group:
 class Budget:
     """What one profile spends per job."""
 
-    steps: int  # gradient updates per job (offline loop, or a method's own train loop)
+    steps: int  # updates per job: offline updates, or online updates where the group's target is online
     eval_every: int  # updates between periodic evaluations (learning curves)
     eval_episodes: int  # episodes per evaluation (DESIGN.md §5: 10)
     checkpoint_every: int  # updates between checkpoints (resume after a kill)
@@ -76,7 +77,6 @@ class Budget:
     dataset_episodes: int | None = None  # episodes per collected dataset; None: the quality's default size
     max_episode_steps: int | None = None  # shorter collected episodes (smoke data); None: the task's time limit
     behaviour_train_steps: int | None = None  # cap on the behaviour agent's training (medium-replay/medium)
-    online_steps: int = 0  # environment steps of online phases (CoWorld source, Vid2Act/WPT fine-tuning)
     image_size: int = 64
     variant: str = ""  # dataset variant; "smoke" keeps tiny datasets apart from full-size ones
     method_steps: dict[str, int] = field(default_factory=dict)  # per-method update budgets (papers' tables)
@@ -118,7 +118,8 @@ class Job:
     seed: int
     budget: Budget
     data: tuple[DataNeed, ...]
-    online_source: bool
+    online_source: bool  # pass pair.source as the online source task
+    scratch: bool  # train online from scratch on the target (agents.online.train_from_scratch)
 
     @property
     def key(self) -> str:
@@ -137,25 +138,25 @@ def _transfer_budgets(paper_steps: dict[str, int]) -> dict[str, Budget]:
     """CoWorld-style offline transfer: NeurIPS Table 12 budgets; 10 episodes x 3 seeds."""
     return {
         "smoke": Budget(steps=20, eval_every=10, eval_episodes=1, checkpoint_every=10, seeds=2,
-                        dataset_episodes=2, max_episode_steps=100, behaviour_train_steps=1_000, online_steps=200,
+                        dataset_episodes=2, max_episode_steps=100, behaviour_train_steps=1_000,
                         variant="smoke"),
         "quick": Budget(steps=20_000, eval_every=5_000, eval_episodes=5, checkpoint_every=2_500, seeds=2,
-                        dataset_episodes=100, online_steps=20_000, variant="quick"),
+                        dataset_episodes=100, variant="quick"),
         "paper": Budget(steps=300_000, eval_every=10_000, eval_episodes=10, checkpoint_every=10_000, seeds=3,
-                        online_steps=460_000, method_steps=paper_steps),
+                        method_steps=paper_steps),
     }
 
 
-def _online_budgets(pretrain_steps: int, online_steps: int) -> dict[str, Budget]:
-    """Pretrain on offline pools, then fine-tune online (Vid2Act: 200k pretraining; WPT Table 5)."""
+def _online_budgets(online_updates: int) -> dict[str, Budget]:
+    """Pretrain on offline pools (the method's config: 200k updates), then `steps` online updates
+    on the target at one update per agent step (paper profile)."""
     return {
         "smoke": Budget(steps=20, eval_every=10, eval_episodes=1, checkpoint_every=10, seeds=2,
-                        dataset_episodes=2, max_episode_steps=100, behaviour_train_steps=1_000, online_steps=500,
-                        variant="smoke"),
-        "quick": Budget(steps=10_000, eval_every=5_000, eval_episodes=5, checkpoint_every=2_500, seeds=2,
-                        dataset_episodes=50, online_steps=50_000, variant="quick"),
-        "paper": Budget(steps=pretrain_steps, eval_every=10_000, eval_episodes=10, checkpoint_every=10_000,
-                        seeds=3, online_steps=online_steps),
+                        dataset_episodes=2, max_episode_steps=100, behaviour_train_steps=1_000, variant="smoke"),
+        "quick": Budget(steps=10_000, eval_every=2_500, eval_episodes=5, checkpoint_every=2_500, seeds=2,
+                        dataset_episodes=50, variant="quick"),
+        "paper": Budget(steps=online_updates, eval_every=10_000, eval_episodes=10, checkpoint_every=10_000,
+                        seeds=3),
     }
 
 
@@ -192,32 +193,36 @@ SUITES: dict[str, Suite] = {s.name: s for s in [
     Suite("vid2act-dmc", "Vid2Act: noisy-expert reward-free source pools -> online quadruped targets",
           (Group(_pairs((("cheetah_run", "hopper_stand", "walker_walk", "walker_run"), "quadruped_walk"),
                         (("cheetah_run", "hopper_stand", "walker_walk", "walker_run"), "quadruped_run")),
-                 ("dreamerv2", "vid2act"), source_qualities=("noisy-expert",), scratch_methods=("dreamerv2",)),),
-          _online_budgets(200_000, 400_000), "vid2act"),
+                 ("dreamerv2", "vid2act"), source_qualities=("noisy-expert",), online_target=True,
+                 scratch_methods=("dreamerv2",)),),
+          _online_budgets(200_000), "vid2act"),  # §5.3: 200k iterations = 400k env steps
     Suite("vid2act-metaworld", "Vid2Act Meta-World: six source pools -> four online targets (300k env steps)",
           (Group(_pairs(*[(("button-press-topdown", "door-open", "drawer-close", "peg-insert-side",
                             "pick-place", "push"), t)
                           for t in ("drawer-open", "coffee-push", "button-press", "window-open")], prefix="mw_"),
-                 ("dreamerv2", "vid2act"), source_qualities=("noisy-expert",), scratch_methods=("dreamerv2",)),),
-          _online_budgets(200_000, 300_000), "vid2act"),
+                 ("dreamerv2", "vid2act"), source_qualities=("noisy-expert",), online_target=True,
+                 scratch_methods=("dreamerv2",)),),
+          _online_budgets(300_000), "vid2act"),  # §5.2: 300k env steps, no action repeat
     Suite("wpt-dmc", "WPT: multi-embodiment non-curated pool (noisy-expert + random) -> online DMC targets",
           (Group(_pairs(*[(("walker_walk", "cheetah_run", "hopper_hop", "quadruped_run", "cartpole_swingup",
                             "finger_spin"), t) for t in ("walker_run", "cheetah_run", "quadruped_walk")]),
-                 ("dreamerv2", "wpt"), source_qualities=("noisy-expert", "random"), scratch_methods=("dreamerv2",)),),
-          _online_budgets(200_000, 150_000), "wpt"),
+                 ("dreamerv2", "wpt"), source_qualities=("noisy-expert", "random"), online_target=True,
+                 scratch_methods=("dreamerv2",)),),
+          _online_budgets(75_000), "wpt"),  # 150k samples = 75k agent steps at action repeat 2
     Suite("wpt-metaworld", "WPT Meta-World: non-curated pool -> online manipulation targets (150k samples)",
           (Group(_pairs(*[(("button-press-topdown", "drawer-open", "door-open", "reach", "push", "window-open"), t)
                           for t in ("assembly", "shelf-place", "button-press-topdown", "drawer-open")],
                         prefix="mw_"),
-                 ("dreamerv2", "wpt"), source_qualities=("noisy-expert", "random"), scratch_methods=("dreamerv2",)),),
-          _online_budgets(200_000, 150_000), "wpt"),
+                 ("dreamerv2", "wpt"), source_qualities=("noisy-expert", "random"), online_target=True,
+                 scratch_methods=("dreamerv2",)),),
+          _online_budgets(150_000), "wpt"),  # 150k samples
     Suite("smoke", "One tiny pair per family, every method, tiny datasets generated on the fly",
           (Group(_pairs(("walker_walk", "walker_downhill")), ("random",) + _TRANSFER_METHODS,
                  target_qualities=("random",), online_source=True),
            Group(_pairs(("drawer-close", "button-press"), prefix="mw_"), ("random",) + _TRANSFER_METHODS,
                  target_qualities=("random",), online_source=True),
            Group(_pairs((("walker_walk", "cheetah_run"), "walker_run")), ("random", "dreamerv2", "vid2act", "wpt"),
-                 source_qualities=("random",), scratch_methods=("dreamerv2",))),
+                 source_qualities=("random",), online_target=True, scratch_methods=("dreamerv2",))),
           _transfer_budgets(_TRANSFER_STEPS)),
 ]}
 
@@ -269,8 +274,8 @@ def plan(suite_name: str, profile: str = "smoke", methods: list[str] | None = No
                 if pair not in chosen:
                     continue
                 for seed in range(seeds or budget.seeds):
-                    jobs.append(Job(suite.name, profile, method, pair, seed, budget,
-                                    group.data(pair, method), group.online_source))
+                    jobs.append(Job(suite.name, profile, method, pair, seed, budget, group.data(pair, method),
+                                    group.online_source, method in group.scratch_methods))
     if not jobs:
         raise OwbenchError(f"the selection runs no job in suite {suite.name!r}: no chosen method runs on "
                            f"the chosen pairs (see `owbench suites show {suite.name}`)")

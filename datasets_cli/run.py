@@ -42,7 +42,7 @@ def show(name: str, profile: str) -> None:
         console.print(f"paper numbers: {s.paper} (reference/paper_results.csv)")
     for i, group in enumerate(s.groups, 1):
         table = Table(title=f"group {i}: methods {', '.join(group.methods)}")
-        for col in ("source(s)", "target", "source is", "methods: datasets (env quality)"):
+        for col in ("source(s)", "target", "source / target learned", "methods: datasets (env quality)"):
             table.add_column(col)
         for pair in group.pairs:
             by_data: dict[str, list[str]] = {}
@@ -50,8 +50,10 @@ def show(name: str, profile: str) -> None:
                 data = " + ".join(f"{d.env_id} {d.quality}" for d in group.data(pair, m)) or "none"
                 by_data.setdefault(data, []).append(m)
             lines = "\n".join(f"{', '.join(ms)}: {d}" for d, ms in by_data.items())
-            table.add_row(", ".join(pair.sources), pair.target,
-                          "online simulator" if group.online_source else "offline pool", lines)
+            learned = ("online simulator" if group.online_source else "offline pool") + " / " + \
+                ("online" if group.online_target else "offline")
+            scratch = f"\n{', '.join(group.scratch_methods)}: online from scratch" if group.scratch_methods else ""
+            table.add_row(", ".join(pair.sources), pair.target, learned, lines + scratch)
         console.print(table)
     table = Table(title=f"budget per job ({profile} profile)", show_header=False)
     for key, value in vars(budget).items():
@@ -94,7 +96,8 @@ def run(suite_name: str, profile: str, methods: str | None, pairs: str | None, s
         missing = runner.missing_datasets(jobs)
         console.print(f"datasets to collect: {len(missing)}")
         for need, loc in missing:
-            console.print(f"  {need.env_id} {need.quality} -> {loc}")
+            console.print(f"  {need.env_id} {need.quality}: {runner.collect_command(need, jobs[0].budget, loc)}",
+                          soft_wrap=True)
         return
     sweep = runner.run_sweep(jobs, out_dir, device=device, executor=executor, workers=workers,
                              ray_address=ray_address, collect=collect)

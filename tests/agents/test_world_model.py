@@ -193,3 +193,12 @@ def test_reinforce_mix_trains_the_actor():
     behavior = ActorCritic(dataclasses.replace(SMOKE.behavior, actor_grad_mix=0.5), wm.feat_dim, 2)
     metrics = behavior.update(wm, post, start_cont=torch.ones(3, 6))
     assert all(torch.isfinite(v) for v in metrics.values()) and metrics["actor_grad_norm"] > 0
+
+
+@pytest.mark.parametrize("name", ["smoke", "quick", "paper", "code"])
+def test_presets_build_a_world_model(name):
+    cfg = DreamerConfig.preset(name)
+    wm = WorldModel(cfg.wm, action_dim=6)
+    expected = cfg.wm.stoch * cfg.wm.classes if cfg.wm.classes else cfg.wm.stoch
+    assert wm.rssm.stoch_dim == expected and wm.feat_dim == expected + cfg.wm.deter
+    assert wm.encoder.embed_dim == 4 * cfg.wm.depth * 2 ** (int(np.log2(cfg.image_size)) - 3)

@@ -37,7 +37,7 @@ def _img(path: Path) -> str:
     return f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(path.stem)}"></figure>'
 
 
-def _html(title: str, caption: str, table: str, agg: pd.DataFrame, poi: pd.DataFrame,
+def _html(title: str, caption: str, table: str, normalized: pd.DataFrame, agg: pd.DataFrame, poi: pd.DataFrame,
           curves: list[Path], strips: list[Path]) -> str:
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:3px 8px;text-align:center}img{max-width:100%}"
@@ -47,6 +47,8 @@ def _html(title: str, caption: str, table: str, agg: pd.DataFrame, poi: pd.DataF
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
         f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>",
         f"<h2>Final evaluation return</h2>{table}<p>{html.escape(caption)}</p>",
+        "<h2>Normalised score 100·(R − random)/(expert − random)</h2>",
+        normalized.to_html(float_format=lambda v: f"{v:.1f}", na_rep="–"),
         "<h2>Aggregate (IQM, 95% stratified-bootstrap CI)</h2>", agg.to_html(**fmt),
         "<h2>Probability of improvement P(method_x &gt; method_y)</h2>", poi.to_html(**fmt),
         "<h2>Learning curves</h2>", *map(_img, curves),
@@ -68,7 +70,8 @@ def write_report(suite_dir: Path, paper: bool = True, reps: int = 2000) -> Path:
     poi.to_csv(suite_dir / "improvement.csv", index=False)
     curves = plots.learning_curves(results, suite_dir / "curves")
     strips = plots.filmstrips(job_records(suite_dir), suite_dir / "filmstrips")
-    page = _html(f"owbench {suite} ({profile})", text, tables.html_table(wide), agg, poi, curves, strips)
+    page = _html(f"owbench {suite} ({profile})", text, tables.html_table(wide), tables.normalized_table(wide),
+                 agg, poi, curves, strips)
     path = suite_dir / "report.html"
     path.write_text(page)
     return path

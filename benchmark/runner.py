@@ -26,7 +26,7 @@ import numpy as np
 
 from benchmark.methods import Method, get_method
 from benchmark.suites import Budget, DataNeed, Job, datasets_needed
-from collectors.errors import OwbenchError
+from collectors.errors import OwbenchError, unknown
 
 RESULT, FRAMES, LOG = "result.json", "final_frames.npz", "job.log"
 EXECUTORS = ("local", "ray")
@@ -251,7 +251,8 @@ class LocalExecutor:
 
 
 class RayExecutor:
-    """The same tasks as Ray tasks (one CPU each). `out` must be on a filesystem every node sees."""
+    """The same tasks as Ray tasks (one CPU each; one GPU each when `device` is cuda). `out` must be on a
+    filesystem every node sees. A local Ray gets `workers` CPUs; on a cluster, as many jobs run as it has CPUs."""
 
     def __init__(self, workers: int, address: str | None, device: str):
         try:
@@ -263,6 +264,8 @@ class RayExecutor:
         if self._started:
             opts = {"num_cpus": workers} if address is None else {"address": address}
             ray.init(include_dashboard=False, log_to_driver=False, **opts)
+        if address is not None:
+            self.workers = max(int(ray.cluster_resources().get("CPU", workers)), 1)
         gpus = 1 if device.startswith("cuda") else 0
         self._remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(run_job)
 
@@ -313,8 +316,6 @@ def run_sweep(jobs: list[Job], out: Path, device: str = "auto", executor: str = 
               report: bool = True) -> Sweep:
     """Collect missing datasets, run unfinished jobs with at most `workers` at once, then write the report."""
     if executor not in EXECUTORS:
-        from collectors.errors import unknown
-
         raise unknown("executor", executor, EXECUTORS)
     if workers < 1:
         raise OwbenchError(f"--workers {workers} must be at least 1")
@@ -334,7 +335,7 @@ def run_sweep(jobs: list[Job], out: Path, device: str = "auto", executor: str = 
     if report:
         from benchmark.report import write_report
 
-        for suite in dict.fromkeys(j.suite for j in jobs):
+        for suite in dict.fromkeys(j.suite for j in jobs if job_state(out, j) == "done"):
             sweep.reports.append(write_report(out / suite))
     return sweep
 

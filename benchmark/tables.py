@@ -116,6 +116,14 @@ def html_table(wide: pd.DataFrame) -> str:
     return cells.to_html(escape=False, index=False)
 
 
+def normalized_table(wide: pd.DataFrame) -> pd.DataFrame:
+    """Mean normalised score 100·(R − random)/(expert − random) per pair (rows) and method (columns)."""
+    methods = _methods(wide)
+    table = wide[[f"{m} normalized" for m in methods]].set_axis(methods, axis=1)
+    table.index = pd.Index(_pair_labels(wide, " → "), name="source → target")
+    return table
+
+
 def write_tables(final: pd.DataFrame, out_dir: Path, suite: str, profile: str, paper: str = "",
                  order: tuple[str, ...] = ()) -> tuple[pd.DataFrame, str]:
     """Write table.csv, table.tex and table.md into `out_dir` (method columns in `order` first);

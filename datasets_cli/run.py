@@ -73,7 +73,7 @@ def show(name: str, profile: str) -> None:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("--executor", type=click.Choice(runner.EXECUTORS), default="local", show_default=True)
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
-              help="Jobs at once (local processes or Ray tasks); also collection workers.")
+              help="Jobs at once (local processes, or CPUs of a local Ray); also collection workers.")
 @click.option("--ray-address", default=None, help="Ray cluster address (e.g. ray://head:10001); local Ray if unset.")
 @click.option("--collect/--no-collect", default=True, show_default=True,
               help="Collect missing datasets first into the dataset home.")

@@ -157,11 +157,13 @@ def _train(task: Task, device: str) -> tuple[Any, int]:
 
     job, b = task.job, task.job.budget
     module = task.method.load()
+    method, overrides = job.base
     ctx = training.TrainContext(
-        method=job.method, env_id=job.pair.target, source_env_id=job.pair.sources[0] if job.online_source else None,
+        method=method, env_id=job.pair.target, source_env_id=job.pair.sources[0] if job.online_source else None,
         datasets=list(task.datasets), run_dir=Path(task.run_dir), preset=job.profile,
         steps=b.steps_for(job.method), eval_every=b.eval_every, eval_episodes=b.eval_episodes,
-        checkpoint_every=b.checkpoint_every, seed=job.seed, device=device, image_size=b.image_size)
+        checkpoint_every=b.checkpoint_every, seed=job.seed, device=device, image_size=b.image_size,
+        overrides=dict(overrides))
     if job.scratch:  # the online from-scratch baseline of an online-target suite
         from agents.online import train_from_scratch
 
@@ -328,7 +330,7 @@ def run_sweep(jobs: list[Job], out: Path, device: str = "auto", executor: str = 
 
         say = Console().print if progress else (lambda line: None)
         locations = prepare_datasets(todo, collect=collect, workers=workers, say=say)
-        tasks = [Task(j, get_method(j.method), str(job_dir(out, j)), device, tuple(locations[n] for n in j.data))
+        tasks = [Task(j, get_method(j.base[0]), str(job_dir(out, j)), device, tuple(locations[n] for n in j.data))
                  for j in todo]
         pool = LocalExecutor(workers) if executor == "local" else RayExecutor(workers, ray_address, device)
         _execute(pool, tasks, sweep, len(jobs), progress)

@@ -13,6 +13,15 @@ from collectors.errors import OwbenchError, unknown
 
 PROFILES = ("smoke", "quick", "paper")
 BASELINES = ("curl", "curl+cql", "cql", "dreamerv2", "lompo")
+# Named configurations of a registered method: name -> (method, config overrides).
+VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
+    "coworld-multi": ("coworld", {"source_mode": "multi-source"}),  # NeurIPS App. C, Eq. 12
+}
+
+
+def base_method(name: str) -> tuple[str, dict[str, object]]:
+    """(registered method, config overrides) of a suite's method name."""
+    return VARIANTS.get(name, (name, {}))
 
 
 @dataclass(frozen=True)
@@ -59,7 +68,7 @@ class Group:
 
     def data(self, pair: Pair, method: str) -> tuple[DataNeed, ...]:
         """Datasets a (method, pair) job reads; evaluation-only and from-scratch methods read none."""
-        if method in self.scratch_methods or get_method(method).batch == "none":
+        if method in self.scratch_methods or get_method(base_method(method)[0]).batch == "none":
             return ()
         return (tuple(DataNeed(pair.target, q, "target") for q in self.target_qualities)
                 + tuple(DataNeed(s, q, "source") for s in pair.sources for q in self.source_qualities))
@@ -122,6 +131,11 @@ class Job:
     scratch: bool  # train online from scratch on the target (agents.online.train_from_scratch)
 
     @property
+    def base(self) -> tuple[str, dict[str, object]]:
+        """The registered method this job runs and its config overrides."""
+        return base_method(self.method)
+
+    @property
     def key(self) -> str:
         return f"{self.suite}/{self.method}/{self.pair.name}/seed{self.seed}"
 
@@ -161,7 +175,7 @@ def _online_budgets(online_updates: int) -> dict[str, Budget]:
 
 
 # NeurIPS Table 12: offline DV2 / CURL / CQL 300k iterations, LOMPO 100k, CoWorld 460k.
-_TRANSFER_STEPS = {"lompo": 100_000, "coworld": 460_000}
+_TRANSFER_STEPS = {"lompo": 100_000, "coworld": 460_000, "coworld-multi": 460_000}
 _TRANSFER_METHODS = BASELINES + ("coworld",)
 
 _DMC_PAIRS = _pairs(("walker_walk", "walker_downhill"), ("walker_walk", "walker_uphill"),
@@ -189,7 +203,7 @@ SUITES: dict[str, Suite] = {s.name: s for s in [
               _pairs(("button-press", "door-close"), ("drawer-close", "button-press"),
                      ("button-press-topdown", "window-close"), ("button-press", "handle-press"),
                      ("window-close", "drawer-close"), ("handle-press", "button-press-topdown"), prefix="mw_"),
-              "medium-replay", "coworld-neurips"),
+              "medium-replay", "coworld-neurips", _TRANSFER_METHODS + ("coworld-multi",)),
     Suite("vid2act-dmc", "Vid2Act: noisy-expert reward-free source pools -> online quadruped targets",
           (Group(_pairs((("cheetah_run", "hopper_stand", "walker_walk", "walker_run"), "quadruped_walk"),
                         (("cheetah_run", "hopper_stand", "walker_walk", "walker_run"), "quadruped_run")),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from benchmark.methods import METHODS
-from benchmark.suites import PROFILES, SUITES, datasets_needed, get_suite, plan
+from benchmark.suites import PROFILES, SUITES, base_method, datasets_needed, get_suite, plan
 from collectors.envs import canonical_id
 from collectors.errors import OwbenchError
 
@@ -18,7 +18,7 @@ def test_every_design_suite_is_defined_with_valid_envs_methods_and_profiles():
         for pair in suite.pairs:
             for env_id in (*pair.sources, pair.target):
                 assert canonical_id(env_id) == env_id
-        assert set(suite.methods) <= set(METHODS)
+        assert {base_method(m)[0] for m in suite.methods} <= set(METHODS)
         assert set(suite.budgets) == set(PROFILES)
         paper = suite.budget("paper")
         assert paper.eval_episodes == 10 and paper.seeds == 3  # DESIGN.md §5
@@ -34,6 +34,12 @@ def test_dmc_transfer_plan_matches_the_papers():
     coworld = next(j for j in jobs if j.method == "coworld")
     assert coworld.online_source and coworld.budget.steps_for("coworld") == 460_000
     assert {(d.env_id, d.quality, d.role) for d in coworld.data} == {(coworld.pair.target, "medium-replay", "target")}
+
+
+def test_multi_source_coworld_is_a_variant_of_coworld():
+    job = plan("metaworld-transfer-neurips", "paper", methods=["coworld-multi"], pairs=["mw_door-close"], seeds=1)[0]
+    assert job.base == ("coworld", {"source_mode": "multi-source"}) and job.online_source
+    assert job.pair.source == "mw_button-press" and job.budget.steps_for(job.method) == 460_000
 
 
 def test_multi_source_suites_read_source_pools_and_scratch_baseline_reads_none():

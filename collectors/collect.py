@@ -406,6 +406,7 @@ def _collect_frozen(args: CollectArgs, q: Quality, behaviour: Behaviour, writer:
     policies = {kind: behaviour.frozen(kind, env, progress) for kind in reversed(q.policies) if kind != "random"}
     if "random" in q.policies:
         behaviour.info["random"] = {"description": RandomPolicy.description}
+    writer.set_attrs(behaviour=behaviour.info)  # known before the first episode, for partial datasets too
     committer = _Committer(args, writer, env, pool, progress, "collecting")
     index, produced_steps = writer.committed_episodes, committer.steps
     finish_previous: Callable[[], None] | None = None

@@ -171,7 +171,8 @@ def open_dataset(location: str | Path) -> Dataset:
     """Open a dataset by id, path or URL for reading."""
     loc = resolve_location(location)
     if "://" not in loc and not Path(loc).exists():
-        raise OwbenchError(f"no dataset at {loc}; create it with `owbench collect` or list them with `owbench datasets list`")
+        raise OwbenchError(f"no dataset at {loc}; create it with `owbench collect` "
+                           "or list them with `owbench datasets list`")
     return Dataset(loc, _open_group(loc, "r"))
 
 
@@ -214,7 +215,8 @@ class DatasetWriter:
         for name in STEP_ARRAYS:  # 1. data
             values = np.asarray(steps[name], dtype=DTYPES[name])
             arr = self.group[name]
-            assert values.shape == (length, *arr.shape[1:]), f"{name}: got {values.shape}, want {(length, *arr.shape[1:])}"
+            want = (length, *arr.shape[1:])
+            assert values.shape == want, f"{name}: got {values.shape}, want {want}"
             if arr.shape[0] < stop:
                 arr.resize((max(stop, 2 * arr.shape[0]), *arr.shape[1:]))
             arr[start:stop] = values

@@ -43,7 +43,7 @@ def test_random_dataset_rows_and_metadata(tmp_path):
 
 def test_episodes_are_reproducible_and_steps_target(tmp_path):
     a = collect("cheetah_run", "random", out=tmp_path / "a.zarr", steps=10, seed=3, **TINY)
-    b = collect("cheetah_run", "random", out=tmp_path / "b.zarr", steps=10, seed=3, **TINY)
+    collect("cheetah_run", "random", out=tmp_path / "b.zarr", steps=10, seed=3, **TINY)
     assert a.steps >= 10 and a.episodes == 2
     da, db = store.open_dataset(tmp_path / "a.zarr"), store.open_dataset(tmp_path / "b.zarr")
     assert np.array_equal(da.read("image"), db.read("image")) and np.array_equal(da.read("action"), db.read("action"))

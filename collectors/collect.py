@@ -13,10 +13,12 @@ folder, so every dataset can be regenerated.
 """
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
@@ -305,6 +307,27 @@ def collect(env_id: str, quality: str, *, out: str | Path, episodes: int | None 
     args = CollectArgs(s.id, q.name, episodes, steps, seed, image_size, camera, fast_render, max_episode_steps,
                        max_train_steps, sac_preset)
     location = store.resolve_location(out)
+    with _collector_lock(location):
+        return _collect_locked(args, q, location, workers, overwrite, progress)
+
+
+@contextmanager
+def _collector_lock(location: str) -> Iterator[None]:
+    """One collector per local dataset: a second one (e.g. two harness jobs needing the same data) waits,
+    then resumes or finds the dataset complete. fsspec URLs are not locked."""
+    if "://" in location:
+        yield
+        return
+    lock = Path(f"{location}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+def _collect_locked(args: CollectArgs, q: Quality, location: str, workers: int, overwrite: bool,
+                    progress: Callable[[Progress], None] | None) -> CollectSummary:
+    s = spec(args.env_id)
     if store.exists(location) and not overwrite:
         _check_same_args(location, args)
         writer = store.open_writer(location)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import multiprocessing
+import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
@@ -47,6 +48,8 @@ class RenderPool:
         self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                          initializer=_init_worker,
                                          initargs=(env_id, image_size, camera, fast_render))
+        for _ in range(workers):  # start the workers now, while the caller trains or steps physics
+            self._pool.submit(os.getpid)
 
     def submit(self, seed: int, physics: np.ndarray) -> Callable[[], np.ndarray]:
         """Start rendering one episode; the returned function waits and gives its frames in order."""

@@ -15,7 +15,8 @@ def index() -> None:
 @index.command("build")
 @click.option("--datasets", "datasets", multiple=True, required=True,
               help="Dataset ids, paths or URLs; repeat the option or separate with commas.")
-@click.option("--encoder", default="random-proj", show_default=True, help="pixels, random-proj or wpt:PATH.")
+@click.option("--encoder", required=True,
+              help="pixels (pooled 16x16), random-proj (128-d projection) or wpt:PATH (a pretrained WPT encoder).")
 @click.option("--every", type=click.IntRange(0), default=0, show_default=True,
               help="Also key every k-th frame of each trajectory (0: first observations only).")
 @click.option("--kind", type=click.Choice(["auto", "flat", "ivf", "hnsw"]), default="auto", show_default=True,

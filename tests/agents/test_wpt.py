@@ -210,10 +210,10 @@ def test_finetuning_retrieves_guides_checkpoints_and_resumes(pool: list[str], tm
     assert steps.is_unique and steps.max() == 10
 
 
-def test_ablation_without_pretraining_rehearsal_or_guidance(pool: list[str], tmp_path: Path) -> None:
+def test_ablation_without_pretraining_rehearsal_or_guidance(pool: list[str], tmp_path: Path, owbench_home: Path) -> None:
     run_dir = tmp_path / "bare"
     wpt.train(context(run_dir, pool, steps=2, pretrain=False, rehearsal=False, guidance=False))
-    assert not (run_dir / "retrieved.zarr").exists() and not (tmp_path / "owbench_home" / "pretrained").exists()
+    assert not (run_dir / "retrieved.zarr").exists() and not (owbench_home / "pretrained").exists()
     wpt.train(context(tmp_path / "g", pool, steps=2, pretrain=False, rehearsal=False))  # G alone retrieves with pixels
     assert retrieval.RetrievalIndex.load(tmp_path / "g" / "retrieval.index").meta["encoder"] == "pixels"
 

@@ -133,8 +133,10 @@ def _read_npz(path: Path) -> tuple[dict[str, Any] | None, list[tuple[dict[str, n
     for file in sorted(path.glob("*.npz")):
         with np.load(file) as data:
             ep = {k: data[k] for k in data.files}
-        if "is_terminal" not in ep:  # older DreamerV2 files, as V-D4RL's loader handles them
-            ep["is_terminal"] = ep["discount"] == 0.0
+        rows = np.arange(len(ep["reward"]))
+        ep.setdefault("is_first", rows == 0)  # older DreamerV2 files lack the flags: one episode per file
+        ep.setdefault("is_last", rows == rows[-1])
+        ep.setdefault("is_terminal", ep["is_last"] & (ep["discount"] == 0.0))
         meta = (sidecar or {}).get("episodes", {}).get(file.name)
         episodes.append((ep, meta))
     return (sidecar or {}).get("attrs"), episodes

@@ -64,10 +64,15 @@ def test_hdf5_layout_matches_vd4rl_and_rerenders_at_another_size(dataset, tmp_pa
 def test_foreign_npz_needs_env_and_quality(dataset, tmp_path):
     export_dataset(dataset.location, tmp_path / "f", "npz")
     (tmp_path / "f" / "owbench.json").unlink()
+    for file in (tmp_path / "f").glob("*.npz"):  # an older DreamerV2 episode: no flags, no extras
+        with np.load(file) as data:
+            old = {k: data[k] for k in ("image", "action", "reward", "discount")}
+        np.savez_compressed(file, **old)
     with pytest.raises(OwbenchError, match="--env and --quality"):
         import_dataset(tmp_path / "f", tmp_path / "x.zarr")
     ds = import_dataset(tmp_path / "f", tmp_path / "x.zarr", env_id="mw_button-press", quality="expert")
     assert ds.n_steps == dataset.n_steps and np.array_equal(ds.read("image"), dataset.read("image"))
+    assert np.array_equal(ds.read("is_first"), dataset.read("is_first")) and ds.read("physics").shape[1] == 0
     assert store.verify(ds.location) == []
 
 

@@ -374,6 +374,9 @@ def train(ctx: TrainContext) -> EvalResult:
     eval_log = CsvLog(ctx.run_dir / "eval.csv", EVAL_COLUMNS)
     metrics.csv.truncate_after(progress.total if saved else -1)
     eval_log.truncate_after(progress.target if saved else -1)
+    # multi-source: the source selected on every target batch (written with each checkpoint)
+    selection_log, selections = CsvLog(ctx.run_dir / "source_selection.csv", ["step", "source"]), []
+    selection_log.truncate_after(progress.target if saved else -1)
     domains = [SourceDomain(ctx.make_env(sid), agent.sources[i],
                             Replay(ctx.run_dir / "source_buffers" / f"{sid}.zarr", sid), seed=ctx.seed * 100 + i)
                for i, sid in enumerate(source_ids)]
@@ -397,6 +400,7 @@ def train(ctx: TrainContext) -> EvalResult:
                 elif phase == "target":  # lines 6-13
                     update = agent.update(targets.sample())
                     picks[agent.selected] += 1
+                    selections.append({"step": progress.target + 1, "source": source_ids[agent.selected]})
                     update.update({f"selected_{i}": float(agent.selected == i) for i in range(len(domains))})
                     progress.target += 1
                     if ctx.eval_every and progress.target % ctx.eval_every == 0 and progress.target < ctx.steps:
@@ -413,6 +417,9 @@ def train(ctx: TrainContext) -> EvalResult:
                 row = metrics.log(progress.total, update, force=phase_ends)
                 bar.update(progress.total, f"{phase} " + _summary(row) if row else None)
                 if phase_ends or ctx.checkpoint_every and progress.total % ctx.checkpoint_every == 0:
+                    if len(source_ids) > 1:
+                        selection_log.append(selections)
+                    selections.clear()
                     checkpoints.save(progress.total, agent, progress=dataclasses.asdict(progress), picks=dict(picks),
                                      replay_rng=rng.bit_generator.state)
     finally:

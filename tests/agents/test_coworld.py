@@ -237,17 +237,18 @@ def test_train_runs_algorithm_1_and_resumes(tmp_path):
 # -- learning check: CoWorld vs offline DreamerV2 at the same budget and seeds ---------------------------
 
 def learning_check(out: Path, updates: int, dataset_episodes: int, eval_episodes: int, seeds: tuple[int, ...] = (0,),
-                   coworld_overrides: dict | None = None, model: dict | None = None,
-                   variant: str = "smoke") -> dict[str, list[float]]:
+                   coworld_overrides: dict | None = None, model: dict | None = None, variant: str = "smoke",
+                   dataset: str | None = None) -> dict[str, list[float]]:
     """walker_walk (online source) -> walker_downhill (offline medium-replay target, 32 px): CoWorld and
     offline DreamerV2 with the same model size, target update budget, data and seeds. Returns the final
-    evaluation returns of each method over all seeds and writes `out/table.md`."""
+    evaluation returns of each method over all seeds and writes `out/table.md`. `dataset` overrides the
+    collected one (e.g. the committed prefix of a collection still running)."""
     from baselines import dreamerv2
     from benchmark.training import train_offline
     from collectors.collect import ensure_dataset
 
-    dataset = ensure_dataset("walker_downhill", "medium-replay", episodes=dataset_episodes, image_size=32,
-                             variant=variant)
+    dataset = dataset or ensure_dataset("walker_downhill", "medium-replay", episodes=dataset_episodes, image_size=32,
+                                        variant=variant)
     model = model or {}
     returns: dict[str, list[float]] = {"dreamerv2": [], "coworld": []}
     for seed in seeds:

@@ -213,7 +213,7 @@ def test_dreamerv2_from_scratch_uses_the_same_online_loop(tmp_path: Path) -> Non
 
 
 def learning_check(out: Path, updates: int, pretrain_steps: int, source_episodes: int, eval_episodes: int,
-                   prefill: int = 1000, train_every: int = 2) -> dict[str, list[float]]:
+                   prefill: int = 1000, train_every: int = 2, seed: int = 0) -> dict[str, list[float]]:
     """Vid2Act vs DreamerV2 from scratch at equal online budget on cartpole_swingup (32 px, smoke-size
     models), the teacher pretrained on reward-free random cartpole_balance and walker_walk data.
     Returns the final evaluation returns of both."""
@@ -225,7 +225,7 @@ def learning_check(out: Path, updates: int, pretrain_steps: int, source_episodes
                for env in ("cartpole_balance", "walker_walk")]
     online = OnlineConfig(prefill=prefill, train_every=train_every)
     run = dict(env_id="cartpole_swingup", preset="smoke", steps=updates, eval_every=0, eval_episodes=eval_episodes,
-               checkpoint_every=0, log_every=50, seed=0, device="cpu", image_size=SIZE, progress=False)
+               checkpoint_every=0, log_every=50, seed=seed, device="cpu", image_size=SIZE, progress=False)
     vid = vid2act.train(TrainContext(method="vid2act", datasets=sources, run_dir=out / "vid2act", **run,
                                      overrides={"pretrain_steps": pretrain_steps, "online": online}))
     dv2 = train_from_scratch(TrainContext(method="dreamerv2", datasets=[], run_dir=out / "dreamerv2", **run),

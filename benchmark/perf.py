@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import importlib
 import io
-import multiprocessing
 import os
+import pickle
 import platform
 import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -157,9 +158,22 @@ def _peak_rss_mb() -> float:
 
 
 def _in_child(fn: Callable[..., Any], *args: Any) -> Any:
-    """Run `fn(*args)` in a fresh spawned process (its own peak RSS, no GL context inherited)."""
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:  # may start its own workers
-        return pool.submit(fn, *args).result()
+    """Run `fn(*args)` in a fresh interpreter that imports only what `fn` needs (not the CLI), so its
+    peak RSS is its own and no GL context is inherited; `fn` may start worker processes itself."""
+    with tempfile.TemporaryDirectory(prefix="owbench-perf-child-") as tmp:
+        result = Path(tmp) / "result.pkl"
+        done = subprocess.run([sys.executable, "-c", "from benchmark.perf import child_main; child_main()",
+                               str(result)], input=pickle.dumps((fn, args)), capture_output=True)
+        if done.returncode != 0:
+            lines = done.stderr.decode(errors="replace").strip().splitlines() or ["no output"]
+            raise RuntimeError(f"{fn.__name__} failed in its child process: {lines[-1]}")
+        return pickle.loads(result.read_bytes())
+
+
+def child_main() -> None:
+    """Entry point of `_in_child`'s interpreter: (function, args) pickled on stdin, result to argv[1]."""
+    fn, args = pickle.loads(sys.stdin.buffer.read())
+    Path(sys.argv[1]).write_bytes(pickle.dumps(fn(*args)))
 
 
 # ---------------------------------------------------------------- collection
@@ -336,7 +350,10 @@ def sampler_child(kind: str, path: str, cfg: PerfConfig) -> tuple[float, float]:
         rate = _timed_batches(sample, cfg.sampler_seconds)
     else:  # in-memory dict of npz episodes
         files = sorted(Path(path).glob("*.npz"))
-        episodes = {f.name: {k: v for k, v in np.load(f).items()} for f in files}
+        episodes = {}
+        for f in files:
+            with np.load(f) as npz:
+                episodes[f.name] = dict(npz)
         names = list(episodes)
         lengths = [len(episodes[n]["reward"]) for n in names]
 

@@ -56,7 +56,7 @@ class ChunkReader:
         self.array = array
         self.rows = array.chunks[0]
         self.row_shape = array.shape[1:]
-        codecs = array.metadata.codecs
+        codecs = getattr(array.metadata, "codecs", ())  # zarr v2 metadata has none: fallback
         fast = (array.metadata.zarr_format == 3 and len(codecs) == 2 and isinstance(codecs[0], BytesCodec)
                 and type(codecs[1]) in _DECODERS and tuple(array.chunks[1:]) == tuple(self.row_shape))
         self._decoder = _DECODERS[type(codecs[1])]() if fast else None

@@ -28,10 +28,8 @@ def wide_table(final: pd.DataFrame, order: tuple[str, ...] = ()) -> pd.DataFrame
     stats = pd.DataFrame({"mean": g["return"].mean(), "std": g["return"].std(ddof=0), "episodes": g.size(),
                           "seeds": g["seed"].nunique(), "success": g["success"].mean(),
                           "normalized": g["normalized"].mean()})
-    wide = stats.unstack("method")
     methods = [m for m in order if m in set(final["method"])] + sorted(set(final["method"]) - set(order))
-    wide = wide.reindex(columns=pd.MultiIndex.from_product([STATS, methods])).swaplevel(axis=1)
-    wide = wide.reindex(columns=[(m, s) for m in methods for s in STATS])
+    wide = stats.unstack("method").swaplevel(axis=1).reindex(columns=[(m, s) for m in methods for s in STATS])
     wide.columns = [f"{m} {s}" for m, s in wide.columns]
     return wide
 

@@ -88,7 +88,7 @@ def run(suite_name: str, profile: str, methods: str | None, pairs: str | None, s
         console.print(f"{len(jobs)} jobs of {suite_name} ({profile} profile) in {out_dir}")
         table = Table()
         for col in ("method", "pair", "seed", "steps", "state", "datasets"):
-            table.add_column(col)
+            table.add_column(col, overflow="fold")
         for j in jobs:
             table.add_row(j.method, j.pair.arrow, str(j.seed), str(j.budget.steps_for(j.method)),
                           runner.job_state(out_dir, j), ", ".join(f"{d.env_id} {d.quality}" for d in j.data) or "–")

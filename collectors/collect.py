@@ -361,8 +361,7 @@ def _collect_locked(args: CollectArgs, q: Quality, location: str, workers: int, 
 def _run(args: CollectArgs, q: Quality, behaviour: Behaviour, writer: store.DatasetWriter, workers: int,
          progress: Callable[[Progress], None] | None) -> None:
     with make(args.env_id, image_size=args.image_size, camera=args.camera, fast_render=args.fast_render) as env:
-        pool = RenderPool(args.env_id, args.image_size, args.camera, args.fast_render, workers) if workers > 1 \
-            else None
+        pool = RenderPool(env, workers) if workers > 1 else None
         try:
             loop = _collect_replay if q.replay else _collect_frozen
             loop(args, q, behaviour, writer, env, pool, progress)

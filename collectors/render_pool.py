@@ -17,6 +17,7 @@ import numpy as np
 from collectors.envs import Env, make
 
 _WORKER_ENV: Env | None = None
+CHUNK_ROWS = 64  # rows per render task; each task first resets to the episode's seed (~1/64 extra work)
 
 
 def render_states(env: Env, seed: int, physics: np.ndarray) -> np.ndarray:
@@ -41,27 +42,32 @@ def _render_in_worker(seed: int, physics: np.ndarray) -> np.ndarray:
 
 
 class RenderPool:
-    """`workers` render processes; an episode is split into contiguous chunks, one per worker."""
+    """Renders episodes with `workers` processes: this one (holding `env`) and `workers - 1` spawned helpers.
 
-    def __init__(self, env_id: str, image_size: int, camera: str | int | None, fast_render: bool, workers: int):
-        self.workers = workers
-        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+    An episode is cut into chunks queued for the helpers; when its frames are wanted, this process renders
+    every chunk no helper has started yet (from the end, while helpers work from the front), so a helper
+    that is still starting up delays nothing."""
+
+    def __init__(self, env: Env, workers: int):
+        if workers < 2:
+            raise ValueError("a RenderPool needs at least 2 workers; render in-process otherwise")
+        self.env = env
+        self._pool = ProcessPoolExecutor(workers - 1, mp_context=multiprocessing.get_context("spawn"),
                                          initializer=_init_worker,
-                                         initargs=(env_id, image_size, camera, fast_render))
-        for _ in range(workers):  # start the workers now, while the caller trains or steps physics
+                                         initargs=(env.spec.id, env.image_size, env.camera, env.fast_render))
+        for _ in range(workers - 1):  # start the helpers now, while the caller trains or steps physics
             self._pool.submit(os.getpid)
 
     def submit(self, seed: int, physics: np.ndarray) -> Callable[[], np.ndarray]:
-        """Start rendering one episode; the returned function waits and gives its frames in order."""
-        chunks = np.array_split(physics, min(self.workers, len(physics)))
+        """Queue one episode; the returned function renders what no helper took and gives all frames in order."""
+        chunks = np.array_split(physics, -(-len(physics) // CHUNK_ROWS))
         futures = [self._pool.submit(_render_in_worker, seed, chunk) for chunk in chunks]
-        return lambda: np.concatenate([f.result() for f in futures])
+
+        def gather() -> np.ndarray:
+            local = {i: render_states(self.env, seed, chunks[i])
+                     for i in reversed(range(len(chunks))) if futures[i].cancel()}
+            return np.concatenate([local[i] if i in local else f.result() for i, f in enumerate(futures)])
+        return gather
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def __enter__(self) -> "RenderPool":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

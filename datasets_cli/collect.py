@@ -21,7 +21,7 @@ def _camera(value: str | None) -> str | int | None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", default=None, help="Path or fsspec URL (default: $OWBENCH_HOME/datasets/<id>.zarr).")
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
-              help="Render processes (spawned); 1 renders in-process.")
+              help="Rendering processes: this one plus N-1 spawned helpers.")
 @click.option("--image-size", type=click.IntRange(16, 1024), default=64, show_default=True)
 @click.option("--camera", default=None, help="Camera id or name (default: the suite's).")
 @click.option("--fast-render", is_flag=True, help="No shadows/reflections (faster; recorded in the metadata).")

@@ -203,7 +203,7 @@ class _Sampler:
         shapes = {s.image_shape for s in self.sources}
         if len(shapes) > 1:
             raise OwbenchError(f"datasets have different image shapes {sorted(shapes)}; "
-                               "re-render them at one size (owbench export --image-size)")
+                               "collect them at one --image-size (frames re-render from the stored physics)")
         self.image_shape = shapes.pop()
         self.tables = [WindowTable(s, span, crossing, what) for s in self.sources]
         self.weights = self._weights(weights)

@@ -13,7 +13,7 @@ from agents import coworld
 from agents.coworld import Config, Progress, ValueConstrainedActorCritic, candidate_sources, make_agent
 from agents.coworld_losses import domain_kl, max_min_value_loss, relabel_source_reward, select_source
 from agents.online import Replay
-from agents.world_model import WorldModel
+from agents.world_model import WorldModel, to_torch
 from benchmark.training import TrainContext
 from collectors import envs
 from collectors.errors import OwbenchError
@@ -113,7 +113,7 @@ def _critic_grads(agent, data, source_value: float | None) -> list[torch.Tensor]
 def test_value_constraint_is_inactive_below_the_source_value_and_pulls_down_above_it():
     cfg = Config.preset("smoke")
     agent = make_agent(SPEC, cfg, "cpu", seed=0)
-    data = coworld.to_torch(batch(cfg), "cpu")
+    data = to_torch(batch(cfg), "cpu")
     plain = _critic_grads(agent, data, None)
     above = _critic_grads(agent, data, 1e6)  # source value larger everywhere: no gradient from Eq. 6
     below = _critic_grads(agent, data, -1e6)  # target value larger everywhere: Eq. 6 pushes v_T down

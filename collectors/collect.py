@@ -328,28 +328,27 @@ def _collector_lock(location: str) -> Iterator[None]:
 def _collect_locked(args: CollectArgs, q: Quality, location: str, workers: int, overwrite: bool,
                     progress: Callable[[Progress], None] | None) -> CollectSummary:
     s = spec(args.env_id)
-    if store.exists(location) and not overwrite:
-        _check_same_args(location, args)
-        writer = store.open_writer(location)
-    else:
-        reference = reference_returns(s.id)
-        shapes = _row_shapes(args)
-        writer = store.create_dataset(location, _dataset_attrs(args, q, reference, location), shapes,
-                                      overwrite=overwrite)
-        if overwrite:
-            fs, p = fsspec.core.url_to_fs(_policy_path(location, ""))
-            if fs.exists(p):
-                fs.rm(p, recursive=True)
-    started, resumed_from = time.perf_counter(), writer.committed_episodes
-    reference = Reference(**writer.attrs["reference_returns"])
-    behaviour = Behaviour(args, location, reference)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the behaviour MLPs are tiny: more threads only contend with rendering
-    try:
-        if not writer.attrs.get("complete"):
-            _run(args, q, behaviour, writer, workers, progress)
-    finally:
-        torch.set_num_threads(threads)
+    started = time.perf_counter()
+    with make(s.id, image_size=args.image_size, camera=args.camera, fast_render=args.fast_render) as env:
+        if store.exists(location) and not overwrite:
+            _check_same_args(location, args)
+            writer = store.open_writer(location)
+        else:
+            writer = store.create_dataset(location, _dataset_attrs(args, q, reference_returns(s.id), location),
+                                          _row_shapes(args, env), overwrite=overwrite)
+            if overwrite:
+                fs, p = fsspec.core.url_to_fs(_policy_path(location, ""))
+                if fs.exists(p):
+                    fs.rm(p, recursive=True)
+        resumed_from = writer.committed_episodes
+        behaviour = Behaviour(args, location, Reference(**writer.attrs["reference_returns"]))
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the behaviour MLPs are tiny: more threads only contend with rendering
+        try:
+            if not writer.attrs.get("complete"):
+                _run(args, q, behaviour, writer, env, workers, progress)
+        finally:
+            torch.set_num_threads(threads)
     ds = store.open_dataset(location)
     returns = ds.episodes["return"]
     return CollectSummary(location, s.id, q.name, ds.n_episodes, ds.n_steps - ds.n_episodes,
@@ -358,26 +357,21 @@ def _collect_locked(args: CollectArgs, q: Quality, location: str, workers: int, 
                           time.perf_counter() - started, ds.attrs.get("behaviour", {}))
 
 
-def _run(args: CollectArgs, q: Quality, behaviour: Behaviour, writer: store.DatasetWriter, workers: int,
+def _run(args: CollectArgs, q: Quality, behaviour: Behaviour, writer: store.DatasetWriter, env: Env, workers: int,
          progress: Callable[[Progress], None] | None) -> None:
-    with make(args.env_id, image_size=args.image_size, camera=args.camera, fast_render=args.fast_render) as env:
-        pool = RenderPool(env, workers) if workers > 1 else None
-        try:
-            loop = _collect_replay if q.replay else _collect_frozen
-            loop(args, q, behaviour, writer, env, pool, progress)
-        finally:
-            if pool is not None:
-                pool.close()
+    pool = RenderPool(env, workers) if workers > 1 else None
+    try:
+        loop = _collect_replay if q.replay else _collect_frozen
+        loop(args, q, behaviour, writer, env, pool, progress)
+    finally:
+        if pool is not None:
+            pool.close()
     writer.set_attrs(behaviour=behaviour.info, complete=True, completed=datetime.now(timezone.utc).isoformat())
 
 
-def _row_shapes(args: CollectArgs) -> dict[str, tuple[int, ...]]:
-    s = spec(args.env_id)
-    with make(s.id, image_size=8) as env:  # tiny: only the physics-state size is needed
-        env.reset(seed=0)
-        physics_dim = env.physics_state().shape[0]
-    return {"image": (args.image_size, args.image_size, 3), "state": (s.state_dim,), "action": (s.action_dim,),
-            "physics": (physics_dim,)}
+def _row_shapes(args: CollectArgs, env: Env) -> dict[str, tuple[int, ...]]:
+    return {"image": (args.image_size, args.image_size, 3), "state": (env.spec.state_dim,),
+            "action": (env.spec.action_dim,), "physics": env.physics_state().shape}
 
 
 class _Committer:

@@ -1,9 +1,9 @@
 """World-model update throughput for `owbench perf`: the project's loop against the same-shaped
 plain loop.
 
-optimized=True: channels-last convs, bfloat16 autocast and `torch.compile` (both CUDA only), and
-the next batch built and copied to the device (pinned memory) in a background thread while the
-current update runs. optimized=False: none of these; batches are built in the loop.
+optimized=True: channels-last convs, bfloat16 autocast (CUDA, and CPUs with native bfloat16),
+`torch.compile` (CUDA only), and the next batch built and copied to the device (pinned memory) in
+a background thread while the current update runs. optimized=False: none of these; batches are built in the loop.
 Both run the same model code at the same shapes (a preset's batch x sequence, image size, widths).
 """
 from __future__ import annotations
@@ -42,9 +42,9 @@ def measure_world_model_updates(preset: str, device: str, iters: int, optimized:
 
     Returns updates_per_s / seconds_per_update of the world model alone (encoder, RSSM, decoder,
     heads, KL, optimiser step) and agent_updates_per_s / agent_seconds_per_update of the whole
-    update (world model + imagination actor-critic), with the shape measured."""
+    update (world model + imagination actor-critic), its process CPU time, and the shape measured."""
     config = with_overrides(DreamerConfig.preset(preset),
-                            {"channels_last": optimized, "amp": optimized, "compile": optimized})
+                            {"channels_last": optimized, "amp": optimized, "cpu_amp": optimized, "compile": optimized})
     torch.manual_seed(0)
     agent = DreamerV2Agent(ACTION_DIM, config, device)
     rng = np.random.default_rng(0)
@@ -52,11 +52,11 @@ def measure_world_model_updates(preset: str, device: str, iters: int, optimized:
     pool = ThreadPoolExecutor(1) if optimized else None
     pending = pool.submit(make) if pool else None
     warmup = 3 if optimized and device.startswith("cuda") else 1  # compile warms up over a few calls
-    wm_time = total_time = 0.0
+    wm_time = total_time = cpu_time = 0.0
     try:
         for i in range(warmup + iters):
             _sync(device)
-            start = time.perf_counter()  # waiting for the batch counts: prefetching hides it
+            start, cpu_start = time.perf_counter(), time.process_time()  # waiting for the batch counts
             if pool:
                 batch, pending = pending.result(), pool.submit(make)
             else:
@@ -71,6 +71,7 @@ def measure_world_model_updates(preset: str, device: str, iters: int, optimized:
             if i >= warmup:
                 wm_time += middle - start
                 total_time += time.perf_counter() - start
+                cpu_time += time.process_time() - cpu_start
     finally:
         if pool:
             pool.shutdown(wait=True)
@@ -79,4 +80,5 @@ def measure_world_model_updates(preset: str, device: str, iters: int, optimized:
             "batch": config.batch_size, "seq_len": config.seq_len, "image_size": config.image_size,
             "threads": torch.get_num_threads(),
             "updates_per_s": iters / wm_time, "seconds_per_update": wm_time / iters,
-            "agent_updates_per_s": iters / total_time, "agent_seconds_per_update": total_time / iters}
+            "agent_updates_per_s": iters / total_time, "agent_seconds_per_update": total_time / iters,
+            "agent_cpu_seconds_per_update": cpu_time / iters}  # CPU time of all threads: robust to a busy machine

@@ -73,7 +73,8 @@ class DreamerConfig:
     behavior: BehaviorConfig = BehaviorConfig()
     batch_size: int = 16  # sequences per batch
     seq_len: int = 50  # timesteps per sequence
-    amp: bool = True  # bfloat16 autocast on CUDA (ignored on CPU)
+    amp: bool = True  # bfloat16 autocast on CUDA
+    cpu_amp: bool = False  # bfloat16 autocast on CPUs with native bfloat16 (AVX512-BF16/AMX); opt-in
     compile: bool = False  # torch.compile the conv nets and the RSSM cell on CUDA
     channels_last: bool = True  # channels-last memory format for the conv nets
 
@@ -96,7 +97,7 @@ class DreamerConfig:
             "quick": cls(
                 WorldModelConfig(depth=32, units=256, layers=2),
                 BehaviorConfig(units=256, layers=2),
-                batch_size=16, seq_len=32),
+                batch_size=16, seq_len=32, cpu_amp=True),
             "paper": cls(),
             # the PyTorch DreamerV2 port CoWorld and Vid2Act build on (dreamer-torch, dmc config)
             "code": cls(WorldModelConfig(depth=32, stoch=50, classes=0, layers=2, discount_head=False),

@@ -36,10 +36,21 @@ def to_torch(batch: dict[str, Any], device: str | torch.device) -> dict[str, Ten
     return out
 
 
-def autocast(device: str | torch.device, enabled: bool) -> AbstractContextManager:
-    """bfloat16 autocast on CUDA when enabled; a no-op elsewhere."""
+def cpu_bf16_supported() -> bool:
+    """Whether oneDNN has native bfloat16 kernels on this CPU (AVX512-BF16 / AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def autocast(device: str | torch.device, enabled: bool, cpu: bool = False) -> AbstractContextManager:
+    """bfloat16 autocast on CUDA when `enabled`, and on CPUs with native bfloat16 when `cpu`;
+    a no-op elsewhere."""
     if enabled and str(device).startswith("cuda"):
         return torch.autocast("cuda", dtype=torch.bfloat16)
+    if cpu and str(device) == "cpu" and cpu_bf16_supported():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     return nullcontext()
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from agents.world_model import (ActorCritic, DreamerConfig, WorldModel, WorldModelConfig, lambda_return, to_torch,
-                                with_overrides)
+from agents.world_model import (ActorCritic, DreamerConfig, WorldModel, WorldModelConfig, autocast, lambda_return,
+                                to_torch, with_overrides)
 from agents.world_model.nets import Decoder, Encoder
 from collectors.errors import OwbenchError
 
@@ -149,13 +149,15 @@ def test_frames_of_another_size_are_resized():
     assert torch.isfinite(loss)
 
 
-def test_world_model_learns_a_fixed_batch():
+@pytest.mark.parametrize("cpu_amp", [False, True])  # bfloat16 autocast where the CPU has native bfloat16
+def test_world_model_learns_a_fixed_batch(cpu_amp):
     wm = WorldModel(dataclasses.replace(SMOKE.wm, lr=1e-3), action_dim=2)
     data = batch(SMOKE.wm, B=2, T=4)
     data["image"][:] = torch.linspace(0, 255, SMOKE.wm.image_size).to(torch.uint8)[:, None, None]  # a learnable scene
     first = wm.loss(data)[1]
     for _ in range(15):
-        loss, _, _ = wm.loss(data)
+        with autocast("cpu", enabled=False, cpu=cpu_amp):
+            loss, _, _ = wm.loss(data)
         wm.opt.step(loss)
     last = wm.loss(data)[1]
     assert last["image_loss"] < 0.5 * first["image_loss"] and last["reward_loss"] < first["reward_loss"]

@@ -8,6 +8,7 @@ Per update (one batch of B sequences of length T):
        critic, actor by dynamics backpropagation + entropy, critic regression (Eqs. 4-6)
 Acting filters the observation with the posterior (state = latent + previous action); eval mode
 uses the posterior mode and the actor's mode. Frames of another size than `image_size` are resized.
+Learning check (CPU, ~30 min on a busy 2-core machine): `python -m benchmark.dreamer_check`.
 """
 from __future__ import annotations
 

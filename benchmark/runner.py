@@ -140,14 +140,16 @@ def _log_to(path: Path) -> Iterator[None]:
             os.close(saved[1])
 
 
-def _reference_returns(datasets: tuple[str, ...], job: Job) -> dict[str, float] | None:
-    """The target dataset's reference returns (random, expert) for normalised scores."""
+def _reference_returns(datasets: tuple[str, ...], job: Job) -> dict[str, float]:
+    """Reference returns (random, expert) for normalised scores: the target dataset's, or for a target
+    learned online the task's entry in collectors/reference.py."""
+    from collectors.reference import reference_returns
     from collectors.store import open_dataset
 
     for need, loc in zip(job.data, datasets):
         if need.role == "target":
-            return open_dataset(loc).attrs.get("reference_returns")
-    return None
+            return open_dataset(loc).attrs["reference_returns"]
+    return reference_returns(job.pair.target).as_attrs()
 
 
 def _train(task: Task, device: str) -> tuple[Any, int]:

@@ -247,7 +247,8 @@ def random_return() -> float:
 @pytest.mark.parametrize("name", METHODS)
 def test_learning_signal_over_random(name: str, cartpole_dataset: str, random_return: float) -> None:
     """Offline training on noisy-controller data beats the random policy (numbers printed with -s).
-    Measured on a loaded 2-core CPU (2026-11-21), 3000 updates: curl 287.4, cql 329.4 vs random 341.3,
+    Measured on a loaded 2-core CPU (2026-11-21), 3000 updates: curl 287.4, cql 329.4, curl+cql 344.5
+    vs random 341.3 (3 episodes each),
     so this budget does NOT yet show a signal; the pixel critics' Q was still rising (q ~18-49)."""
     from collectors.envs import spec
     from collectors.sampler import TransitionSampler

@@ -16,6 +16,7 @@ being fooled by uncommitted rows that share a chunk with committed ones.
 from __future__ import annotations
 
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -188,7 +189,13 @@ def exists(location: str | Path) -> bool:
 
 
 class DatasetWriter:
-    """Appends whole episodes; each append ends with an atomic commit."""
+    """Appends whole episodes; each append ends with an atomic commit.
+
+    An episode's array writes (data, episode index, manifest) run concurrently on a small thread
+    pool; only when all of them have finished is the commit record written. Chunk checksums are
+    computed from the values being written, continuing a running CRC of the last, partly filled
+    chunk, so nothing is read back.
+    """
 
     def __init__(self, location: str, group: zarr.Group):
         self.location = location
@@ -197,6 +204,16 @@ class DatasetWriter:
         self.committed_episodes = int(attrs["committed_episodes"])
         self.committed_steps = int(attrs["committed_steps"])
         self.chunk_rows = {name: group[name].chunks[0] for name in STEP_ARRAYS}
+        self._arrays = {name: group[name] for name in STEP_ARRAYS}
+        self._manifests = {name: group[f"manifest/{name}"] for name in STEP_ARRAYS}
+        self._index = {name: group[f"episodes/{name}"] for name in EPISODE_ARRAYS}
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="owbench-store")
+        # CRC of the committed rows of each array's last, partly filled chunk (read once on resume).
+        self._tail_crc = {}
+        for name, rows in self.chunk_rows.items():
+            tail_start = self.committed_steps - self.committed_steps % rows
+            tail = self._arrays[name][tail_start:self.committed_steps] if tail_start < self.committed_steps else None
+            self._tail_crc[name] = _crc(tail) if tail is not None else 0
 
     @property
     def attrs(self) -> dict[str, Any]:
@@ -212,45 +229,50 @@ class DatasetWriter:
         if missing:
             raise ValueError(f"episode is missing arrays {missing}")
         start, stop = self.committed_steps, self.committed_steps + length
-        for name in STEP_ARRAYS:  # 1. data
-            values = np.asarray(steps[name], dtype=DTYPES[name])
-            arr = self.group[name]
+        writes, last_crc = [], {}  # (array, selection, values): 1. data, 2. episode index and checksums
+        for name in STEP_ARRAYS:
+            values = np.ascontiguousarray(steps[name], dtype=DTYPES[name])
+            arr = self._arrays[name]
             want = (length, *arr.shape[1:])
             assert values.shape == want, f"{name}: got {values.shape}, want {want}"
-            if arr.shape[0] < stop:
-                arr.resize((max(stop, 2 * arr.shape[0]), *arr.shape[1:]))
-            arr[start:stop] = values
-        self._write_episode_index(meta, start, length)  # 2. index and checksums
-        tail_crc = {name: self._update_manifest(name, start, stop) for name in STEP_ARRAYS}
+            _grow(arr, stop)
+            writes.append((arr, slice(start, stop), values))
+            manifest_write, last_crc[name] = self._manifest_write(name, values, start, stop)
+            writes.append(manifest_write)
+        e = self.committed_episodes
+        index = {"start": start, "length": length, "return": meta.get("return", 0.0),
+                 "success": meta.get("success", False), "noise_std": meta.get("noise_std", 0.0),
+                 "seed": meta.get("seed", -1)}
+        for name, value in index.items():
+            _grow(self._index[name], e + 1)
+            writes.append((self._index[name], slice(e, e + 1), np.asarray([value], dtype=EPISODE_ARRAYS[name])))
+        for future in [self._pool.submit(arr.__setitem__, sel, values) for arr, sel, values in writes]:
+            future.result()
         self.committed_episodes += 1  # 3. commit record, last and atomic
         self.committed_steps = stop
         # The last chunk's checksum also goes into the commit record: an in-flight append rewrites that
         # chunk's manifest entry before its own commit, and verify must not mistake that for corruption.
         self.group.attrs.update({"committed_episodes": self.committed_episodes, "committed_steps": stop,
-                                 "tail_crc": tail_crc, "updated": datetime.now(timezone.utc).isoformat()})
+                                 "tail_crc": last_crc, "updated": datetime.now(timezone.utc).isoformat()})
 
-    def _write_episode_index(self, meta: dict[str, Any], start: int, length: int) -> None:
-        ep = self.group["episodes"]
-        e = self.committed_episodes
-        values = {"start": start, "length": length, "return": meta.get("return", 0.0),
-                  "success": meta.get("success", False), "noise_std": meta.get("noise_std", 0.0),
-                  "seed": meta.get("seed", -1)}
-        for name, value in values.items():
-            arr = ep[name]
-            if arr.shape[0] <= e:
-                arr.resize((max(e + 1, 2 * arr.shape[0]),))
-            arr[e] = value
-
-    def _update_manifest(self, name: str, start: int, stop: int) -> int:
-        """Checksum every chunk that rows [start, stop) touch; returns the last one's."""
+    def _manifest_write(self, name: str, values: np.ndarray, start: int, stop: int) -> tuple[tuple, int]:
+        """The manifest write for every chunk that rows [start, stop) touch, and the last chunk's CRC."""
         rows = self.chunk_rows[name]
-        arr, manifest = self.group[name], self.group[f"manifest/{name}"]
         first, last = start // rows, (stop - 1) // rows
-        if manifest.shape[0] <= last:
-            manifest.resize((max(last + 1, 2 * manifest.shape[0]),))
-        crcs = [_crc(arr[c * rows:min((c + 1) * rows, stop)]) for c in range(first, last + 1)]
-        manifest[first:last + 1] = np.asarray(crcs, np.uint32)
-        return crcs[-1]
+        crcs, crc = [], self._tail_crc[name]
+        for c in range(first, last + 1):
+            lo, hi = max(c * rows, start), min((c + 1) * rows, stop)
+            if lo == c * rows:
+                crc = 0  # a fresh chunk starts a fresh checksum
+            crc = zlib.crc32(values[lo - start:hi - start].view(np.uint8).ravel(), crc)
+            crcs.append(crc)
+        self._tail_crc[name] = 0 if stop % rows == 0 else crc
+        manifest = self._manifests[name]
+        _grow(manifest, last + 1)
+        return (manifest, slice(first, last + 1), np.asarray(crcs, np.uint32)), crcs[-1]
+
+    def close(self) -> None:
+        self._pool.shutdown()
 
     def set_attrs(self, **attrs: Any) -> None:
         """Add descriptive attributes (e.g. the behaviour policy's eval return once known)."""
@@ -258,6 +280,12 @@ class DatasetWriter:
         if reserved:
             raise ValueError(f"{sorted(reserved)} are managed by the writer")
         self.group.attrs.update(attrs)
+
+
+def _grow(arr: zarr.Array, rows: int) -> None:
+    """Make room for `rows` rows, doubling so that metadata rewrites stay rare."""
+    if arr.shape[0] < rows:
+        arr.resize((max(rows, 2 * arr.shape[0]), *arr.shape[1:]))
 
 
 def create_dataset(location: str | Path, attrs: dict[str, Any], shapes: dict[str, tuple[int, ...]],

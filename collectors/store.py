@@ -15,8 +15,8 @@ being fooled by uncommitted rows that share a chunk with committed ones.
 """
 from __future__ import annotations
 
+import asyncio
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import zarr
+from zarr.core.sync import sync
 from zarr.codecs import BloscCodec, ZstdCodec
 
 from collectors.errors import OwbenchError
@@ -191,8 +192,8 @@ def exists(location: str | Path) -> bool:
 class DatasetWriter:
     """Appends whole episodes; each append ends with an atomic commit.
 
-    An episode's array writes (data, episode index, manifest) run concurrently on a small thread
-    pool; only when all of them have finished is the commit record written. Chunk checksums are
+    An episode's array writes (data, episode index, manifest) are issued together to zarr's event
+    loop; only when all of them have finished is the commit record written. Chunk checksums are
     computed from the values being written, continuing a running CRC of the last, partly filled
     chunk, so nothing is read back.
     """
@@ -207,7 +208,6 @@ class DatasetWriter:
         self._arrays = {name: group[name] for name in STEP_ARRAYS}
         self._manifests = {name: group[f"manifest/{name}"] for name in STEP_ARRAYS}
         self._index = {name: group[f"episodes/{name}"] for name in EPISODE_ARRAYS}
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="owbench-store")
         # CRC of the committed rows of each array's last, partly filled chunk (read once on resume).
         self._tail_crc = {}
         for name, rows in self.chunk_rows.items():
@@ -246,8 +246,8 @@ class DatasetWriter:
         for name, value in index.items():
             _grow(self._index[name], e + 1)
             writes.append((self._index[name], slice(e, e + 1), np.asarray([value], dtype=EPISODE_ARRAYS[name])))
-        for future in [self._pool.submit(arr.__setitem__, sel, values) for arr, sel, values in writes]:
-            future.result()
+        # all writes of the episode in one round trip to zarr's event loop, encoded concurrently
+        sync(_write_all(writes))
         self.committed_episodes += 1  # 3. commit record, last and atomic
         self.committed_steps = stop
         # The last chunk's checksum also goes into the commit record: an in-flight append rewrites that
@@ -271,15 +271,16 @@ class DatasetWriter:
         _grow(manifest, last + 1)
         return (manifest, slice(first, last + 1), np.asarray(crcs, np.uint32)), crcs[-1]
 
-    def close(self) -> None:
-        self._pool.shutdown()
-
     def set_attrs(self, **attrs: Any) -> None:
         """Add descriptive attributes (e.g. the behaviour policy's eval return once known)."""
         reserved = {"committed_episodes", "committed_steps", "schema_version"} & attrs.keys()
         if reserved:
             raise ValueError(f"{sorted(reserved)} are managed by the writer")
         self.group.attrs.update(attrs)
+
+
+async def _write_all(writes: list[tuple[zarr.Array, slice, np.ndarray]]) -> None:
+    await asyncio.gather(*(arr._async_array.setitem(sel, values) for arr, sel, values in writes))
 
 
 def _grow(arr: zarr.Array, rows: int) -> None:

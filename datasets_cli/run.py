@@ -106,9 +106,18 @@ def run(suite_name: str, profile: str, methods: str | None, pairs: str | None, s
     for key, log in sweep.failed.items():
         console.print(f"[red]failed[/] {key}: log {log}")
     for path in sweep.reports:
+        _print_table(Path(path).parent / "table.md")
         console.print(f"report: {path}")
     if sweep.failed:
         raise SystemExit(1)
+
+
+def _print_table(table_md: Path) -> None:
+    """Show the suite's result table (Markdown) in the terminal."""
+    if table_md.exists():
+        from rich.markdown import Markdown
+
+        console.print(Markdown(table_md.read_text()))
 
 
 @click.command("report")
@@ -120,5 +129,6 @@ def report(run_dir: str, paper: bool) -> None:
 
     for suite_dir in suite_dirs(Path(run_dir)):
         path = write_report(suite_dir, paper=paper)
+        _print_table(suite_dir / "table.md")
         console.print(f"{suite_dir.name}: results.csv, table.csv/.tex/.md, stats.csv, improvement.csv, "
                       f"curves/, filmstrips/ -> {path}")

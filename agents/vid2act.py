@@ -31,8 +31,6 @@ Choices where paper and released code (panmt/Vid2Act) leave room, all documented
 """
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -46,6 +44,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from agents.action_replay import ActionReplay
+from agents.artefacts import pretrained_artefact, save_atomic
 from agents.contract import Batch, Obs
 from agents.online import OnlineConfig, train_online
 from agents.world_model import ActorCritic, BehaviorConfig, DreamerConfig, State, WorldModel, WorldModelConfig
@@ -56,7 +55,6 @@ from benchmark.training import CsvLog, TrainContext, TrainProgress
 from baselines.dreamerv2 import DreamerV2Agent
 from collectors.envs.base import EnvSpec
 from collectors.errors import OwbenchError, unknown
-from collectors.home import owbench_home
 
 
 @dataclass(frozen=True)
@@ -184,13 +182,8 @@ def pretrain(datasets: Sequence[str], config: Config, device: str = "cpu", seed:
               "replay": [config.replay_latent, config.replay_hidden, config.replay_kl, config.replay_lr],
               "pretrain_steps": config.pretrain_steps, "batch": [config.dreamer.batch_size, config.dreamer.seq_len],
               "action_pad": pad, "seed": seed}
-    key = hashlib.sha1(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    out = Path(out) if out else owbench_home() / "pretrained" / "vid2act" / key
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "teacher.pt"
-    with (out / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if path.exists():
+    with pretrained_artefact("vid2act", record, "teacher.pt", out) as (path, ready):
+        if ready:
             return path
         torch.manual_seed(seed)
         teacher = Teacher(wm, _source_names(data), pad, config.replay_latent, config.replay_hidden,
@@ -203,11 +196,10 @@ def pretrain(datasets: Sequence[str], config: Config, device: str = "cpu", seed:
                 metrics = {k: float(v) for k, v in teacher.update(to_torch(sampler.sample(), device)).items()}
                 rows.append({"step": step, **metrics})
                 bar.update(step, f"image {metrics['image_loss']:.3g}  replay {metrics['replay_loss']:.3g}")
-        CsvLog(out / "pretrain_metrics.csv").append(rows)
-        (out / "teacher.json").write_text(json.dumps({**record, "sources": teacher.sources}, indent=1, default=str))
-        tmp = path.with_suffix(".tmp")
-        torch.save(teacher.artefact(), tmp)
-        tmp.replace(path)
+        CsvLog(path.parent / "pretrain_metrics.csv").append(rows)
+        (path.parent / "teacher.json").write_text(json.dumps({**record, "sources": teacher.sources}, indent=1,
+                                                             default=str))
+        save_atomic(teacher.artefact(), path)
     return path
 
 

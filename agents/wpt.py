@@ -29,8 +29,6 @@ Choices where the paper leaves room, documented here:
 from __future__ import annotations
 
 import csv
-import fcntl
-import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -42,6 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from agents import retrieval
+from agents.artefacts import artefact_key, pretrained_artefact, save_atomic
 from agents.contract import Batch, Obs
 from agents.online import OnlineConfig, train_online
 from agents.world_model import BehaviorConfig, DreamerConfig, WorldModel, WorldModelConfig, to_torch, with_overrides
@@ -49,7 +48,6 @@ from agents.world_model.nets import MLP, Encoder, Optimizer
 from baselines.dreamerv2 import DreamerV2Agent
 from collectors.envs.base import EnvSpec
 from collectors.errors import OwbenchError, unknown
-from collectors.home import owbench_home
 
 SEQUENCE_KEYS = ("image", "action", "reward", "discount", "is_first", "is_last", "is_terminal")
 GUIDANCE_STEPS = {"dmc": 50_000, "transfer": 50_000, "metaworld": 150_000}  # Table 5: linear(1, 0, N)
@@ -177,13 +175,8 @@ def pretrain(pool: Sequence[str], config: Config, device: str = "cpu", seed: int
     record = {"pool": data.locations, "steps": [d.n_steps for d in data.datasets], "wm": asdict(cfg),
               "pretrain_steps": config.pretrain_steps, "batch": [config.dreamer.batch_size, config.dreamer.seq_len],
               "seed": seed}
-    key = hashlib.sha1(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    out = Path(out) if out else owbench_home() / "pretrained" / "wpt" / key
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "world_model.pt"
-    with (out / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if path.exists():
+    with pretrained_artefact("wpt", record, "world_model.pt", out) as (path, ready):
+        if ready:
             return path
         torch.manual_seed(seed)
         wm = WorldModel(cfg, data.action_pad, config.dreamer.channels_last).to(device)
@@ -196,17 +189,16 @@ def pretrain(pool: Sequence[str], config: Config, device: str = "cpu", seed: int
             if log is not None and (step % 100 == 0 or step == config.pretrain_steps):
                 log(step, rows[-1])
         batches.close()
-        with (out / "pretrain_metrics.csv").open("w", newline="") as f:
+        with (path.parent / "pretrain_metrics.csv").open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
         artefact = {"wm_config": asdict(cfg), "action_pad": data.action_pad, "pool": data.locations,
                     "pool_env_ids": data.env_ids, "pool_action_dims": data.action_dims.tolist(),
                     "pretrain_steps": config.pretrain_steps, "state": wm.state_dict()}
-        (out / "world_model.json").write_text(json.dumps({**record, "key": key}, indent=1, default=str))
-        tmp = path.with_suffix(".tmp")
-        torch.save(artefact, tmp)
-        tmp.replace(path)
+        (path.parent / "world_model.json").write_text(json.dumps({**record, "key": artefact_key(record)}, indent=1,
+                                                                 default=str))
+        save_atomic(artefact, path)
     return path
 
 

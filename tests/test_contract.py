@@ -81,13 +81,9 @@ def build(name: str, seed: int = 0) -> tuple[Agent, Any, EnvSpec, str]:
 
 
 @pytest.fixture(autouse=True)
-def _seeded_single_thread():
-    """Seeded; one intra-op thread (tiny models on a shared 2-core machine run far faster so)."""
+def _seeded():
+    """Seeded (tests/conftest.py sets one intra-op thread)."""
     torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("name", METHODS)

@@ -48,15 +48,6 @@ def sequence_batch(action_dim: int, batch: int = 4, length: int = 8, seed: int =
             "is_last": np.zeros((batch, length), bool), "is_terminal": np.zeros((batch, length), bool)}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and the CI machine's cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def sources(tmp_path: Path) -> list[str]:
     return [make_source(tmp_path / "cheetah.zarr", "cheetah_run", 6), make_source(tmp_path / "hopper.zarr", "hopper_stand", 4)]

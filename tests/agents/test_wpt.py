@@ -18,15 +18,6 @@ from datasets_cli.main import cli
 SIZE = 32
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """One intra-op thread: tiny models on the shared 2-core machine run far faster so."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_dataset(path: Path, env_id: str, action_dim: int, episodes: int = 2, length: int = 12,
                  brightness: int | None = None) -> str:
     """A tiny dataset of random frames (or flat frames of one `brightness`) and random actions."""

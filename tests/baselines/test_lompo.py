@@ -14,14 +14,6 @@ from collectors.envs.base import EnvSpec
 SPEC = EnvSpec(id="synthetic", suite="dmc", action_dim=2, state_dim=4, action_repeat=2, time_limit=20, camera=0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def sequence_batch(rng: np.random.Generator, batch: int = 4, length: int = 8) -> dict:
     is_first = np.zeros((batch, length), bool)
     is_first[:, 0] = True

@@ -20,14 +20,6 @@ class Killed(RuntimeError):
     pass
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def fake_evaluate(monkeypatch):
     """Evaluation without rendering 500-step episodes: returns grow with the agent's update count."""

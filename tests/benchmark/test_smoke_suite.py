@@ -1,7 +1,7 @@
 """The smoke suite end to end on CPU with real methods: random + offline DreamerV2, one pair, two seeds.
 
 Collects a tiny dataset, trains, evaluates on the real task, and writes every output; a re-run skips all.
-Minutes on a 2-core machine (500-step evaluation episodes with rendering), hence `slow`.
+A few minutes on a 2-core machine (500-step evaluation episodes with rendering); CI runs it, as issue 5 asks.
 """
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ ARGS = ["run", "--suite", "smoke", "--methods", "random,dreamerv2", "--pairs", "
         "--workers", "2", "--device", "cpu"]
 
 
-@pytest.mark.slow
 def test_smoke_suite_end_to_end(tmp_path):
     out = tmp_path / "runs"
     first = CliRunner().invoke(cli, [*ARGS, "--out", str(out)])

@@ -187,7 +187,7 @@ def test_curl_contrastive_accuracy_rises_above_chance() -> None:
 
 
 # -- learning signal (slow): offline training on a cheap cartpole_swingup dataset -------------------------
-# Random scores ~25-30 on swing-up (on cartpole_balance it already scores ~340, too close to an expert to
+# Random scores ~30-45 on swing-up (on cartpole_balance it already scores ~340, too close to an expert to
 # show a signal). The data are benchmark/dreamer_check's noisy swing-up controller episodes.
 LEARN_EPISODES, LEARN_UPDATES, LEARN_EVAL_EPISODES = 8, 4000, 3
 LEARN_OVERRIDES = {"batch_size": 32, "cql_weight": 5.0}  # conservative, behaviour-cloning-like CQL (gym: 5-10)

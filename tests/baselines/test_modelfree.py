@@ -18,15 +18,6 @@ SPEC = EnvSpec(id="synthetic", suite="dmc", action_dim=2, state_dim=4, action_re
 SIZE = 32  # tiny frames keep every test to a few seconds
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convs run much faster on one thread than on two contended cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def smooth_images(rng: np.random.Generator, n: int, size: int = SIZE, channels: int = 9) -> np.ndarray:
     """Distinct images made of large blocks, so a few pixels of shift keep them recognisable."""
     coarse = rng.integers(0, 256, (n, 4, 4, channels), dtype=np.uint8)

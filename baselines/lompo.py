@@ -136,7 +136,7 @@ class LOMPOAgent:
 
     # -- the policy and critics on model features ------------------------------------------------
     def policy(self, feat: Tensor, noise: float = 0.0) -> Tensor:
-        action = torch.tanh(self.actor(feat))
+        action = torch.tanh(self.actor(feat)).reshape(*feat.shape[:-1], self.action_dim)  # MLP squeezes out_dim 1
         if noise:
             action = (action + noise * torch.randn_like(action)).clamp(-1, 1)
         return action

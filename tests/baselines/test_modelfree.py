@@ -180,42 +180,14 @@ def test_curl_contrastive_accuracy_rises_above_chance() -> None:
 # -- learning signal (slow): offline training on a cheap cartpole_swingup dataset -------------------------
 # Random scores ~30-45 on swing-up (on cartpole_balance it already scores ~340, too close to an expert to
 # show a signal). The data are benchmark/dreamer_check's noisy swing-up controller episodes.
-LEARN_EPISODES, LEARN_UPDATES, LEARN_EVAL_EPISODES = 8, 4000, 3
+LEARN_UPDATES = 4000
 LEARN_OVERRIDES = {"batch_size": 32, "cql_weight": 5.0}  # conservative, behaviour-cloning-like CQL (gym: 5-10)
-
-
-@pytest.fixture(scope="module")
-def swingup_dataset(request) -> str:
-    """8 episodes of the swing-up controller with action noise 0, 0.3, 0.6, 1.0 (cycled), rendered at 32 px.
-    Kept in pytest's cache directory, so repeated slow runs collect it once (collect it before parallel runs)."""
-    from benchmark import dreamer_check
-
-    location = request.config.cache.mkdir("owbench-modelfree") / f"swingup-{LEARN_EPISODES}.zarr"
-    return dreamer_check.collect(location, LEARN_EPISODES)  # resumes after the committed episodes
-
-
-def evaluate_on_swingup(agent) -> float:
-    from benchmark import dreamer_check
-    from benchmark.protocol import evaluate
-    from collectors.envs import make as make_env
-
-    result = evaluate(agent, lambda: make_env(dreamer_check.ENV_ID, image_size=dreamer_check.IMAGE_SIZE),
-                      episodes=LEARN_EVAL_EPISODES)
-    return result.mean
-
-
-@pytest.fixture(scope="module")
-def random_return() -> float:
-    from baselines.random_policy import make_agent as make_random
-    from benchmark import dreamer_check
-    from collectors.envs import spec
-
-    return evaluate_on_swingup(make_random(spec(dreamer_check.ENV_ID), None, "cpu", seed=0))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", METHODS)
-def test_learning_signal_over_random(name: str, swingup_dataset: str, random_return: float) -> None:
+def test_learning_signal_over_random(name: str, swingup_dataset: str, random_return: float,
+                                    evaluate_on_swingup) -> None:
     """Offline training on noisy swing-up-controller data beats the random policy by a clear margin.
 
         pytest -m slow -s tests/baselines/test_modelfree.py -k "signal and cql"   # or curl, curl+cql
@@ -243,5 +215,5 @@ def test_learning_signal_over_random(name: str, swingup_dataset: str, random_ret
     trained = evaluate_on_swingup(agent)
     data_returns = np.round(open_dataset(swingup_dataset).episodes["return"], 1).tolist()
     print(f"\n{name}: {LEARN_UPDATES} updates, return {trained:.1f} vs random {random_return:.1f} "
-          f"({LEARN_EVAL_EPISODES} eval episodes; dataset episode returns {data_returns}); last metrics {metrics}")
+          f"({evaluate_on_swingup.episodes} eval episodes; dataset episode returns {data_returns}); last metrics {metrics}")
     assert trained > random_return + 50 and trained > 1.5 * random_return, (trained, random_return)

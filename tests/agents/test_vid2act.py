@@ -15,6 +15,7 @@ from agents.action_replay import ActionReplay
 from benchmark.training import TrainContext
 from collectors import envs, store
 from datasets_cli.main import cli
+from short_env import ShortEnv
 
 SIZE = 32
 
@@ -145,28 +146,9 @@ def test_state_dict_round_trip_acts_identically(sources: list[str]) -> None:
         assert a2.shape == (6,) and np.all(np.abs(a2) <= 1)
 
 
-class ShortEnv:
-    """An environment cut to `limit` agent steps (keeps online tests to seconds)."""
-
-    def __init__(self, env_id: str, limit: int):
-        self.env, self.limit, self.t = envs.make(env_id, image_size=SIZE), limit, 0
-
-    def __getattr__(self, name: str):
-        return getattr(self.env, name)
-
-    def reset(self, seed: int | None = None):
-        self.t = 0
-        return self.env.reset(seed=seed)
-
-    def step(self, action):
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        self.t += 1
-        return obs, reward, terminated, truncated or self.t >= self.limit, info
-
-
 class ShortContext(TrainContext):
     def make_env(self, env_id: str | None = None) -> ShortEnv:
-        return ShortEnv(env_id or self.env_id, 12)
+        return ShortEnv(env_id or self.env_id, 12, SIZE)
 
 
 def context(run_dir: Path, datasets: list[str], steps: int, method: str = "vid2act") -> ShortContext:

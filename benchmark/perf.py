@@ -49,7 +49,7 @@ class PerfConfig:
     sampler_seconds: float = 10.0  # sampling time per sampler
     batch_size: int = 16
     length: int = 50
-    wm_presets: tuple[str, ...] = ("smoke", "paper")
+    wm_presets: tuple[str, ...] = ("smoke", "code", "paper")
     wm_iters: int = 3  # timed world-model updates per preset and variant
     faiss_vectors: int = 1_000_000
     faiss_dim: int = 64
@@ -380,6 +380,9 @@ def measure_sampler(cfg: PerfConfig, tmp: Path) -> list[Figure]:
 
 # ---------------------------------------------------------------- world model
 
+DREAMER_TORCH_CPU_SECONDS = 4.2  # dreamer-torch's world-model + behaviour update at 16x50 on 2 CPU threads (issue 4)
+
+
 def measure_world_model(cfg: PerfConfig, device: str) -> list[Figure]:
     try:
         perf_wm = importlib.import_module("benchmark.perf_wm")
@@ -395,6 +398,12 @@ def measure_world_model(cfg: PerfConfig, device: str) -> list[Figure]:
                            fast["updates_per_s"], plain["updates_per_s"], note=shape),
                     Figure("world-model", f"agent updates/s (+ actor-critic), preset {preset}", "updates/s",
                            fast["agent_updates_per_s"], plain["agent_updates_per_s"], note=shape)]
+        if preset == "code" and device == "cpu":
+            figures.append(Figure(
+                "world-model", "agent update seconds vs dreamer-torch, preset code", "s/update",
+                fast["agent_seconds_per_update"], DREAMER_TORCH_CPU_SECONDS, 0.7, higher_is_better=False,
+                note=f"naive = jsikyoon/dreamer-torch dmc config, 16x50, 2 CPU threads (issue 4); "
+                     f"measured here with {fast['threads']} threads"))
     return figures
 
 

@@ -16,6 +16,14 @@ BASELINES = ("curl", "curl+cql", "cql", "dreamerv2", "lompo")
 # Named configurations of a registered method: name -> (method, config overrides).
 VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
     "coworld-multi": ("coworld", {"source_mode": "multi-source"}),  # NeurIPS App. C, Eq. 12
+    # Vid2Act Fig. 6: without the learned domain-selection weights, without action replay
+    "vid2act-no-weights": ("vid2act", {"domain_weights": False}),
+    "vid2act-no-replay": ("vid2act", {"action_replay": False}),
+    # WPT Fig. 6 (P: pretraining, ER: experience rehearsal, G: execution guidance): P alone, each one left out
+    "wpt-p": ("wpt", {"rehearsal": False, "guidance": False}),
+    "wpt-no-p": ("wpt", {"pretrain": False}),
+    "wpt-no-er": ("wpt", {"rehearsal": False}),
+    "wpt-no-g": ("wpt", {"guidance": False}),
 }
 
 
@@ -181,6 +189,25 @@ _TRANSFER_METHODS = BASELINES + ("coworld",)
 _DMC_PAIRS = _pairs(("walker_walk", "walker_downhill"), ("walker_walk", "walker_uphill"),
                     ("walker_walk", "walker_nofoot"), ("cheetah_run", "cheetah_downhill"),
                     ("cheetah_run", "cheetah_uphill"), ("cheetah_run", "cheetah_nopaw"))
+_VID2ACT_DMC_PAIRS = _pairs(*[(("cheetah_run", "hopper_stand", "walker_walk", "walker_run"), t)
+                              for t in ("quadruped_walk", "quadruped_run")])
+_VID2ACT_MW_PAIRS = _pairs(*[(("button-press-topdown", "door-open", "drawer-close", "peg-insert-side", "pick-place",
+                               "push"), t) for t in ("drawer-open", "coffee-push", "button-press", "window-open")],
+                           prefix="mw_")
+_VID2ACT_ABLATION_PAIRS = tuple(p for p in _VID2ACT_MW_PAIRS if p.target in ("mw_button-press", "mw_drawer-open"))
+_WPT_DMC_PAIRS = _pairs(*[(("walker_walk", "cheetah_run", "hopper_hop", "quadruped_run", "cartpole_swingup",
+                            "finger_spin"), t) for t in ("walker_run", "cheetah_run", "quadruped_walk")])
+_WPT_MW_PAIRS = _pairs(*[(("button-press-topdown", "drawer-open", "door-open", "reach", "push", "window-open"), t)
+                         for t in ("assembly", "shelf-place", "button-press-topdown", "drawer-open")], prefix="mw_")
+_WPT_POOL = ("noisy-expert", "random")  # the non-curated pool's qualities
+_WPT_ABLATION = ("wpt", "wpt-p", "wpt-no-p", "wpt-no-er", "wpt-no-g")  # Fig. 6 (VARIANTS)
+
+
+def _online_group(pairs: tuple[Pair, ...], methods: tuple[str, ...], pool: tuple[str, ...]) -> Group:
+    """Methods pretrained on the sources' `pool` datasets, then trained online on the target, against
+    DreamerV2 from scratch at the same online budget."""
+    return Group(pairs, ("dreamerv2",) + methods, source_qualities=pool, online_target=True,
+                 scratch_methods=("dreamerv2",))
 
 
 def _transfer(name: str, description: str, pairs: tuple[Pair, ...], quality: str, paper: str,
@@ -205,31 +232,24 @@ SUITES: dict[str, Suite] = {s.name: s for s in [
                      ("window-close", "drawer-close"), ("handle-press", "button-press-topdown"), prefix="mw_"),
               "medium-replay", "coworld-neurips", _TRANSFER_METHODS + ("coworld-multi",)),
     Suite("vid2act-dmc", "Vid2Act: noisy-expert reward-free source pools -> online quadruped targets",
-          (Group(_pairs((("cheetah_run", "hopper_stand", "walker_walk", "walker_run"), "quadruped_walk"),
-                        (("cheetah_run", "hopper_stand", "walker_walk", "walker_run"), "quadruped_run")),
-                 ("dreamerv2", "vid2act"), source_qualities=("noisy-expert",), online_target=True,
-                 scratch_methods=("dreamerv2",)),),
+          (_online_group(_VID2ACT_DMC_PAIRS, ("vid2act",), ("noisy-expert",)),),
           _online_budgets(200_000), "vid2act"),  # §5.3: 200k iterations = 400k env steps
     Suite("vid2act-metaworld", "Vid2Act Meta-World: six source pools -> four online targets (300k env steps)",
-          (Group(_pairs(*[(("button-press-topdown", "door-open", "drawer-close", "peg-insert-side",
-                            "pick-place", "push"), t)
-                          for t in ("drawer-open", "coffee-push", "button-press", "window-open")], prefix="mw_"),
-                 ("dreamerv2", "vid2act"), source_qualities=("noisy-expert",), online_target=True,
-                 scratch_methods=("dreamerv2",)),),
+          (_online_group(_VID2ACT_MW_PAIRS, ("vid2act",), ("noisy-expert",)),),
           _online_budgets(300_000), "vid2act"),  # §5.2: 300k env steps, no action repeat
+    Suite("vid2act-ablation", "Vid2Act Fig. 6 (button-press, drawer-open): without weights, without action replay",
+          (_online_group(_VID2ACT_ABLATION_PAIRS, ("vid2act", "vid2act-no-weights", "vid2act-no-replay"),
+                         ("noisy-expert",)),), _online_budgets(300_000), "vid2act"),
     Suite("wpt-dmc", "WPT: multi-embodiment non-curated pool (noisy-expert + random) -> online DMC targets",
-          (Group(_pairs(*[(("walker_walk", "cheetah_run", "hopper_hop", "quadruped_run", "cartpole_swingup",
-                            "finger_spin"), t) for t in ("walker_run", "cheetah_run", "quadruped_walk")]),
-                 ("dreamerv2", "wpt"), source_qualities=("noisy-expert", "random"), online_target=True,
-                 scratch_methods=("dreamerv2",)),),
+          (_online_group(_WPT_DMC_PAIRS, ("wpt",), _WPT_POOL),),
           _online_budgets(75_000), "wpt"),  # 150k samples = 75k agent steps at action repeat 2
     Suite("wpt-metaworld", "WPT Meta-World: non-curated pool -> online manipulation targets (150k samples)",
-          (Group(_pairs(*[(("button-press-topdown", "drawer-open", "door-open", "reach", "push", "window-open"), t)
-                          for t in ("assembly", "shelf-place", "button-press-topdown", "drawer-open")],
-                        prefix="mw_"),
-                 ("dreamerv2", "wpt"), source_qualities=("noisy-expert", "random"), online_target=True,
-                 scratch_methods=("dreamerv2",)),),
+          (_online_group(_WPT_MW_PAIRS, ("wpt",), _WPT_POOL),),
           _online_budgets(150_000), "wpt"),  # 150k samples
+    Suite("wpt-dmc-ablation", "WPT Fig. 6 on the DMC targets: P alone, without P / ER / G",
+          (_online_group(_WPT_DMC_PAIRS, _WPT_ABLATION, _WPT_POOL),), _online_budgets(75_000), "wpt"),
+    Suite("wpt-metaworld-ablation", "WPT Fig. 6 on the Meta-World targets: P alone, without P / ER / G",
+          (_online_group(_WPT_MW_PAIRS, _WPT_ABLATION, _WPT_POOL),), _online_budgets(150_000), "wpt"),
     Suite("smoke", "One tiny pair per family, every method, tiny datasets generated on the fly",
           (Group(_pairs(("walker_walk", "walker_downhill")), ("random",) + _TRANSFER_METHODS,
                  target_qualities=("random",), online_source=True),

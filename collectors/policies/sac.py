@@ -41,7 +41,9 @@ class SACConfig:
         presets = {
             "smoke": cls(hidden=64, batch_size=64, random_steps=100, eval_every=200, eval_episodes=1,
                          max_train_steps=400),
-            "quick": cls(eval_every=5000, eval_episodes=3, max_train_steps=300_000),
+            # physics-only evaluation costs ~1/50 of the training steps it follows (which render their frames),
+            # so evaluate often: medium-replay stops within 1,000 steps of first reaching its level
+            "quick": cls(random_steps=2500, eval_every=1000, eval_episodes=5, max_train_steps=300_000),
             "paper": cls(),
         }
         if name not in presets:
@@ -168,7 +170,7 @@ class SACAgent:
         q1_pi, q2_pi = self.critic(batch["state"], action)
         actor_loss = (alpha * logp - torch.min(q1_pi, q2_pi)).mean()  # Eq. 7
         self.actor_opt.zero_grad()
-        actor_loss.backward()
+        actor_loss.backward(inputs=list(self.actor.parameters()))  # no critic weight gradients: not used
         self.actor_opt.step()
 
         alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()  # Eq. 18

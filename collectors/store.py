@@ -22,10 +22,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numcodecs
 import numpy as np
 import zarr
+from numcodecs.abc import Codec
+from zarr.codecs import BloscCodec, BytesCodec, ZstdCodec
+from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
-from zarr.codecs import BloscCodec, ZstdCodec
 
 from collectors.errors import OwbenchError
 from collectors.home import datasets_home
@@ -39,16 +42,15 @@ DTYPES = {"image": "uint8", "state": "float32", "action": "float32", "reward": "
 IMAGE_CHUNK_ROWS = 32  # random 50-step windows touch 2-3 chunks; see docs/performance.md
 SCALAR_CHUNK_ROWS = 4096
 MANIFEST_CHUNK = 1024
+BLOSC_SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}  # zarr's names -> numcodecs' ids
 
 
-def _compressor(dtype: str) -> BloscCodec | ZstdCodec:
-    # Images: plain zstd-3, no blosc (smaller than blosc-zstd on pixels, single-threaded so the sampler's
-    # threads decode chunks in parallel without oversubscribing; docs/performance.md). Others: zstd via
-    # blosc; byte-shuffle helps multi-byte floats, not bools.
-    if dtype == "uint8":
-        return ZstdCodec(level=3)
-    shuffle = "noshuffle" if dtype == "bool" else "shuffle"
-    return BloscCodec(cname="zstd", clevel=3, shuffle=shuffle)
+def _compressor() -> ZstdCodec:
+    # Plain zstd-3 for every array (docs/performance.md): on pixels it is smaller than blosc-zstd and
+    # single-threaded, so the sampler's threads decode chunks in parallel without oversubscribing; on
+    # the low-dimensional columns blosc's byte-shuffle saved ~3% of their bytes but encoded physics
+    # (91 float64 per row) ~4x slower, the writer's largest cost after the images.
+    return ZstdCodec(level=3)
 
 
 def resolve_location(location: str | Path) -> str:
@@ -189,13 +191,81 @@ def exists(location: str | Path) -> bool:
         return False
 
 
+class _ChunkAppender:
+    """Writes rows of one array as whole encoded chunks, straight to the store, never reading back.
+
+    The rows of the array's last written chunk stay in memory, so a write that starts inside that
+    chunk re-encodes it from its first row (the rows past the end are the fill value, as zarr pads an
+    edge chunk). Chunks are encoded with the array's own codecs (bytes + one compressor) and stored
+    under the array's own chunk keys, so plain zarr and the sampler's `ChunkReader` read them as if
+    zarr had written them. Each chunk is replaced by one `store.set`, which is atomic (the local
+    store writes a temporary file and renames it; object stores replace keys whole): a kill during
+    the rewrite of a chunk that holds committed rows leaves the old chunk or the new one, never a mix.
+    """
+
+    def __init__(self, array: zarr.Array, length: int):
+        self.array = array
+        self.rows = array.chunks[0]
+        self.encoder = _chunk_encoder(array)
+        # first row of the last chunk holding rows, and that chunk's rows [start, length) (read once)
+        self.start = (max(length, 1) - 1) // self.rows * self.rows
+        self.tail = array[self.start:length]
+
+    def plan(self, lo: int, values: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """The chunks that rows [lo, lo + len(values)) touch: (chunk index, its rows from the chunk's start)."""
+        assert self.start <= lo <= self.start + len(self.tail), f"{self.array.path}: write at {lo} leaves a gap"
+        hi, rows = lo + len(values), self.rows
+        pieces = []
+        for c in range(lo // rows, (hi - 1) // rows + 1):
+            c0, c1 = c * rows, min((c + 1) * rows, hi)
+            if c0 < lo:  # the kept chunk: its rows before lo, then the new ones
+                piece = np.concatenate([self.tail[c0 - self.start:lo - self.start], values[:c1 - lo]])
+            else:
+                piece = values[c0 - lo:c1 - lo]
+            pieces.append((c, piece))
+        return pieces
+
+    def keep(self, pieces: list[tuple[int, np.ndarray]]) -> None:
+        """Remember the last written chunk once its rows are committed."""
+        c, piece = pieces[-1]
+        self.start, self.tail = c * self.rows, piece.copy()
+
+    async def write(self, c: int, piece: np.ndarray) -> None:
+        data = await asyncio.to_thread(self._encode, piece)
+        key = self.array.metadata.encode_chunk_key((c,) + (0,) * (self.array.ndim - 1))
+        await (self.array.store_path / key).set(default_buffer_prototype().buffer.from_bytes(data))
+
+    def _encode(self, piece: np.ndarray) -> bytes:
+        if len(piece) < self.rows:  # a partly filled chunk is stored whole, padded with the fill value
+            full = np.full((self.rows, *piece.shape[1:]), self.array.fill_value, piece.dtype)
+            full[:len(piece)] = piece
+            piece = full
+        return self.encoder.encode(np.ascontiguousarray(piece, piece.dtype.newbyteorder("<")))
+
+
+def _chunk_encoder(array: zarr.Array) -> Codec:
+    """numcodecs' encoder for an array stored as bytes (little-endian) + one zstd or blosc compressor."""
+    codecs = array.metadata.codecs
+    if len(codecs) == 2 and isinstance(codecs[0], BytesCodec):
+        compressor = codecs[1]
+        if isinstance(compressor, ZstdCodec):
+            return numcodecs.Zstd(level=compressor.level, checksum=compressor.checksum)
+        if isinstance(compressor, BloscCodec):
+            return numcodecs.Blosc(cname=compressor.cname.value, clevel=compressor.clevel,
+                                   shuffle=BLOSC_SHUFFLE[compressor.shuffle.value],
+                                   blocksize=compressor.blocksize, typesize=compressor.typesize)
+    raise OwbenchError(f"{array.path} is stored with codecs {[type(c).__name__ for c in codecs]}, which this "
+                       "writer cannot append to; re-create the dataset with `owbench collect --overwrite`")
+
+
 class DatasetWriter:
     """Appends whole episodes; each append ends with an atomic commit.
 
-    An episode's array writes (data, episode index, manifest) are issued together to zarr's event
-    loop; only when all of them have finished is the commit record written. Chunk checksums are
-    computed from the values being written, continuing a running CRC of the last, partly filled
-    chunk, so nothing is read back.
+    An episode's writes (data chunks, episode index, manifest, and any array growth) are issued
+    together to zarr's event loop; chunks are encoded in worker threads (the codecs release the
+    GIL). Only when all of them have finished is the commit record written. Every write covers
+    whole chunks built from rows kept in memory (`_ChunkAppender`), and chunk checksums come from
+    the same rows, so nothing is read back.
     """
 
     def __init__(self, location: str, group: zarr.Group):
@@ -205,15 +275,11 @@ class DatasetWriter:
         self.committed_episodes = int(attrs["committed_episodes"])
         self.committed_steps = int(attrs["committed_steps"])
         self.chunk_rows = {name: group[name].chunks[0] for name in STEP_ARRAYS}
-        self._arrays = {name: group[name] for name in STEP_ARRAYS}
-        self._manifests = {name: group[f"manifest/{name}"] for name in STEP_ARRAYS}
-        self._index = {name: group[f"episodes/{name}"] for name in EPISODE_ARRAYS}
-        # CRC of the committed rows of each array's last, partly filled chunk (read once on resume).
-        self._tail_crc = {}
-        for name, rows in self.chunk_rows.items():
-            tail_start = self.committed_steps - self.committed_steps % rows
-            tail = self._arrays[name][tail_start:self.committed_steps] if tail_start < self.committed_steps else None
-            self._tail_crc[name] = _crc(tail) if tail is not None else 0
+        self._arrays = {name: _ChunkAppender(group[name], self.committed_steps) for name in STEP_ARRAYS}
+        self._manifests = {name: _ChunkAppender(group[f"manifest/{name}"], -(-self.committed_steps // rows))
+                           for name, rows in self.chunk_rows.items()}
+        self._index = {name: _ChunkAppender(group[f"episodes/{name}"], self.committed_episodes)
+                       for name in EPISODE_ARRAYS}
 
     @property
     def attrs(self) -> dict[str, Any]:
@@ -229,64 +295,56 @@ class DatasetWriter:
         if missing:
             raise ValueError(f"episode is missing arrays {missing}")
         start, stop = self.committed_steps, self.committed_steps + length
-        writes, last_crc = [], {}  # (array, selection, values): 1. data, 2. episode index and checksums
+        plans, tail_crc = [], {}  # (appender, rows, pieces): 1. data, 2. episode index and checksums
         for name in STEP_ARRAYS:
             values = np.ascontiguousarray(steps[name], dtype=DTYPES[name])
-            arr = self._arrays[name]
-            want = (length, *arr.shape[1:])
+            data = self._arrays[name]
+            want = (length, *data.array.shape[1:])
             assert values.shape == want, f"{name}: got {values.shape}, want {want}"
-            _grow(arr, stop)
-            writes.append((arr, slice(start, stop), values))
-            manifest_write, last_crc[name] = self._manifest_write(name, values, start, stop)
-            writes.append(manifest_write)
+            pieces = data.plan(start, values)
+            crcs = np.asarray([_crc(piece) for _, piece in pieces], np.uint32)  # committed rows of each chunk
+            tail_crc[name] = int(crcs[-1])
+            plans += [(data, stop, pieces), self._plan(self._manifests[name], pieces[0][0], crcs)]
         e = self.committed_episodes
         index = {"start": start, "length": length, "return": meta.get("return", 0.0),
                  "success": meta.get("success", False), "noise_std": meta.get("noise_std", 0.0),
                  "seed": meta.get("seed", -1)}
-        for name, value in index.items():
-            _grow(self._index[name], e + 1)
-            writes.append((self._index[name], slice(e, e + 1), np.asarray([value], dtype=EPISODE_ARRAYS[name])))
-        # all writes of the episode in one round trip to zarr's event loop, encoded concurrently
-        sync(_write_all(writes))
+        plans += [self._plan(self._index[name], e, np.asarray([value], EPISODE_ARRAYS[name]))
+                  for name, value in index.items()]
+        # all chunks of the episode, and any growth of the arrays' shapes, in one round trip to zarr's loop
+        sync(_write_all(plans))
         self.committed_episodes += 1  # 3. commit record, last and atomic
         self.committed_steps = stop
         # The last chunk's checksum also goes into the commit record: an in-flight append rewrites that
         # chunk's manifest entry before its own commit, and verify must not mistake that for corruption.
-        self.group.attrs.update({"committed_episodes": self.committed_episodes, "committed_steps": stop,
-                                 "tail_crc": last_crc, "updated": datetime.now(timezone.utc).isoformat()})
+        self.group.update_attributes({"committed_episodes": self.committed_episodes, "committed_steps": stop,
+                                 "tail_crc": tail_crc, "updated": datetime.now(timezone.utc).isoformat()})
+        for appender, _, pieces in plans:
+            appender.keep(pieces)
 
-    def _manifest_write(self, name: str, values: np.ndarray, start: int, stop: int) -> tuple[tuple, int]:
-        """The manifest write for every chunk that rows [start, stop) touch, and the last chunk's CRC."""
-        rows = self.chunk_rows[name]
-        first, last = start // rows, (stop - 1) // rows
-        crcs, crc = [], self._tail_crc[name]
-        for c in range(first, last + 1):
-            lo, hi = max(c * rows, start), min((c + 1) * rows, stop)
-            if lo == c * rows:
-                crc = 0  # a fresh chunk starts a fresh checksum
-            crc = zlib.crc32(values[lo - start:hi - start].view(np.uint8).ravel(), crc)
-            crcs.append(crc)
-        self._tail_crc[name] = 0 if stop % rows == 0 else crc
-        manifest = self._manifests[name]
-        _grow(manifest, last + 1)
-        return (manifest, slice(first, last + 1), np.asarray(crcs, np.uint32)), crcs[-1]
+    @staticmethod
+    def _plan(appender: _ChunkAppender, lo: int, values: np.ndarray) -> tuple:
+        return appender, lo + len(values), appender.plan(lo, values)
 
     def set_attrs(self, **attrs: Any) -> None:
         """Add descriptive attributes (e.g. the behaviour policy's eval return once known)."""
         reserved = {"committed_episodes", "committed_steps", "schema_version"} & attrs.keys()
         if reserved:
             raise ValueError(f"{sorted(reserved)} are managed by the writer")
-        self.group.attrs.update(attrs)
+        self.group.update_attributes(attrs)
 
 
-async def _write_all(writes: list[tuple[zarr.Array, slice, np.ndarray]]) -> None:
-    await asyncio.gather(*(arr._async_array.setitem(sel, values) for arr, sel, values in writes))
+async def _write_all(plans: list[tuple[_ChunkAppender, int, list[tuple[int, np.ndarray]]]]) -> None:
+    await asyncio.gather(*(_grow(appender.array, rows) for appender, rows, _ in plans),
+                         *(appender.write(c, piece) for appender, _, pieces in plans for c, piece in pieces))
 
 
-def _grow(arr: zarr.Array, rows: int) -> None:
-    """Make room for `rows` rows, doubling so that metadata rewrites stay rare."""
+async def _grow(arr: zarr.Array, rows: int) -> None:
+    """Make room for `rows` rows, doubling (in whole chunks) so that metadata rewrites stay rare."""
     if arr.shape[0] < rows:
-        arr.resize((max(rows, 2 * arr.shape[0]), *arr.shape[1:]))
+        chunk = arr.chunks[0]
+        capacity = -(-max(rows, 2 * arr.shape[0]) // chunk) * chunk
+        await arr._async_array.resize((capacity, *arr.shape[1:]))
 
 
 def create_dataset(location: str | Path, attrs: dict[str, Any], shapes: dict[str, tuple[int, ...]],
@@ -303,11 +361,11 @@ def create_dataset(location: str | Path, attrs: dict[str, Any], shapes: dict[str
         shape = tuple(row_shapes[name])
         rows = image_chunk_rows if name == "image" else SCALAR_CHUNK_ROWS
         group.create_array(name, shape=(0, *shape), chunks=(rows, *shape), dtype=DTYPES[name],
-                           compressors=[_compressor(DTYPES[name])], fill_value=0)
+                           compressors=[_compressor()], fill_value=0)
         group.create_array(f"manifest/{name}", shape=(0,), chunks=(MANIFEST_CHUNK,), dtype="uint32", fill_value=0)
     for name, dtype in EPISODE_ARRAYS.items():
         group.create_array(f"episodes/{name}", shape=(0,), chunks=(MANIFEST_CHUNK,), dtype=dtype, fill_value=0)
-    group.attrs.update({**attrs, "schema_version": SCHEMA_VERSION,
+    group.update_attributes({**attrs, "schema_version": SCHEMA_VERSION,
                         "created": datetime.now(timezone.utc).isoformat(),
                         "chunk_rows": {"image": image_chunk_rows, "other": SCALAR_CHUNK_ROWS},
                         "committed_episodes": 0, "committed_steps": 0})

@@ -16,7 +16,10 @@ being fooled by uncommitted rows that share a chunk with committed ones.
 from __future__ import annotations
 
 import asyncio
+import functools
+import os
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,10 +28,12 @@ from typing import Any
 import numcodecs
 import numpy as np
 import zarr
+import zarr.api.asynchronous
 from numcodecs.abc import Codec
 from zarr.codecs import BloscCodec, BytesCodec, ZstdCodec
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
+from zarr.storage import LocalStore
 
 from collectors.errors import OwbenchError
 from collectors.home import datasets_home
@@ -207,9 +212,12 @@ class _ChunkAppender:
         self.array = array
         self.rows = array.chunks[0]
         self.encoder = _chunk_encoder(array)
+        store, path = array.store_path.store, array.store_path.path
+        self._local_root = Path(store.root) / path if isinstance(store, LocalStore) else None
+        self._folders: set[str] = set()  # chunk folders known to exist
         # first row of the last chunk holding rows, and that chunk's rows [start, length) (read once)
         self.start = (max(length, 1) - 1) // self.rows * self.rows
-        self.tail = array[self.start:length]
+        self.tail = array[self.start:length] if length else np.zeros((0, *array.shape[1:]), array.dtype)
 
     def plan(self, lo: int, values: np.ndarray) -> list[tuple[int, np.ndarray]]:
         """The chunks that rows [lo, lo + len(values)) touch: (chunk index, its rows from the chunk's start)."""
@@ -230,10 +238,21 @@ class _ChunkAppender:
         c, piece = pieces[-1]
         self.start, self.tail = c * self.rows, piece.copy()
 
-    async def write(self, c: int, piece: np.ndarray) -> None:
-        data = await asyncio.to_thread(self._encode, piece)
+    def write(self, c: int, piece: np.ndarray) -> None:
+        """Encode chunk `c` from its rows and store it (atomically, see above)."""
         key = self.array.metadata.encode_chunk_key((c,) + (0,) * (self.array.ndim - 1))
-        await (self.array.store_path / key).set(default_buffer_prototype().buffer.from_bytes(data))
+        data = self._encode(piece)
+        if self._local_root is None:
+            sync((self.array.store_path / key).set(default_buffer_prototype().buffer.from_bytes(data)))
+            return
+        path = f"{self._local_root}/{key}"
+        folder = os.path.dirname(path)
+        if folder not in self._folders:
+            os.makedirs(folder, exist_ok=True)
+            self._folders.add(folder)
+        with open(f"{path}.partial", "wb") as f:
+            f.write(data)
+        os.replace(f"{path}.partial", path)  # atomic: a kill leaves the old chunk or the new one
 
     def _encode(self, piece: np.ndarray) -> bytes:
         if len(piece) < self.rows:  # a partly filled chunk is stored whole, padded with the fill value
@@ -311,8 +330,11 @@ class DatasetWriter:
                  "seed": meta.get("seed", -1)}
         plans += [self._plan(self._index[name], e, np.asarray([value], EPISODE_ARRAYS[name]))
                   for name, value in index.items()]
-        # all chunks of the episode, and any growth of the arrays' shapes, in one round trip to zarr's loop
-        sync(_write_all(plans))
+        for appender, rows, _ in plans:
+            _grow(appender.array, rows)
+        # all chunks of the episode, encoded and stored by a thread per core (the codecs release the GIL)
+        jobs = [(appender, c, piece) for appender, _, pieces in plans for c, piece in pieces]
+        list(_chunk_pool().map(lambda job: job[0].write(job[1], job[2]), jobs))
         self.committed_episodes += 1  # 3. commit record, last and atomic
         self.committed_steps = stop
         # The last chunk's checksum also goes into the commit record: an in-flight append rewrites that
@@ -334,17 +356,17 @@ class DatasetWriter:
         self.group.update_attributes(attrs)
 
 
-async def _write_all(plans: list[tuple[_ChunkAppender, int, list[tuple[int, np.ndarray]]]]) -> None:
-    await asyncio.gather(*(_grow(appender.array, rows) for appender, rows, _ in plans),
-                         *(appender.write(c, piece) for appender, _, pieces in plans for c, piece in pieces))
+@functools.cache
+def _chunk_pool() -> ThreadPoolExecutor:
+    """The threads that encode and store chunks, one per core (made on first use, so never forked)."""
+    return ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="owbench-store")
 
 
-async def _grow(arr: zarr.Array, rows: int) -> None:
+def _grow(arr: zarr.Array, rows: int) -> None:
     """Make room for `rows` rows, doubling (in whole chunks) so that metadata rewrites stay rare."""
     if arr.shape[0] < rows:
         chunk = arr.chunks[0]
-        capacity = -(-max(rows, 2 * arr.shape[0]) // chunk) * chunk
-        await arr._async_array.resize((capacity, *arr.shape[1:]))
+        arr.resize((-(-max(rows, 2 * arr.shape[0]) // chunk) * chunk, *arr.shape[1:]))
 
 
 def create_dataset(location: str | Path, attrs: dict[str, Any], shapes: dict[str, tuple[int, ...]],
@@ -355,21 +377,28 @@ def create_dataset(location: str | Path, attrs: dict[str, Any], shapes: dict[str
         raise OwbenchError(f"a dataset already exists at {loc}; pass --overwrite to replace it")
     if "://" not in loc:
         Path(loc).parent.mkdir(parents=True, exist_ok=True)
-    group = zarr.open_group(loc, mode="w", zarr_format=3)
     row_shapes = {"reward": (), "discount": (), "is_first": (), "is_last": (), "is_terminal": (), **shapes}
+    arrays = {}  # path -> (rows per chunk, row shape, dtype); arrays start one chunk long and grow by doubling
     for name in STEP_ARRAYS:
-        shape = tuple(row_shapes[name])
-        rows = image_chunk_rows if name == "image" else SCALAR_CHUNK_ROWS
-        group.create_array(name, shape=(0, *shape), chunks=(rows, *shape), dtype=DTYPES[name],
-                           compressors=[_compressor()], fill_value=0)
-        group.create_array(f"manifest/{name}", shape=(0,), chunks=(MANIFEST_CHUNK,), dtype="uint32", fill_value=0)
-    for name, dtype in EPISODE_ARRAYS.items():
-        group.create_array(f"episodes/{name}", shape=(0,), chunks=(MANIFEST_CHUNK,), dtype=dtype, fill_value=0)
-    group.update_attributes({**attrs, "schema_version": SCHEMA_VERSION,
-                        "created": datetime.now(timezone.utc).isoformat(),
-                        "chunk_rows": {"image": image_chunk_rows, "other": SCALAR_CHUNK_ROWS},
-                        "committed_episodes": 0, "committed_steps": 0})
+        arrays[name] = (image_chunk_rows if name == "image" else SCALAR_CHUNK_ROWS, tuple(row_shapes[name]), DTYPES[name])
+        arrays[f"manifest/{name}"] = (MANIFEST_CHUNK, (), "uint32")
+    arrays.update({f"episodes/{name}": (MANIFEST_CHUNK, (), dtype) for name, dtype in EPISODE_ARRAYS.items()})
+    attrs = {**attrs, "schema_version": SCHEMA_VERSION, "created": datetime.now(timezone.utc).isoformat(),
+             "chunk_rows": {"image": image_chunk_rows, "other": SCALAR_CHUNK_ROWS},
+             "committed_episodes": 0, "committed_steps": 0}
+    group = zarr.Group(sync(_create_group(loc, arrays, attrs)))
     return DatasetWriter(loc, group)
+
+
+async def _create_group(location: str, arrays: dict[str, tuple[int, tuple[int, ...], str]],
+                        attrs: dict[str, Any]) -> zarr.AsyncGroup:
+    """A new group with its arrays (created concurrently), then its attributes with the empty commit record."""
+    group = await zarr.api.asynchronous.open_group(location, mode="w", zarr_format=3)
+    await asyncio.gather(*(group.create_array(path, shape=(rows, *row), chunks=(rows, *row), dtype=dtype,
+                                              compressors=[_compressor()], fill_value=0)
+                           for path, (rows, row, dtype) in arrays.items()))
+    await group.update_attributes(attrs)
+    return group
 
 
 def open_writer(location: str | Path) -> DatasetWriter:

@@ -19,7 +19,7 @@ import asyncio
 import functools
 import os
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -52,9 +52,9 @@ BLOSC_SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}  # zarr's names 
 
 def _compressor() -> ZstdCodec:
     # Plain zstd-3 for every array (docs/performance.md): on pixels it is smaller than blosc-zstd and
-    # single-threaded, so the sampler's threads decode chunks in parallel without oversubscribing; on
-    # the low-dimensional columns blosc's byte-shuffle saved ~3% of their bytes but encoded physics
-    # (91 float64 per row) ~4x slower, the writer's largest cost after the images.
+    # single-threaded, so the sampler's threads decode chunks in parallel without oversubscribing. On
+    # the low-dimensional columns blosc-zstd with byte-shuffle encoded physics (91 float64 per row) ~4x
+    # slower, the writer's largest cost after the images, and the store was no smaller with it.
     return ZstdCodec(level=3)
 
 
@@ -203,9 +203,10 @@ class _ChunkAppender:
     chunk re-encodes it from its first row (the rows past the end are the fill value, as zarr pads an
     edge chunk). Chunks are encoded with the array's own codecs (bytes + one compressor) and stored
     under the array's own chunk keys, so plain zarr and the sampler's `ChunkReader` read them as if
-    zarr had written them. Each chunk is replaced by one `store.set`, which is atomic (the local
-    store writes a temporary file and renames it; object stores replace keys whole): a kill during
-    the rewrite of a chunk that holds committed rows leaves the old chunk or the new one, never a mix.
+    zarr had written them. Each chunk is replaced atomically (a local chunk is written to a temporary
+    file and renamed over the old one; other stores get one `set`, and object stores replace keys
+    whole): a kill during the rewrite of a chunk that holds committed rows leaves the old chunk or the
+    new one, never a mix.
     """
 
     def __init__(self, array: zarr.Array, length: int):
@@ -280,11 +281,10 @@ def _chunk_encoder(array: zarr.Array) -> Codec:
 class DatasetWriter:
     """Appends whole episodes; each append ends with an atomic commit.
 
-    An episode's writes (data chunks, episode index, manifest, and any array growth) are issued
-    together to zarr's event loop; chunks are encoded in worker threads (the codecs release the
-    GIL). Only when all of them have finished is the commit record written. Every write covers
-    whole chunks built from rows kept in memory (`_ChunkAppender`), and chunk checksums come from
-    the same rows, so nothing is read back.
+    An episode's chunks (data, episode index, manifest) are encoded and stored by a thread per core
+    (the codecs release the GIL); only when all of them are stored is the commit record written, in
+    one metadata document. Every write covers whole chunks built from rows kept in memory
+    (`_ChunkAppender`), and chunk checksums come from the same rows, so nothing is read back.
     """
 
     def __init__(self, location: str, group: zarr.Group):
@@ -332,15 +332,14 @@ class DatasetWriter:
                   for name, value in index.items()]
         for appender, rows, _ in plans:
             _grow(appender.array, rows)
-        # all chunks of the episode, encoded and stored by a thread per core (the codecs release the GIL)
-        jobs = [(appender, c, piece) for appender, _, pieces in plans for c, piece in pieces]
-        list(_chunk_pool().map(lambda job: job[0].write(job[1], job[2]), jobs))
+        pool = _chunk_pool()
+        _wait_all([pool.submit(appender.write, c, piece) for appender, _, pieces in plans for c, piece in pieces])
         self.committed_episodes += 1  # 3. commit record, last and atomic
         self.committed_steps = stop
         # The last chunk's checksum also goes into the commit record: an in-flight append rewrites that
         # chunk's manifest entry before its own commit, and verify must not mistake that for corruption.
         self.group.update_attributes({"committed_episodes": self.committed_episodes, "committed_steps": stop,
-                                 "tail_crc": tail_crc, "updated": datetime.now(timezone.utc).isoformat()})
+                                      "tail_crc": tail_crc, "updated": datetime.now(timezone.utc).isoformat()})
         for appender, _, pieces in plans:
             appender.keep(pieces)
 
@@ -358,8 +357,18 @@ class DatasetWriter:
 
 @functools.cache
 def _chunk_pool() -> ThreadPoolExecutor:
-    """The threads that encode and store chunks, one per core (made on first use, so never forked)."""
+    """The threads that encode and store chunks, one per core (a forked child makes its own)."""
     return ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="owbench-store")
+
+
+os.register_at_fork(after_in_child=_chunk_pool.cache_clear)
+
+
+def _wait_all(futures: list[Future]) -> None:
+    """Wait for every write, then raise the first failure: no write of a failed append outlives it."""
+    wait(futures)
+    for future in futures:
+        future.result()
 
 
 def _grow(arr: zarr.Array, rows: int) -> None:
@@ -380,7 +389,8 @@ def create_dataset(location: str | Path, attrs: dict[str, Any], shapes: dict[str
     row_shapes = {"reward": (), "discount": (), "is_first": (), "is_last": (), "is_terminal": (), **shapes}
     arrays = {}  # path -> (rows per chunk, row shape, dtype); arrays start one chunk long and grow by doubling
     for name in STEP_ARRAYS:
-        arrays[name] = (image_chunk_rows if name == "image" else SCALAR_CHUNK_ROWS, tuple(row_shapes[name]), DTYPES[name])
+        rows = image_chunk_rows if name == "image" else SCALAR_CHUNK_ROWS
+        arrays[name] = (rows, tuple(row_shapes[name]), DTYPES[name])
         arrays[f"manifest/{name}"] = (MANIFEST_CHUNK, (), "uint32")
     arrays.update({f"episodes/{name}": (MANIFEST_CHUNK, (), dtype) for name, dtype in EPISODE_ARRAYS.items()})
     attrs = {**attrs, "schema_version": SCHEMA_VERSION, "created": datetime.now(timezone.utc).isoformat(),

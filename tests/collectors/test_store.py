@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from zarr.codecs import BloscCodec
+from zarr.storage import LocalStore
 
 from collectors import store
 from collectors.errors import OwbenchError
@@ -65,6 +68,66 @@ def test_readers_see_only_the_committed_prefix_and_resume_overwrites_leftovers(t
     writer.append_episode(new, {"return": 1.0})
     ds = store.open_dataset(location)
     assert ds.n_episodes == 3 and np.array_equal(ds.read("image", 50, 60), new["image"])
+    assert store.verify(location) == []
+
+
+def test_appends_read_nothing_back_and_write_the_commit_record_once(tmp_path, monkeypatch):
+    location = str(tmp_path / "d.zarr")
+    _write(location, (20, 30))  # 50 rows: the next episode starts inside image chunk 3 and state chunk 0
+    writer = store.open_writer(location)  # reads each array's last chunk once
+    written = []
+    monkeypatch.setattr(LocalStore, "get", _no_reads)
+    monkeypatch.setattr(LocalStore, "set", _recording(LocalStore.set, written))
+    for i, n in enumerate((25, 40)):
+        writer.append_episode(_episode(n, 10 + i), {"return": 1.0})
+    monkeypatch.undo()
+    assert written.count("zarr.json") == 2  # one commit record per episode, in one document
+    ds = store.open_dataset(location)
+    assert ds.n_steps == 115 and np.array_equal(ds.read("state", 75, 115), _episode(40, 11)["state"])
+    assert store.verify(location) == []
+
+
+async def _no_reads(self, key, *args, **kwargs):
+    raise AssertionError(f"the writer read {key} back")
+
+
+def _recording(set_key, keys):
+    async def record(self, key, value):
+        keys.append(key)
+        await set_key(self, key, value)
+    return record
+
+
+def test_a_kill_while_rewriting_a_shared_chunk_keeps_its_committed_rows(tmp_path, monkeypatch):
+    location = str(tmp_path / "d.zarr")
+    episodes = _write(location, (20, 30))  # image chunk 3 holds committed rows 48-49
+    replace = os.replace
+
+    def killed_before_rename(src, dst, *args, **kwargs):
+        if str(dst).endswith(f"image{os.sep}c{os.sep}3{os.sep}0{os.sep}0{os.sep}0"):
+            raise OSError("killed")  # stands in for SIGKILL: the new chunk is written but not in place
+        replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", killed_before_rename)
+    with pytest.raises(OSError, match="killed"):
+        store.open_writer(location).append_episode(_episode(10, 9), {})
+    monkeypatch.undo()
+    ds = store.open_dataset(location)
+    assert ds.n_episodes == 2 and np.array_equal(ds.read("image", 48, 50), episodes[1]["image"][28:])
+    assert store.verify(location) == []
+    store.open_writer(location).append_episode(_episode(10, 9), {})  # resume
+    assert np.array_equal(store.open_dataset(location).read("image", 50, 60), _episode(10, 9)["image"])
+    assert store.verify(location) == []
+
+
+def test_appends_to_arrays_stored_with_blosc(tmp_path, monkeypatch):
+    # datasets written before every array was plain zstd keep blosc-zstd on their low-dimensional arrays
+    monkeypatch.setattr(store, "_compressor", lambda: BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"))
+    location = str(tmp_path / "d.zarr")
+    episodes = _write(location)
+    ds = store.open_dataset(location)
+    assert isinstance(ds.arrays["physics"].metadata.codecs[1], BloscCodec)
+    assert np.array_equal(ds.read("physics"), np.concatenate([ep["physics"] for ep in episodes]))
     assert store.verify(location) == []
 
 

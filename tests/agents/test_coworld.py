@@ -240,17 +240,19 @@ def learning_check(out: Path, updates: int, dataset_episodes: int, eval_episodes
                    coworld_overrides: dict | None = None, model: dict | None = None, variant: str = "smoke",
                    dataset: str | None = None) -> dict[str, list[float]]:
     """walker_walk (online source) -> walker_downhill (offline medium-replay target, 32 px): CoWorld and
-    offline DreamerV2 with the same model size, target update budget, data and seeds. Returns the final
-    evaluation returns of each method over all seeds and writes `out/table.md`. `dataset` overrides the
-    collected one (e.g. the committed prefix of a collection still running)."""
-    from baselines import dreamerv2
+    offline DreamerV2 with the same model size, target update budget, data and seeds, and the random policy
+    on the same evaluation seeds. Returns the final evaluation returns of each method over all seeds and
+    writes `out/table.md`. `dataset` overrides the collected one (e.g. `owbench collect`'s default location)."""
+    from baselines import dreamerv2, random_policy
+    from benchmark.protocol import evaluate, normalized_score
     from benchmark.training import train_offline
     from collectors.collect import ensure_dataset
+    from collectors.reference import reference_returns
 
     dataset = dataset or ensure_dataset("walker_downhill", "medium-replay", episodes=dataset_episodes, image_size=32,
                                         variant=variant)
     model = model or {}
-    returns: dict[str, list[float]] = {"dreamerv2": [], "coworld": []}
+    returns: dict[str, list[float]] = {"dreamerv2": [], "coworld": [], "random": []}
     for seed in seeds:
         run = dict(env_id="walker_downhill", datasets=[dataset], preset="smoke", steps=updates, eval_every=0,
                    eval_episodes=eval_episodes, checkpoint_every=0, log_every=50, seed=seed, device="cpu",
@@ -259,10 +261,14 @@ def learning_check(out: Path, updates: int, dataset_episodes: int, eval_episodes
                                          **run), dreamerv2)
         cw = coworld.train(TrainContext(method="coworld", source_env_id="walker_walk", run_dir=out / f"coworld/seed{seed}",
                                         overrides={**model, **(coworld_overrides or {})}, **run))
-        returns["dreamerv2"] += dv2.returns.tolist()
-        returns["coworld"] += cw.returns.tolist()
-    lines = ["| method | target return (walker_downhill) | episodes x seeds |", "|---|---|---|"]
-    lines += [f"| {m} | {np.mean(r):.1f} ± {np.std(r):.1f} | {eval_episodes} x {len(seeds)} |" for m, r in returns.items()]
+        randomly = evaluate(random_policy.make_agent(SPEC, random_policy.Config(), "cpu", seed),
+                            lambda: envs.make("walker_downhill", image_size=32), eval_episodes, training_seed=seed)
+        for method, result in (("dreamerv2", dv2), ("coworld", cw), ("random", randomly)):
+            returns[method] += result.returns.tolist()
+    ref = reference_returns("walker_downhill")
+    lines = ["| method | target return (walker_downhill) | normalised score | episodes x seeds |", "|---|---|---|---|"]
+    lines += [f"| {m} | {np.mean(r):.1f} ± {np.std(r):.1f} | {np.mean(normalized_score(r, ref.random, ref.expert)):.1f} "
+              f"| {eval_episodes} x {len(seeds)} |" for m, r in returns.items()]
     (out / "table.md").write_text("\n".join(lines) + "\n")
     return returns
 
@@ -271,5 +277,6 @@ def learning_check(out: Path, updates: int, dataset_episodes: int, eval_episodes
 def test_learning_check_against_offline_dreamerv2(tmp_path):
     returns = learning_check(tmp_path, updates=4, dataset_episodes=1, eval_episodes=1,
                              coworld_overrides={"prefill": 10})
+    assert set(returns) == {"dreamerv2", "coworld", "random"}
     assert all(len(r) == 1 and np.isfinite(r).all() for r in returns.values())
-    assert (tmp_path / "table.md").read_text().count("\n") == 4
+    assert (tmp_path / "table.md").read_text().count("\n") == 5

@@ -228,7 +228,8 @@ class BCPolicy(nn.Module):
         self.opt = Optimizer([self], lr, 1e-5, 0.0, 100.0)
 
     def forward(self, image: Tensor) -> Tensor:
-        return torch.tanh(self.head(self.encoder(image)))
+        """(..., H, W, 3) -> (..., A); the reshape keeps A = 1 (the MLP squeezes a 1-wide output)."""
+        return torch.tanh(self.head(self.encoder(image))).reshape(*image.shape[:-3], self.action_dim)
 
     def update(self, image: Tensor, action: Tensor) -> float:
         """-log π_bc(a_t | o_t) for a fixed-variance Gaussian: the squared error on the true action dims."""

@@ -294,11 +294,12 @@ class DatasetWriter:
         attrs = dict(group.attrs)
         self.committed_episodes = int(attrs["committed_episodes"])
         self.committed_steps = int(attrs["committed_steps"])
-        self.chunk_rows = {name: group[name].chunks[0] for name in STEP_ARRAYS}
-        self._arrays = {name: _ChunkAppender(group[name], self.committed_steps) for name in STEP_ARRAYS}
-        self._manifests = {name: _ChunkAppender(group[f"manifest/{name}"], -(-self.committed_steps // rows))
+        nodes = dict(group.members(max_depth=None))  # every array's metadata, read concurrently
+        self.chunk_rows = {name: nodes[name].chunks[0] for name in STEP_ARRAYS}
+        self._arrays = {name: _ChunkAppender(nodes[name], self.committed_steps) for name in STEP_ARRAYS}
+        self._manifests = {name: _ChunkAppender(nodes[f"manifest/{name}"], -(-self.committed_steps // rows))
                            for name, rows in self.chunk_rows.items()}
-        self._index = {name: _ChunkAppender(group[f"episodes/{name}"], self.committed_episodes)
+        self._index = {name: _ChunkAppender(nodes[f"episodes/{name}"], self.committed_episodes)
                        for name in EPISODE_ARRAYS}
 
     @property

@@ -6,25 +6,35 @@ On the shared world model (agents/world_model), as the V-D4RL reference code run
    KL[sg q(z_t | h_t, o_t) || p_k(z_t | sg h_t)]; `model_train_steps` such updates come first;
 2. latent data: real transitions (s_t, a_t, r_{t+1}, s_{t+1}) from the posterior of the batch, and
    imagined ones: H-step rollouts from posterior states with the actor (+ Gaussian exploration
-   noise), each step sampled from a random ensemble head;
+   noise), each step sampled from a random ensemble head, kept in a FIFO latent replay buffer (the
+   reference's `LatentReplayBuffer`): filled from every posterior state of the first batches up to
+   `imagined_warmup`, then topped up with `rollout_batch` rollouts per update, so the critic sees
+   imagined actions of many past policies, not only the current actor's;
 3. uncertainty penalty: r~ = r^ - lambda * std_k log p_k(z_{t+1}) (the disagreement of the heads on
    the sampled next latent, V-D4RL's `log_prob` penalty; LOMPO Eq. 5's u(s, a));
 4. off-policy actor-critic on equal numbers of real and imagined latent transitions: twin Q
    regression to r + gamma (1 - done) min Q'(s', pi(s')), deterministic actor maximising min Q,
-   Polyak targets.
+   Polyak targets. `actor_reg` adds an L2 term on the actor's pre-tanh output (as the original SAC
+   code's `mean_reg`): without it an early, nearly flat critic (dQ/da ~ 0.02, one sign at every state)
+   drives the tanh actor through Adam to one bound within ~50 updates (pre-tanh ~7, later ~27), where
+   tanh' ~ 0 and the actor stops following the critic for good (measured on cartpole_swingup: a
+   constant action, return ~0-75, while the critic already preferred the other bound).
 After `model_train_steps`, updates train the actor-critic only (the model is kept fixed, as in the
 reference code). Acting filters observations with the posterior and applies the actor's mean.
 
 Presets: `paper` = V-D4RL's LOMPO (`baselines/lompo/run.py`): Gaussian latents stoch 64, deter 256,
 hidden/units 256, cnn depth 32, model lr 6e-4, plain KL (balance 0.5 x scale 2, no free nats),
 model batch 64 x 50, 25k model steps, 7 heads, lambda 5, horizon 5, agent batch 256 real + 256
-imagined, Q / actor lr 3e-4 with 3 / 4 ELU layers of 256, tau 5e-3, gamma 0.99, exploration 0.2.
+imagined, Q / actor lr 3e-4 with 3 / 4 ELU layers of 256, tau 5e-3, gamma 0.99, exploration 0.2,
+imagined buffer filled to 50k before training (`start_training`) and 16,000 new transitions (a 64 x 50
+batch of starts x H 5) every 200 updates, i.e. 16 starts per update; the reference sizes the buffer
+to the dataset (100k here). The buffer is not checkpointed (as in the reference): a restored agent
+refills it from the next batches. The reference has no actor regulariser (`actor_reg` 0 in `paper`).
 V-D4RL's CQL term on the latent critic has weight 0 and is left out. `quick`: a CPU machine;
 `smoke`: tests.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -61,11 +71,15 @@ class LOMPOConfig:
     actor_layers: int = 4  # hidden layers of the actor (V-D4RL 4)
     critic_lr: float = 3e-4  # V-D4RL q_lr
     actor_lr: float = 3e-4
+    actor_reg: float = 0.0  # weight of the L2 term on the actor's pre-tanh output; 0 in the reference
     grad_clip: float = 100.0
     tau: float = 5e-3  # Polyak rate of the target critics, every update
     gamma: float = 0.99
     exploration: float = 0.2  # std of the Gaussian noise on imagined actions (V-D4RL expl_amount)
     done_threshold: float = 0.5  # imagined continuation below this ends the rollout (with a discount head)
+    rollout_batch: int = 16  # posterior states imagined from per agent update (V-D4RL: 64 x 50 every 200 updates)
+    imagined_capacity: int = 100_000  # FIFO latent replay buffer of imagined transitions (V-D4RL: dataset size)
+    imagined_warmup: int = 50_000  # imagine from every posterior state of a batch until this many (V-D4RL start_training)
 
     @property
     def image_size(self) -> int:
@@ -78,9 +92,11 @@ class LOMPOConfig:
         presets = {
             "smoke": cls(replace(PAPER_WM, depth=8, deter=32, hidden=32, stoch=8, units=32, layers=1),
                          batch_size=4, seq_len=8, model_train_steps=2, ensemble=3, horizon=3, agent_batch_size=16,
-                         units=32, critic_layers=1, actor_layers=1),
+                         units=32, critic_layers=1, actor_layers=1, actor_reg=1e-3, rollout_batch=4,
+                         imagined_capacity=256, imagined_warmup=64),
             "quick": cls(replace(PAPER_WM, deter=200, hidden=200, stoch=32), batch_size=16, seq_len=32,
-                         model_train_steps=5_000, agent_batch_size=128),
+                         model_train_steps=5_000, agent_batch_size=128, actor_reg=1e-3, imagined_capacity=20_000,
+                         imagined_warmup=5_000),
             "paper": cls(),
         }
         if name not in presets:
@@ -116,6 +132,30 @@ class LatentEnsemble(nn.Module):
         return torch.stack([head(deter) for head in self.heads])
 
 
+class LatentBuffer:
+    """FIFO replay of imagined latent transitions (s, a, r~, discount, s'), kept on the agent's device."""
+
+    def __init__(self, capacity: int, feat_dim: int, action_dim: int, device: torch.device):
+        shapes = ((feat_dim,), (action_dim,), (), (), (feat_dim,))
+        self.columns = tuple(torch.zeros(capacity, *shape, device=device) for shape in shapes)
+        self.capacity, self.size, self.position = capacity, 0, 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, transitions: tuple[Tensor, ...]) -> None:
+        transitions = tuple(t[-self.capacity:] for t in transitions)
+        rows = (self.position + torch.arange(len(transitions[0]), device=self.columns[0].device)) % self.capacity
+        for column, values in zip(self.columns, transitions):
+            column[rows] = values
+        self.position = (self.position + len(rows)) % self.capacity
+        self.size = min(self.size + len(rows), self.capacity)
+
+    def sample(self, n: int) -> tuple[Tensor, ...]:
+        pick = torch.randint(0, self.size, (n,), device=self.columns[0].device)
+        return tuple(column[pick] for column in self.columns)
+
+
 class LOMPOAgent:
     def __init__(self, action_dim: int, config: LOMPOConfig, device: str = "cpu"):
         self.config, self.device, self.action_dim = config, torch.device(device), action_dim
@@ -132,11 +172,16 @@ class LOMPOAgent:
         self.ensemble_opt = Optimizer([self.ensemble], c.wm.lr, c.wm.eps, c.wm.weight_decay, c.wm.grad_clip)
         self.critic_opt = Optimizer([self.critics], c.critic_lr, 1e-7, 0.0, c.grad_clip)
         self.actor_opt = Optimizer([self.actor], c.actor_lr, 1e-7, 0.0, c.grad_clip)
+        self.imagined = LatentBuffer(c.imagined_capacity, feat, action_dim, self.device)
         self.updates = 0
 
     # -- the policy and critics on model features ------------------------------------------------
+    def actor_mean(self, feat: Tensor) -> Tensor:
+        """The actor's pre-tanh output (..., A)."""
+        return self.actor(feat).reshape(*feat.shape[:-1], self.action_dim)  # MLP squeezes out_dim 1
+
     def policy(self, feat: Tensor, noise: float = 0.0) -> Tensor:
-        action = torch.tanh(self.actor(feat)).reshape(*feat.shape[:-1], self.action_dim)  # MLP squeezes out_dim 1
+        action = torch.tanh(self.actor_mean(feat))
         if noise:
             action = (action + noise * torch.randn_like(action)).clamp(-1, 1)
         return action
@@ -177,14 +222,16 @@ class LOMPOAgent:
         return tuple(p[pick] for p in parts)
 
     @torch.no_grad()
-    def imagined_transitions(self, post: State) -> tuple[tuple[Tensor, ...], dict[str, Tensor]]:
-        """Steps 2-3: H-step rollouts from posterior states through random ensemble heads, with
-        rewards penalised by the heads' disagreement on the sampled next latent."""
+    def imagined_transitions(self, post: State, starts: int | None) -> tuple[tuple[Tensor, ...], dict[str, Tensor]]:
+        """Steps 2-3: H-step rollouts from `starts` random posterior states (all of them when None)
+        through random ensemble heads, with rewards penalised by the heads' disagreement on the
+        sampled next latent."""
         c, rssm = self.config, self.wm.rssm
-        flat = {k: v.reshape(-1, v.shape[-1]) for k, v in post.items()}
-        starts = torch.randint(0, len(flat["deter"]), (math.ceil(c.agent_batch_size / c.horizon),), device=self.device)
-        state = {k: v[starts] for k, v in flat.items()}
-        alive = torch.ones(len(starts), dtype=torch.bool, device=self.device)
+        state = {k: v.reshape(-1, v.shape[-1]) for k, v in post.items()}
+        if starts is not None:
+            pick = torch.randint(0, len(state["deter"]), (starts,), device=self.device)
+            state = {k: v[pick] for k, v in state.items()}
+        alive = torch.ones(len(state["deter"]), dtype=torch.bool, device=self.device)
         steps, penalties = [], []
         for _ in range(c.horizon):
             feat = rssm.feat(state)
@@ -200,15 +247,19 @@ class LOMPOAgent:
             steps.append((feat[alive], action[alive], reward[alive], c.gamma * cont[alive].float(), next_feat[alive]))
             penalties.append(disagreement[alive])
             alive = alive & cont
-        transitions = tuple(torch.cat(parts)[:c.agent_batch_size] for parts in zip(*steps))
+        transitions = tuple(torch.cat(parts) for parts in zip(*steps))
         return transitions, {"imag_penalty": torch.cat(penalties).mean(), "imag_reward": transitions[2].mean()}
 
     def update_agent(self, data: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Step 4: twin-Q and actor updates on real + imagined latent transitions."""
+        """Step 4: twin-Q and actor updates on real transitions and imagined ones from the buffer."""
+        c = self.config
         with torch.no_grad():
             post, _, _ = self.wm.observe(data)
         real = self.real_transitions(data, post)
-        imagined, metrics = self.imagined_transitions(post)
+        fresh, metrics = self.imagined_transitions(post, None if len(self.imagined) < c.imagined_warmup
+                                                   else c.rollout_batch)
+        self.imagined.add(fresh)
+        imagined = self.imagined.sample(c.agent_batch_size)
         feat, action, reward, discount, next_feat = (torch.cat(pair) for pair in zip(real, imagined))
         with torch.no_grad():
             target_q = self.q_values(self.target_critics, next_feat, self.policy(next_feat)).min(0).values
@@ -216,12 +267,13 @@ class LOMPOAgent:
         q = self.q_values(self.critics, feat, action)
         critic_loss = (q - target).pow(2).mean(1).sum()
         self.critic_opt.step(critic_loss)
-        actor_q = self.q_values(self.critics, feat, self.policy(feat)).min(0).values
-        actor_loss = -actor_q.mean()
+        mean = self.actor_mean(feat)
+        actor_q = self.q_values(self.critics, feat, torch.tanh(mean)).min(0).values
+        actor_loss = -actor_q.mean() + c.actor_reg * mean.pow(2).mean()
         self.actor_opt.step(actor_loss)  # the critics' stray gradients are cleared by their next step
-        soft_update(self.critics, self.target_critics, self.config.tau)
+        soft_update(self.critics, self.target_critics, c.tau)
         metrics.update(critic_loss=critic_loss.detach(), actor_loss=actor_loss.detach(), q=q.mean().detach(),
-                       real_reward=real[2].mean())
+                       real_reward=real[2].mean(), imagined_stored=torch.tensor(float(len(self.imagined))))
         return metrics
 
     # -- acting ------------------------------------------------------------------------------------

@@ -73,15 +73,42 @@ def test_ensemble_disagrees_more_off_the_data() -> None:
         assert disagreement(far) > disagreement(deter)
 
 
+def test_imagined_buffer_warms_up_from_every_state_then_tops_up() -> None:
+    """Imagined transitions go through the FIFO latent buffer: the first agent update imagines from every
+    posterior state of the batch (below `imagined_warmup`), later ones from `rollout_batch` states."""
+    agent = make(model_train_steps=0, imagined_warmup=10, rollout_batch=3)
+    c, rng = agent.config, np.random.default_rng(2)
+    first = agent.update(sequence_batch(rng))
+    assert first["imagined_stored"] == 4 * 8 * c.horizon  # B x T starts, no discount head: all alive
+    second = agent.update(sequence_batch(rng))
+    assert second["imagined_stored"] == first["imagined_stored"] + 3 * c.horizon
+
+
+def test_latent_buffer_keeps_the_newest_rows() -> None:
+    buffer = lompo.LatentBuffer(5, feat_dim=2, action_dim=1, device=torch.device("cpu"))
+    rows = lambda lo, hi: (torch.arange(lo, hi).float()[:, None].repeat(1, 2), torch.zeros(hi - lo, 1),  # noqa: E731
+                           torch.zeros(hi - lo), torch.ones(hi - lo), torch.zeros(hi - lo, 2))
+    buffer.add(rows(0, 3))
+    buffer.add(rows(3, 7))
+    assert len(buffer) == 5 and sorted(buffer.columns[0][:, 0].tolist()) == [2, 3, 4, 5, 6]
+    feat, action, reward, discount, next_feat = buffer.sample(16)
+    assert feat.shape == (16, 2) and action.shape == (16, 1) and reward.shape == discount.shape == (16,)
+    assert set(feat[:, 0].tolist()) <= {2, 3, 4, 5, 6}
+    buffer.add(rows(10, 30))  # more than the capacity at once: the last five
+    assert sorted(buffer.columns[0][:, 0].tolist()) == [25, 26, 27, 28, 29]
+
+
 def test_presets() -> None:
     paper = lompo.Config.preset("paper")
     assert (paper.ensemble, paper.penalty, paper.horizon, paper.wm.classes) == (7, 5.0, 5, 0)
+    assert (paper.rollout_batch, paper.imagined_warmup, paper.actor_reg) == (16, 50_000, 0.0)  # the reference's
     assert lompo.Config.preset("quick", deter=64).wm.deter == 64
 
 
 # -- learning signal (slow): offline training on the swing-up dataset of test_modelfree's check -------------
-LEARN_MODEL_STEPS, LEARN_UPDATES = 600, 2000  # world-model updates first, then the actor-critic's
-LEARN_OVERRIDES = {"batch_size": 16, "seq_len": 32, "agent_batch_size": 64}
+LEARN_MODEL_STEPS, LEARN_UPDATES = 600, 4600  # world-model updates first, then the actor-critic's
+LEARN_OVERRIDES = {"batch_size": 16, "seq_len": 32, "agent_batch_size": 64,  # few updates: larger steps
+                   "critic_lr": 1e-3, "actor_lr": 1e-3, "tau": 0.02}
 
 
 @pytest.mark.slow

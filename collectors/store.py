@@ -31,6 +31,7 @@ import zarr
 import zarr.api.asynchronous
 from numcodecs.abc import Codec
 from zarr.codecs import BloscCodec, BytesCodec, ZstdCodec
+from zarr.codecs.bytes import Endian
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 from zarr.storage import LocalStore
@@ -267,7 +268,7 @@ class _ChunkAppender:
 def _chunk_encoder(array: zarr.Array) -> Codec:
     """numcodecs' encoder for an array stored as bytes (little-endian) + one zstd or blosc compressor."""
     codecs = array.metadata.codecs
-    if len(codecs) == 2 and isinstance(codecs[0], BytesCodec):
+    if len(codecs) == 2 and isinstance(codecs[0], BytesCodec) and codecs[0].endian in (None, Endian.little):
         compressor = codecs[1]
         if isinstance(compressor, ZstdCodec):
             return numcodecs.Zstd(level=compressor.level, checksum=compressor.checksum)

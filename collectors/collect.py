@@ -366,6 +366,7 @@ def _run(args: CollectArgs, q: Quality, behaviour: Behaviour, writer: store.Data
     finally:
         if pool is not None:
             pool.close()
+    writer.trim()
     writer.set_attrs(behaviour=behaviour.info, complete=True, completed=datetime.now(timezone.utc).isoformat())
 
 

@@ -196,4 +196,5 @@ def import_dataset(path: str | Path, out: str | Path, *, fmt: str | None = None,
         meta = meta or {"return": float(np.sum(ep["reward"], dtype=np.float64)), "success": False,
                         "noise_std": 0.0, "seed": -1}
         writer.append_episode(steps, meta)
+    writer.trim()
     return store.open_dataset(writer.location)

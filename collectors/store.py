@@ -346,6 +346,17 @@ class DatasetWriter:
         for appender, _, pieces in plans:
             appender.keep(pieces)
 
+    def trim(self) -> None:
+        """Shrink every array to its committed rows (they grow ahead by doubling while appending), so plain
+        zarr readers see exactly the committed dataset. Only chunks past the commit point are dropped."""
+        lengths = {name: (appender, self.committed_steps) for name, appender in self._arrays.items()}
+        lengths.update({f"manifest/{name}": (self._manifests[name], -(-self.committed_steps // rows))
+                        for name, rows in self.chunk_rows.items()})
+        lengths.update({f"episodes/{name}": (appender, self.committed_episodes) for name, appender in self._index.items()})
+        for appender, rows in lengths.values():
+            if appender.array.shape[0] != rows:
+                appender.array.resize((rows, *appender.array.shape[1:]))
+
     @staticmethod
     def _plan(appender: _ChunkAppender, lo: int, values: np.ndarray) -> tuple:
         return appender, lo + len(values), appender.plan(lo, values)

@@ -54,6 +54,25 @@ def test_round_trip(tmp_path, where):
     assert store.verify(location) == []
 
 
+def test_trim_leaves_plain_zarr_exactly_the_committed_rows_and_appending_goes_on(tmp_path):
+    import zarr
+
+    location = str(tmp_path / "d.zarr")
+    episodes = _write(location, (20, 30))
+    writer = store.open_writer(location)
+    assert writer.group["reward"].shape[0] > 50  # arrays grow ahead of the commit point
+    writer.trim()
+    group = zarr.open_group(location, mode="r")
+    assert group["image"].shape == (50, 8, 8, 3) and group["episodes/start"].shape == (2,)
+    assert np.array_equal(group["image"][:], np.concatenate([ep["image"] for ep in episodes]))
+    assert group["manifest/image"].shape == (-(-50 // 16),) and store.verify(location) == []
+    new = _episode(10, 9)
+    writer.append_episode(new, {"return": 1.0})
+    ds = store.open_dataset(location)
+    assert ds.n_steps == 60 and np.array_equal(ds.read("image", 50, 60), new["image"])
+    assert store.verify(location) == []
+
+
 def test_readers_see_only_the_committed_prefix_and_resume_overwrites_leftovers(tmp_path):
     location = str(tmp_path / "d.zarr")
     _write(location, (20, 30))  # 50 rows: the committed prefix ends inside an image chunk

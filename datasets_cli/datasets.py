@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from collectors import store
 from collectors.errors import OwbenchError
@@ -44,7 +45,7 @@ def info(dataset: str, filmstrip: str | None, episode: int, frames: int) -> None
     ds = _open(dataset)
     table = Table(show_header=False, title=ds.location)
     for key, value in sorted(ds.attrs.items()):
-        table.add_row(key, str(value))
+        table.add_row(key, Text(str(value)))  # plain text: values such as "[seed, i]" are not markup
     console.print(table)
     stats = store.return_stats(ds)
     console.print(", ".join(f"{k} {v:.3g}" for k, v in stats.items()))

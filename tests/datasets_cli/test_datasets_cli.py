@@ -57,6 +57,7 @@ def test_list_info_filmstrip_verify(collected, tmp_path):
     strip = tmp_path / "strip.png"
     info = invoke("datasets", "info", "dmc/walker_walk/random-v1", "--filmstrip", str(strip), "--frames", "5")
     assert info.exit_code == 0 and "return mean" in info.output
+    assert "SeedSequence([seed, i])" in info.output  # attribute values are printed as text, not rich markup
     assert np.asarray(Image.open(strip)).shape == (16, 80, 3)
     ok = invoke("datasets", "verify", "dmc/walker_walk/random-v1")
     assert ok.exit_code == 0 and "ok:" in ok.output

@@ -102,10 +102,24 @@ def latex_table(wide: pd.DataFrame, text: str) -> str:
                           column_format="l" + "c" * (len(cells.columns) - 1), position="t")
 
 
-def markdown_table(wide: pd.DataFrame, text: str) -> str:
+def markdown_table(wide: pd.DataFrame, text: str, success: bool = False) -> str:
+    """The return table and its caption; with `success` (Meta-World) also each cell's success rate."""
     cells = _cells(wide, " ± ", "**{}**")
     cells.index = pd.Index(_pair_labels(wide, " → "), name="source → target")
-    return cells.to_markdown() + f"\n\n{text}\n"
+    out = cells.to_markdown() + f"\n\n{text}\n"
+    if success:
+        rates = success_table(wide).map(lambda r: "–" if np.isnan(r) else f"{100 * r:.0f}%")
+        out += ("\n" + rates.to_markdown() + "\n\nSuccess rate: share of those evaluation episodes that "
+                "ended in success.\n")
+    return out
+
+
+def success_table(wide: pd.DataFrame) -> pd.DataFrame:
+    """Success rate (0-1) over all final evaluation episodes per pair (rows) and method (columns)."""
+    methods = _methods(wide)
+    table = wide[[f"{m} success" for m in methods]].set_axis(methods, axis=1).astype(float)
+    table.index = pd.Index(_pair_labels(wide, " → "), name="source → target")
+    return table
 
 
 def html_table(wide: pd.DataFrame) -> str:
@@ -134,5 +148,5 @@ def write_tables(final: pd.DataFrame, out_dir: Path, suite: str, profile: str, p
     out_dir = Path(out_dir)
     wide.to_csv(out_dir / "table.csv")
     (out_dir / "table.tex").write_text(latex_table(wide, text))
-    (out_dir / "table.md").write_text(markdown_table(wide, text))
+    (out_dir / "table.md").write_text(markdown_table(wide, text, success="metaworld" in suite))
     return wide, text

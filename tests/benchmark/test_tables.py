@@ -57,3 +57,14 @@ def test_latex_is_booktabs_with_balanced_braces_and_bold_best(tmp_path):
     md = (tmp_path / "table.md").read_text()
     assert "walker_walk → walker_downhill" in md and md.count("**") == 2 * len(PAIRS)
     assert pd.read_csv(tmp_path / "table.csv").shape[0] == len(PAIRS)
+
+
+def test_metaworld_tables_add_success_rates(tmp_path):
+    final = synthetic_final()
+    final["success"] = (final["method"] == "coworld") & (final["episode"] < 3)  # coworld: 3 of 4 episodes
+    tables.write_tables(final, tmp_path, "metaworld-transfer", "smoke")
+    md = (tmp_path / "table.md").read_text()
+    rates = md[md.index("Success rate") - 400:]
+    assert "75%" in rates and "0%" in rates and md.count("walker_walk → walker_downhill") == 2
+    tables.write_tables(final, tmp_path, "dmc-transfer", "smoke")
+    assert "Success rate" not in (tmp_path / "table.md").read_text()

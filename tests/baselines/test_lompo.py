@@ -108,7 +108,7 @@ def test_presets() -> None:
 # -- learning signal (slow): offline training on the swing-up dataset of test_modelfree's check -------------
 LEARN_MODEL_STEPS, LEARN_UPDATES = 600, 4600  # world-model updates first, then the actor-critic's
 LEARN_OVERRIDES = {"batch_size": 16, "seq_len": 32, "agent_batch_size": 64,  # few updates: larger steps
-                   "critic_lr": 1e-3, "actor_lr": 1e-3, "tau": 0.02}
+                   "critic_lr": 1e-3, "actor_lr": 1e-3, "tau": 0.02, "penalty": 20.0}
 
 
 @pytest.mark.slow
@@ -118,16 +118,16 @@ def test_learning_signal_over_random(swingup_dataset: str, random_return: float,
         pytest -m slow -s tests/baselines/test_lompo.py -k signal
 
     Budget: `quick` preset at 32 px, 600 world-model updates (16 x 32 sequences) then 4000 actor-critic
-    updates (64 real + 64 imagined transitions, critic / actor lr 1e-3, tau 0.02), 3 evaluation episodes.
-    Measured on a loaded 2-core CPU (load ~5), one torch thread (2026-11-22): 20.6 min; FAILS: return 2.8
-    vs random 44.8 (dataset episode returns 819, 815, 270, 210, 830, 826, 337, 234). Model at the switch:
-    image loss 1.62, reward loss 0.074, KL 0.22; at the end Q 71.6, imagined reward 0.26 (penalty 0.096)
-    vs real 0.91. Diagnosed and fixed so far (baselines/lompo.py docstring): the deterministic tanh actor
-    died at a bound within ~50 updates (now `actor_reg`), imagined data came only from the current actor
-    (now the reference's latent buffer); acting filters exactly as training does (checked). What remains:
-    the critic prefers small actions (the swing-up reward pays ~20% less at |a| = 1) and after 4000
-    updates its value horizon is too short to credit the energy pumping at the bottom, so the policy
-    leaves the pole hanging. Kept as an honest open check, not tuned to pass."""
+    updates (64 real + 64 imagined transitions, critic / actor lr 1e-3, tau 0.02), uncertainty penalty
+    lambda 20, 3 evaluation episodes. Measured on an idle 2-core CPU, one torch thread (2026-11-22 02:27-02:40):
+    12.4 min; PASSES: return 177.4 vs random 44.8 (dataset episode returns 819, 815, 270, 210, 830, 826,
+    337, 234). With the reference's lambda 5 the same run gave 2.8 (20.6 min at load ~5): the policy was
+    good early (126 after 1,000 agent updates) and then collapsed while Q kept rising on imagined
+    transitions whose penalty (~0.4 per step) was too small for this small model; at lambda 20 Q stays ~30
+    and an instrumented run with another batch seed rose 57 -> 64 -> 120 over 1,000-3,000 agent updates.
+    Fixed on the way (baselines/lompo.py docstring): the deterministic tanh actor died at a bound within ~50
+    updates (now `actor_reg`); imagined data came only from the current actor (now the reference's latent
+    buffer). docs/learning_checks.md has the diagnosis."""
     from benchmark import dreamer_check
     from collectors.envs import spec
     from collectors.sampler import SequenceSampler

@@ -349,11 +349,10 @@ class DatasetWriter:
     def trim(self) -> None:
         """Shrink every array to its committed rows (they grow ahead by doubling while appending), so plain
         zarr readers see exactly the committed dataset. Only chunks past the commit point are dropped."""
-        lengths = {name: (appender, self.committed_steps) for name, appender in self._arrays.items()}
-        lengths.update({f"manifest/{name}": (self._manifests[name], -(-self.committed_steps // rows))
-                        for name, rows in self.chunk_rows.items()})
-        lengths.update({f"episodes/{name}": (appender, self.committed_episodes) for name, appender in self._index.items()})
-        for appender, rows in lengths.values():
+        lengths = [(appender, self.committed_steps) for appender in self._arrays.values()]
+        lengths += [(self._manifests[name], -(-self.committed_steps // rows)) for name, rows in self.chunk_rows.items()]
+        lengths += [(appender, self.committed_episodes) for appender in self._index.values()]
+        for appender, rows in lengths:
             if appender.array.shape[0] != rows:
                 appender.array.resize((rows, *appender.array.shape[1:]))
 

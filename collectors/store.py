@@ -296,10 +296,9 @@ class DatasetWriter:
         self.committed_episodes = int(attrs["committed_episodes"])
         self.committed_steps = int(attrs["committed_steps"])
         nodes = dict(group.members(max_depth=None))  # every array's metadata, read concurrently
-        self.chunk_rows = {name: nodes[name].chunks[0] for name in STEP_ARRAYS}
         self._arrays = {name: _ChunkAppender(nodes[name], self.committed_steps) for name in STEP_ARRAYS}
-        self._manifests = {name: _ChunkAppender(nodes[f"manifest/{name}"], -(-self.committed_steps // rows))
-                           for name, rows in self.chunk_rows.items()}
+        self._manifests = {name: _ChunkAppender(nodes[f"manifest/{name}"], self._committed_chunks(name))
+                           for name in STEP_ARRAYS}
         self._index = {name: _ChunkAppender(nodes[f"episodes/{name}"], self.committed_episodes)
                        for name in EPISODE_ARRAYS}
 
@@ -350,11 +349,15 @@ class DatasetWriter:
         """Shrink every array to its committed rows (they grow ahead by doubling while appending), so plain
         zarr readers see exactly the committed dataset. Only chunks past the commit point are dropped."""
         lengths = [(appender, self.committed_steps) for appender in self._arrays.values()]
-        lengths += [(self._manifests[name], -(-self.committed_steps // rows)) for name, rows in self.chunk_rows.items()]
+        lengths += [(self._manifests[name], self._committed_chunks(name)) for name in STEP_ARRAYS]
         lengths += [(appender, self.committed_episodes) for appender in self._index.values()]
         for appender, rows in lengths:
             if appender.array.shape[0] != rows:
                 appender.array.resize((rows, *appender.array.shape[1:]))
+
+    def _committed_chunks(self, name: str) -> int:
+        """How many chunks of array `name` hold committed rows (the length of its manifest)."""
+        return -(-self.committed_steps // self._arrays[name].rows)
 
     @staticmethod
     def _plan(appender: _ChunkAppender, lo: int, values: np.ndarray) -> tuple:

@@ -116,10 +116,7 @@ def markdown_table(wide: pd.DataFrame, text: str, success: bool = False) -> str:
 
 def success_table(wide: pd.DataFrame) -> pd.DataFrame:
     """Success rate (0-1) over all final evaluation episodes per pair (rows) and method (columns)."""
-    methods = _methods(wide)
-    table = wide[[f"{m} success" for m in methods]].set_axis(methods, axis=1).astype(float)
-    table.index = pd.Index(_pair_labels(wide, " → "), name="source → target")
-    return table
+    return _stat_table(wide, "success").astype(float)
 
 
 def html_table(wide: pd.DataFrame) -> str:
@@ -130,8 +127,13 @@ def html_table(wide: pd.DataFrame) -> str:
 
 def normalized_table(wide: pd.DataFrame) -> pd.DataFrame:
     """Mean normalised score 100·(R − random)/(expert − random) per pair (rows) and method (columns)."""
+    return _stat_table(wide, "normalized")
+
+
+def _stat_table(wide: pd.DataFrame, stat: str) -> pd.DataFrame:
+    """One statistic of every method: pairs (rows, labelled source → target) x methods (columns)."""
     methods = _methods(wide)
-    table = wide[[f"{m} normalized" for m in methods]].set_axis(methods, axis=1)
+    table = wide[[f"{m} {stat}" for m in methods]].set_axis(methods, axis=1)
     table.index = pd.Index(_pair_labels(wide, " → "), name="source → target")
     return table
 

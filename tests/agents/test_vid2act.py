@@ -185,37 +185,6 @@ def test_dreamerv2_from_scratch_uses_the_same_online_loop(tmp_path: Path) -> Non
     assert pd.read_csv(tmp_path / "dv2" / "metrics.csv")["step"].max() == 4
 
 
-def learning_check(out: Path, updates: int, pretrain_steps: int, source_episodes: int, eval_episodes: int,
-                   prefill: int = 1000, train_every: int = 2, seed: int = 0) -> dict[str, list[float]]:
-    """Vid2Act vs DreamerV2 from scratch at equal online budget on cartpole_swingup (32 px, smoke-size
-    models), the teacher pretrained on reward-free random cartpole_balance and walker_walk data.
-    Returns the final evaluation returns of both."""
-    from agents.online import OnlineConfig, train_from_scratch
-    from baselines import dreamerv2
-    from collectors.collect import ensure_dataset
-
-    sources = [ensure_dataset(env, "random", episodes=source_episodes, image_size=SIZE, variant="smoke")
-               for env in ("cartpole_balance", "walker_walk")]
-    online = OnlineConfig(prefill=prefill, train_every=train_every)
-    run = dict(env_id="cartpole_swingup", preset="smoke", steps=updates, eval_every=0, eval_episodes=eval_episodes,
-               checkpoint_every=0, log_every=50, seed=seed, device="cpu", image_size=SIZE, progress=False)
-    vid = vid2act.train(TrainContext(method="vid2act", datasets=sources, run_dir=out / "vid2act", **run,
-                                     overrides={"pretrain_steps": pretrain_steps, "online": online}))
-    dv2 = train_from_scratch(TrainContext(method="dreamerv2", datasets=[], run_dir=out / "dreamerv2", **run),
-                             dreamerv2, online)
-    return {"vid2act": vid.returns.tolist(), "dreamerv2": dv2.returns.tolist()}
-
-
-@pytest.mark.slow
-def test_learning_check_against_dreamerv2_at_equal_budget(tmp_path: Path) -> None:
-    returns = learning_check(tmp_path, updates=20, pretrain_steps=5, source_episodes=1, eval_episodes=1,
-                             prefill=50, train_every=1)
-    assert all(np.isfinite(r).all() and len(r) == 1 for r in returns.values())
-    env_steps = [pd.read_csv(tmp_path / m / "metrics.csv")["env_steps"].max() for m in ("vid2act", "dreamerv2")]
-    assert env_steps[0] == env_steps[1]  # the same online budget
-    assert (tmp_path / "vid2act" / "domain_weights.png").exists()
-
-
 def test_cli_pretrain_vid2act(sources: list[str], tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "teacher"

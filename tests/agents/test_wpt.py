@@ -3,7 +3,6 @@ online rows only, execution guidance schedule, retrieval by the pretrained encod
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -221,77 +220,3 @@ def test_cli_pretrain_wpt(pool: list[str], tmp_path: Path) -> None:
     assert missing.exit_code == 2 and len(missing.output.strip().splitlines()) == 1
     wrong_size = runner.invoke(cli, ["pretrain", "wpt", "--pool", pool[0], "--image-size", "64"])
     assert wrong_size.exit_code == 2 and "--image-size 32" in wrong_size.output
-
-
-CHECK_ENV = "cartpole_swingup"
-
-
-def learning_check(out: Path, seed: int, updates: int, pretrain_steps: int, eval_episodes: int = 5,
-                   prefill: int = 1000, train_every: int = 2, controller_episodes: int = 8,
-                   pool_episodes: int = 3) -> dict[str, Any]:
-    """WPT (P + ER + G) against DreamerV2 from scratch (same online loop, updates and environment steps) and
-    the random policy, on cartpole_swingup at 32 px, all three evaluated on the same evaluation seeds.
-
-    The pool is non-curated and reward-free, three embodiments, and holds the target's: dreamer_check's
-    `controller_episodes` noisy-expert swing-up episodes (σ ∈ {0, 0.3, 0.6, 1.0}) plus `pool_episodes`
-    random episodes each of walker_walk and cheetah_run. Both agents use dreamer_check's small model
-    (CHECK_OVERRIDES). Fixed beforehand: the pretrained model is shared by the seeds (seed 0), R = 4,
-    π_bc 1,000 updates, and the guidance schedule ends after a third of the online environment steps
-    (Table 5's 50k of 150k).
-    Writes out/seed-<seed>.json with the returns and wall-clock minutes of each part."""
-    import json
-    import time
-
-    from agents.online import OnlineConfig, train_from_scratch
-    from agents.world_model import DreamerConfig
-    from baselines import dreamerv2, random_policy
-    from benchmark import dreamer_check
-    from benchmark.protocol import evaluate
-    from collectors.collect import ensure_dataset
-
-    pool = [dreamer_check.collect(out / "swingup-controller.zarr", controller_episodes)]
-    pool += [ensure_dataset(env, "random", episodes=pool_episodes, image_size=SIZE, variant="smoke")
-             for env in ("walker_walk", "cheetah_run")]
-    online = OnlineConfig(prefill=prefill, train_every=train_every)
-    run = dict(env_id=CHECK_ENV, preset="smoke", steps=updates, eval_every=0, eval_episodes=eval_episodes,
-               checkpoint_every=250, log_every=50, seed=seed, device="cpu", image_size=SIZE, progress=False)
-    env_steps = updates * train_every * envs.spec(CHECK_ENV).action_repeat  # the guidance clock, prefill excluded
-    overrides = {"dreamer": DreamerConfig.preset("smoke", **dreamer_check.CHECK_OVERRIDES), "online": online,
-                 "pretrain_steps": pretrain_steps, "retrieve": 4, "guidance_steps": env_steps // 3,
-                 "bc_steps": 1000, "bc_batch": 64, "bc_depth": 16, "bc_units": 96, "bc_layers": 2}
-    record: dict[str, Any] = {"seed": seed, "updates": updates, "pretrain_steps": pretrain_steps, "minutes": {}}
-    for method in ("wpt", "dreamerv2", "random"):
-        start = time.perf_counter()
-        if method == "wpt":
-            result = wpt.train(TrainContext(method="wpt", datasets=pool, run_dir=out / f"wpt-{seed}", **run,
-                                            overrides=overrides))
-        elif method == "dreamerv2":
-            ctx = TrainContext(method="dreamerv2", datasets=[], run_dir=out / f"dreamerv2-{seed}", **run,
-                               overrides=dreamer_check.CHECK_OVERRIDES)
-            result = train_from_scratch(ctx, dreamerv2, online)
-        else:
-            agent = random_policy.make_agent(envs.spec(CHECK_ENV), random_policy.Config(), "cpu", seed)
-            result = evaluate(agent, lambda: envs.make(CHECK_ENV, image_size=SIZE), eval_episodes, training_seed=seed)
-        record[method] = result.returns.tolist()
-        record["minutes"][method] = (time.perf_counter() - start) / 60
-        print(f"seed {seed} {method}: {result.mean:.1f} ± {result.std:.1f} ({record['minutes'][method]:.1f} min)",
-              flush=True)
-    record["retrieved"] = pd.read_csv(out / f"wpt-{seed}" / "retrieved.csv")["env_id"].tolist()
-    record["image_loss_first_50"] = {m: float(pd.read_csv(out / f"{m}-{seed}" / "metrics.csv")["image_loss"].iloc[0])
-                                     for m in ("wpt", "dreamerv2")}
-    (out / f"seed-{seed}.json").write_text(json.dumps(record, indent=1))
-    return record
-
-
-@pytest.mark.slow
-def test_learning_check_wpt_vs_dreamerv2_from_scratch(tmp_path: Path, owbench_home: Path) -> None:
-    """The check's mechanics at a tiny budget (the real run's numbers are in docs/learning_checks.md):
-    equal online budget, pretraining shows (fine-tuning starts at a lower image loss than from scratch),
-    retrieval finds the target's embodiment in the pool first."""
-    record = learning_check(tmp_path, seed=0, updates=50, pretrain_steps=200, eval_episodes=1, prefill=100,
-                            controller_episodes=1, pool_episodes=1)
-    assert all(len(record[m]) == 1 for m in ("wpt", "dreamerv2", "random"))
-    env_steps = [pd.read_csv(tmp_path / f"{m}-0" / "metrics.csv")["env_steps"].max() for m in ("wpt", "dreamerv2")]
-    assert env_steps[0] == env_steps[1]
-    assert record["image_loss_first_50"]["wpt"] < record["image_loss_first_50"]["dreamerv2"]
-    assert record["retrieved"][0] == CHECK_ENV

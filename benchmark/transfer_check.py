@@ -43,14 +43,12 @@ METHODS = ("wpt", "vid2act", "dreamerv2", "random")
 MODEL = {**dreamer_check.CHECK_OVERRIDES, "discount_head": False}
 
 
-def offline_data(out: Path, controller_episodes: int, random_episodes: int) -> dict[str, list[str]]:
-    """WPT's pool and Vid2Act's sources (collected once under `out`, random ones under OWBENCH_HOME)."""
-    noise = [ensure_dataset(env, "random", episodes=random_episodes, image_size=IMAGE_SIZE, variant="smoke")
-             for env in ("walker_walk", "cheetah_run")]
-    swingup = dreamer_check.collect(out / "swingup-controller.zarr", controller_episodes)
-    sparse = dreamer_check.collect(out / "swingup-sparse-controller.zarr", controller_episodes,
-                                   env_id="cartpole_swingup_sparse")
-    return {"wpt": [swingup, *noise], "vid2act": [sparse, *noise]}
+def offline_data(method: str, out: Path, controller_episodes: int, random_episodes: int) -> list[str]:
+    """WPT's pool or Vid2Act's sources (the controller data under `out`, the random data under OWBENCH_HOME)."""
+    task = TARGET if method == "wpt" else "cartpole_swingup_sparse"
+    controller = dreamer_check.collect(out / f"{task}-controller.zarr", controller_episodes, env_id=task)
+    return [controller, *(ensure_dataset(env, "random", episodes=random_episodes, image_size=IMAGE_SIZE,
+                                         variant="smoke") for env in ("walker_walk", "cheetah_run"))]
 
 
 def train(method: str, out: Path, seed: int, updates: int, pretrain_steps: int = 1000, eval_episodes: int = 5,
@@ -70,7 +68,7 @@ def train(method: str, out: Path, seed: int, updates: int, pretrain_steps: int =
     elif method == "dreamerv2":
         result = train_from_scratch(replace(ctx, overrides=MODEL), dreamerv2, online)
     else:
-        data = offline_data(out, controller_episodes, random_episodes)[method]
+        data = offline_data(method, out, controller_episodes, random_episodes)
         env_steps = updates * train_every * envs.spec(TARGET).action_repeat  # the guidance clock, prefill excluded
         overrides: dict[str, Any] = {"dreamer": dreamer, "online": online, "pretrain_steps": pretrain_steps}
         if method == "wpt":

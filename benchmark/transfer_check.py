@@ -60,7 +60,6 @@ def train(method: str, out: Path, seed: int, updates: int, pretrain_steps: int =
     ctx = TrainContext(method=method, env_id=TARGET, datasets=[], run_dir=run_dir, preset="smoke", steps=updates,
                        eval_every=eval_every, eval_episodes=eval_episodes, checkpoint_every=500, log_every=50,
                        seed=seed, device="cpu", image_size=IMAGE_SIZE, progress=False)
-    dreamer = DreamerConfig.preset("smoke", **MODEL)
     start = time.perf_counter()
     if method == "random":
         agent = random_policy.make_agent(envs.spec(TARGET), random_policy.Config(), "cpu", seed)
@@ -70,7 +69,7 @@ def train(method: str, out: Path, seed: int, updates: int, pretrain_steps: int =
     else:
         data = offline_data(method, out, controller_episodes, random_episodes)
         env_steps = updates * train_every * envs.spec(TARGET).action_repeat  # the guidance clock, prefill excluded
-        overrides: dict[str, Any] = {"dreamer": dreamer, "online": online, "pretrain_steps": pretrain_steps}
+        overrides: dict[str, Any] = {"dreamer": DreamerConfig.preset("smoke", **MODEL), "online": online, "pretrain_steps": pretrain_steps}
         if method == "wpt":
             overrides.update(retrieve=4, guidance_steps=env_steps // 3, bc_steps=1000, bc_batch=64, bc_depth=16,
                              bc_units=96, bc_layers=2)

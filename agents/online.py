@@ -1,7 +1,9 @@
 """Online training of a sequence agent on its target task (Vid2Act Algorithm 1, lines 2-24; DreamerV2
 from scratch at the same budget).
 
-The loop: prefill the replay with uniform random actions, then alternate `train_every` agent
+The loop: prefill the replay with uniform random actions (optionally each held for a random number
+of steps: i.i.d. actions at action repeat 2 move a cartpole's cart by under a pixel at 32 px, and a small
+model then learns dynamics that ignore the action), then alternate `train_every` agent
 steps of the (stochastic) policy with one `agent.update` on B windows of T rows drawn uniformly
 from the replay, the unfinished episode included. Budget: `ctx.steps` updates. Every finished
 episode is appended to `run_dir/replay.zarr` (the crash-safe dataset store), so a killed run resumes
@@ -32,6 +34,7 @@ class OnlineConfig:
     """How the agent meets its environment."""
 
     prefill: int = 5000  # agent steps of uniform random actions before the first update (Alg. 1 line 2)
+    prefill_hold: float = 1.0  # mean agent steps a prefill action is held (geometric); 1 = i.i.d. as in DreamerV2
     train_every: int = 1  # agent steps between updates (200k updates x 1 x action repeat 2 = 400k env steps)
 
     @classmethod
@@ -115,9 +118,11 @@ def train_online(ctx: TrainContext, agent: Agent, cfg: OnlineConfig, batch_size:
                 obs = env.reset(seed=seed)
                 replay.add(obs, np.zeros(env.spec.action_dim), 0.0, 1.0, True, False, False, env.physics_state())
                 state, total, success, done = None, 0.0, False, False
+                action = rng.uniform(-1, 1, env.spec.action_dim).astype(np.float32)
                 while not done and updates < ctx.steps:
                     if replay.steps < cfg.prefill:  # Alg. 1 line 2: random episodes first
-                        action = rng.uniform(-1, 1, env.spec.action_dim).astype(np.float32)
+                        if rng.random() < 1 / cfg.prefill_hold:
+                            action = rng.uniform(-1, 1, env.spec.action_dim).astype(np.float32)
                     else:  # lines 17-23
                         action, state = agent.act(obs, state)
                     obs, reward, terminated, truncated, info = env.step(action)

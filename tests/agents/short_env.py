@@ -1,6 +1,7 @@
-"""An environment cut to a few agent steps, shared by the online-method tests (Vid2Act, WPT)."""
+"""An environment cut to a few agent steps, and a train context that makes it, shared by the online-method tests."""
 from __future__ import annotations
 
+from benchmark.training import TrainContext
 from collectors import envs
 
 
@@ -21,3 +22,12 @@ class ShortEnv:
         obs, reward, terminated, truncated, info = self.env.step(action)
         self.t += 1
         return obs, reward, terminated, truncated or self.t >= self.limit, info
+
+
+class ShortContext(TrainContext):
+    """A TrainContext whose environments end after `episode_steps` agent steps."""
+
+    episode_steps: int = 12
+
+    def make_env(self, env_id: str | None = None) -> ShortEnv:
+        return ShortEnv(env_id or self.env_id, self.episode_steps, self.image_size)

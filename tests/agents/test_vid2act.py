@@ -12,10 +12,9 @@ from click.testing import CliRunner
 
 from agents import vid2act
 from agents.action_replay import ActionReplay
-from benchmark.training import TrainContext
 from collectors import envs, store
 from datasets_cli.main import cli
-from short_env import ShortEnv
+from short_env import ShortContext
 
 SIZE = 32
 
@@ -144,11 +143,6 @@ def test_state_dict_round_trip_acts_identically(sources: list[str]) -> None:
         np.testing.assert_allclose(a, b, atol=1e-6)
         a2, _ = agent.act(obs, state, eval_mode=True)
         assert a2.shape == (6,) and np.all(np.abs(a2) <= 1)
-
-
-class ShortContext(TrainContext):
-    def make_env(self, env_id: str | None = None) -> ShortEnv:
-        return ShortEnv(env_id or self.env_id, 12, SIZE)
 
 
 def context(run_dir: Path, datasets: list[str], steps: int, method: str = "vid2act") -> ShortContext:

@@ -11,10 +11,9 @@ import torch
 from click.testing import CliRunner
 
 from agents import retrieval, wpt
-from benchmark.training import TrainContext
 from collectors import envs, store
 from datasets_cli.main import cli
-from short_env import ShortEnv
+from short_env import ShortContext
 
 SIZE = 32
 
@@ -161,13 +160,6 @@ def test_bc_clones_retrieved_actions(tmp_path: Path) -> None:
     with torch.no_grad():
         expected = 0.5 * (one(image) - action).pow(2).sum(-1).mean().item()  # per-sample squared error, no broadcast
     assert one(image).shape == (4, 1) and one.update(image, action) == pytest.approx(expected, rel=1e-5)
-
-
-class ShortContext(TrainContext):
-    episode_steps: int = 12
-
-    def make_env(self, env_id: str | None = None) -> ShortEnv:
-        return ShortEnv(env_id or self.env_id, self.episode_steps, SIZE)
 
 
 def context(run_dir: Path, datasets: list[str], steps: int, **overrides) -> ShortContext:

@@ -44,16 +44,15 @@ def swingup_controller(state: np.ndarray) -> np.ndarray:
     return np.clip([energy * np.sign(theta_dot * cos)], -1, 1)
 
 
-def collect(path: Path, episodes: int, seed: int = 0, env_id: str = ENV_ID) -> str:
-    """Write `episodes` noisy-expert episodes of the controller on `env_id` (a cartpole task; resumes
-    after the committed ones)."""
+def collect(path: Path, episodes: int, seed: int = 0) -> str:
+    """Write `episodes` noisy-expert episodes of the controller (resumes after the committed ones)."""
     rng = np.random.default_rng(seed)
-    with envs.make(env_id, image_size=IMAGE_SIZE) as env:
+    with envs.make(ENV_ID, image_size=IMAGE_SIZE) as env:
         if store.exists(path):
             writer = store.open_writer(path)
         else:
             env.reset(seed=0)
-            writer = store.create_dataset(path, {"env_id": env_id, "quality": "noisy-expert", "image_size": IMAGE_SIZE,
+            writer = store.create_dataset(path, {"env_id": ENV_ID, "quality": "noisy-expert", "image_size": IMAGE_SIZE,
                                                  "behaviour": "swingup_controller (benchmark/dreamer_check.py)"},
                                           {"image": (IMAGE_SIZE, IMAGE_SIZE, 3), "state": (env.spec.state_dim,),
                                            "action": (env.spec.action_dim,), "physics": env.physics_state().shape})

@@ -53,11 +53,11 @@ def offline_data(random_episodes: int, medium_replay_steps: int = 40_000) -> lis
 
 
 def train(method: str, out: Path, seed: int, updates: int, pretrain_steps: int = 1000, eval_episodes: int = 5,
-          eval_every: int = 0, prefill: int = 2000, prefill_hold: float = 1.0, train_every: int = 2, random_episodes: int = 3,
+          eval_every: int = 0, prefill: int = 2000, train_every: int = 2, random_episodes: int = 3,
           medium_replay_steps: int = 40_000) -> EvalResult:
     """Train and evaluate one method on one seed; writes out/<method>-<seed>/ and out/<method>-<seed>.json."""
     run_dir = out / f"{method}-{seed}"
-    online = OnlineConfig(prefill=prefill, prefill_hold=prefill_hold, train_every=train_every)
+    online = OnlineConfig(prefill=prefill, train_every=train_every)
     ctx = TrainContext(method=method, env_id=TARGET, datasets=[], run_dir=run_dir, preset="smoke", steps=updates,
                        eval_every=eval_every, eval_episodes=eval_episodes, checkpoint_every=500, log_every=50,
                        seed=seed, device="cpu", image_size=IMAGE_SIZE, progress=False)

@@ -129,13 +129,15 @@ Extractor = Callable[[np.ndarray], np.ndarray]
 
 
 def make_extractor(spec: str, device: str = "cpu") -> Any:
-    """`pixels`, `random-proj` or `wpt:PATH` (a world model saved by `owbench pretrain wpt`)."""
+    """`pixels`, `random-proj` or `wpt:PATH` (world_model.pt saved by `owbench pretrain wpt`, or its --out directory)."""
     if spec == "pixels":
         return PixelExtractor()
     if spec == "random-proj":
         return RandomProjectionExtractor()
     if spec.startswith("wpt:"):
         path = Path(spec[4:]).expanduser()
+        if path.is_dir():
+            path = path / "world_model.pt"
         if not path.is_file():
             raise OwbenchError(f"no pretrained world model at {path}; create one with `owbench pretrain wpt --pool ...`")
         return WorldModelExtractor(path, device)

@@ -196,6 +196,8 @@ def test_pretrained_encoder_retrieves_the_query_task(tmp_path: Path) -> None:
     light = make_dataset(tmp_path / "light.zarr", "cheetah_run", 6, brightness=230)
     path = wpt.pretrain([dark, light], smoke(), out=tmp_path / "wm")
     extractor = retrieval.make_extractor(f"wpt:{path}")
+    frames = np.full((2, SIZE, SIZE, 3), 30, np.uint8)
+    np.testing.assert_array_equal(retrieval.make_extractor(f"wpt:{tmp_path / 'wm'}")(frames), extractor(frames))  # --out dir
     index = retrieval.build_retrieval_index([dark, light], extractor)
     hits = index.query(np.full((SIZE, SIZE, 3), 30, np.uint8), extractor, k=2)[0]
     assert [h.dataset for h in hits] == [dark, dark]

@@ -18,7 +18,7 @@ selected by a one-hot weight and used for both the domain KL and the value const
 selected most often in a target phase is the one trained online in the following source phase.
 
 Everything of both agents (world model, RSSM, actor-critic) is the shared `agents.world_model`,
-composed through `baselines.dreamerv2.DreamerV2Agent`; the losses live in `coworld_losses.py`.
+composed through `agents.world_model.agent.DreamerV2Agent`; the losses live in `coworld_losses.py`.
 Differences from the released code are listed in the `code` preset and in `docs` of the fields.
 """
 from __future__ import annotations
@@ -39,12 +39,12 @@ from agents.coworld_losses import domain_kl, max_min_value_loss, relabel_source_
 from agents.online import Replay
 from agents.world_model import ActorCritic, BehaviorConfig, DreamerConfig, WorldModel, to_torch, with_overrides
 from agents.world_model.rssm import State
-from baselines.dreamerv2 import DreamerV2Agent
-from benchmark.protocol import EvalResult, evaluate
-from benchmark.training import (EVAL_COLUMNS, Checkpointer, CsvLog, MetricsLogger, TrainContext, TrainProgress,
+from agents.world_model.agent import DreamerV2Agent
+from agents.protocol import EvalResult, evaluate
+from agents.training import (EVAL_COLUMNS, Checkpointer, CsvLog, MetricsLogger, TrainContext, TrainProgress,
                                 _summary, log_eval)
 from collectors import envs
-from collectors.collect import episode_seed
+from collectors.seeds import episode_seed
 from collectors.envs import Env, EnvSpec
 from collectors.errors import OwbenchError, unknown
 from collectors.sampler import SequenceSampler
@@ -354,7 +354,7 @@ def train(ctx: TrainContext) -> EvalResult:
     the online source task, `ctx.steps` the target update budget. Checkpoints (both agents, counters, RNGs;
     the source buffers are their own stores), metrics.csv (one row per `log_every` updates of a phase,
     step = all updates so far), eval.csv (the target policy in the target environment under the fixed
-    protocol, step = target updates) and the progress bar are benchmark/training.py's; a killed run resumes."""
+    protocol, step = target updates) and the progress bar are agents/training.py's; a killed run resumes."""
     spec = ctx.spec
     cfg = CoWorldConfig.preset(ctx.preset, domain=domain_of(spec), **{"image_size": ctx.image_size, **ctx.overrides})
     source_ids = candidate_sources(cfg, ctx.source_env_id, spec.id)

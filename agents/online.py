@@ -8,7 +8,7 @@ steps of the (stochastic) policy with one `agent.update` on B windows of T rows 
 from the replay, the unfinished episode included. Budget: `ctx.steps` updates. Every finished
 episode is appended to `run_dir/replay.zarr` (the crash-safe dataset store), so a killed run resumes
 from `run_dir/checkpoints/latest.pt` with its replay. Checkpoints, metrics.csv, eval.csv (the fixed
-evaluation protocol) and the progress bar are benchmark/training.py's, as in the offline loop.
+evaluation protocol) and the progress bar are agents/training.py's, as in the offline loop.
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from agents.contract import Agent
-from benchmark.protocol import EvalResult, evaluate
-from benchmark.training import (EVAL_COLUMNS, Checkpointer, CsvLog, MetricsLogger, TrainContext, TrainProgress,
+from agents.protocol import EvalResult, evaluate
+from agents.training import (EVAL_COLUMNS, Checkpointer, CsvLog, MetricsLogger, TrainContext, TrainProgress,
                                 _summary, log_eval)
 from collectors import store
 from collectors.errors import unknown

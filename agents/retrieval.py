@@ -101,7 +101,7 @@ class WorldModelExtractor:
     """The encoder of a pretrained WPT world model: e_t = encoder(o_t) (the paper's choice)."""
 
     def __init__(self, path: str | Path, device: str = "cpu"):
-        from agents.wpt import load_pretrained  # lazy: torch only when this extractor is used
+        from agents.wpt_pretrained import load_pretrained  # lazy: torch only when this extractor is used
 
         self.path = str(path)
         self.wm = load_pretrained(path, device).wm.eval()

@@ -50,9 +50,9 @@ from agents.online import OnlineConfig, train_online
 from agents.world_model import ActorCritic, BehaviorConfig, DreamerConfig, State, WorldModel, WorldModelConfig
 from agents.world_model import to_torch, with_overrides
 from agents.world_model.nets import MLP, ActionDist, Optimizer
-from benchmark.protocol import EvalResult
-from benchmark.training import CsvLog, TrainContext, TrainProgress
-from baselines.dreamerv2 import DreamerV2Agent
+from agents.protocol import EvalResult
+from agents.training import CsvLog, TrainContext, TrainProgress
+from agents.world_model.agent import DreamerV2Agent
 from collectors.envs.base import EnvSpec
 from collectors.errors import OwbenchError, unknown
 

@@ -41,11 +41,12 @@ from torch import Tensor, nn
 
 from agents import retrieval
 from agents.artefacts import artefact_key, pretrained_artefact, save_atomic
+from agents.wpt_pretrained import Pretrained, load_pretrained
 from agents.contract import Batch, Obs
 from agents.online import OnlineConfig, train_online
 from agents.world_model import BehaviorConfig, DreamerConfig, WorldModel, WorldModelConfig, to_torch, with_overrides
 from agents.world_model.nets import MLP, Encoder, Optimizer
-from baselines.dreamerv2 import DreamerV2Agent
+from agents.world_model.agent import DreamerV2Agent
 from collectors.envs.base import EnvSpec
 from collectors.errors import OwbenchError, unknown
 
@@ -102,27 +103,6 @@ class Config:
 def reward_free(cfg: WorldModelConfig, action_pad: int) -> WorldModelConfig:
     """Eq. 1's world model: no reward or continue head, actions padded to `action_pad`."""
     return replace(cfg, reward_head=False, discount_head=False, extra_heads=(), action_dim=action_pad)
-
-
-@dataclass
-class Pretrained:
-    """A pretrained generalist world model and the pool it saw."""
-
-    wm: WorldModel
-    action_pad: int
-    pool: list[str]
-    pool_env_ids: list[str]
-    path: Path
-
-
-def load_pretrained(path: str | Path, device: str | torch.device = "cpu") -> Pretrained:
-    if not Path(path).is_file():
-        raise OwbenchError(f"no WPT world model at {path}; create it with `owbench pretrain wpt --pool ...`")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
-    cfg = WorldModelConfig(**{**saved["wm_config"], "extra_heads": ()})
-    wm = WorldModel(cfg, saved["action_pad"])
-    wm.load_state_dict(saved["state"])
-    return Pretrained(wm.to(device), saved["action_pad"], saved["pool"], saved["pool_env_ids"], Path(path))
 
 
 class Pool:

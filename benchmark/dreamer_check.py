@@ -21,10 +21,11 @@ import numpy as np
 import torch
 
 from baselines import dreamerv2, random_policy
-from benchmark.protocol import evaluate
-from benchmark.training import TrainContext, train_offline
+from agents.protocol import evaluate
+from agents.training import TrainContext, train_offline
 from collectors import envs, store
-from collectors.collect import episode_seed, rollout
+from collectors.collect import rollout
+from collectors.seeds import episode_seed
 
 ENV_ID = "cartpole_swingup"
 IMAGE_SIZE = 32

@@ -4,7 +4,7 @@ A method module exposes:
 - `Config`: a frozen dataclass with `Config.preset(name: str, **overrides) -> Config`
   for the presets `smoke`, `quick`, `paper` (and others where the paper versions differ);
 - `make_agent(spec: EnvSpec, config, device: str, seed: int) -> Agent` (agents/contract.py);
-- optionally `train(ctx: benchmark.training.TrainContext) -> EvalResult` when the method needs
+- optionally `train(ctx: agents.training.TrainContext) -> EvalResult` when the method needs
   more than the generic offline loop (online source agents, pretraining, fine-tuning).
 """
 from __future__ import annotations

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from agents.world_model import DreamerConfig, to_torch, with_overrides
-from baselines.dreamerv2 import DreamerV2Agent
+from agents.world_model.agent import DreamerV2Agent
 
 ACTION_DIM = 6  # walker's action space
 

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from benchmark.runner import FRAMES  # noqa: E402
+from benchmark.rundir import FRAMES  # noqa: E402
 
 FILMSTRIP_FRAMES = 8
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from benchmark import plots, stats, tables
 from benchmark.results import final, job_records, write_results
-from benchmark.runner import RESULT
+from benchmark.rundir import RESULT_GLOB
 from benchmark.suites import SUITES
 from collectors.errors import OwbenchError
 
@@ -24,9 +24,9 @@ def suite_dirs(run_dir: Path) -> list[Path]:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise OwbenchError(f"no run directory at {run_dir}; pass the --out folder of `owbench run`")
-    if any(run_dir.glob(f"*/*/seed*/{RESULT}")):
+    if any(run_dir.glob(RESULT_GLOB)):
         return [run_dir]
-    found = sorted(d for d in run_dir.iterdir() if d.is_dir() and any(d.glob(f"*/*/seed*/{RESULT}")))
+    found = sorted(d for d in run_dir.iterdir() if d.is_dir() and any(d.glob(RESULT_GLOB)))
     if not found:
         raise OwbenchError(f"no finished job under {run_dir}; run `owbench run --suite NAME --out {run_dir}` first")
     return found

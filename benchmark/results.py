@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.protocol import normalized_score
-from benchmark.runner import RESULT
+from agents.protocol import normalized_score
+from benchmark.rundir import RESULT_GLOB
 from collectors.errors import OwbenchError
 
 COLUMNS = ["suite", "profile", "source", "target", "method", "seed", "phase", "step", "episode", "eval_seed",
@@ -21,7 +21,7 @@ COLUMNS = ["suite", "profile", "source", "target", "method", "seed", "phase", "s
 
 def job_records(suite_dir: Path) -> list[tuple[Path, dict]]:
     """(job folder, result.json contents) of every finished job under `<suite>/<method>/<pair>/seed<k>`."""
-    return [(p.parent, json.loads(p.read_text())) for p in sorted(Path(suite_dir).glob(f"*/*/seed*/{RESULT}"))]
+    return [(p.parent, json.loads(p.read_text())) for p in sorted(Path(suite_dir).glob(RESULT_GLOB))]
 
 
 def _job_rows(run_dir: Path, rec: dict) -> pd.DataFrame:

@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 
 from benchmark.methods import Method, get_method
+from benchmark.rundir import FRAMES, LOG, RESULT
 from benchmark.suites import Budget, DataNeed, Job, datasets_needed
 from collectors.errors import OwbenchError, unknown
 
-RESULT, FRAMES, LOG = "result.json", "final_frames.npz", "job.log"
 EXECUTORS = ("local", "ray")
 
 
@@ -154,14 +154,14 @@ def _reference_returns(datasets: tuple[str, ...], job: Job) -> dict[str, float]:
 
 def _train(task: Task, device: str) -> tuple[Any, int]:
     """Train (or only evaluate) one job; returns the final EvalResult with frames and the updates made."""
-    from benchmark import training
-    from benchmark.protocol import evaluate
+    from agents import training
+    from agents.protocol import evaluate
 
     job, b = task.job, task.job.budget
     module = task.method.load()
     method, overrides = job.base
     ctx = training.TrainContext(
-        method=method, env_id=job.pair.target, source_env_id=job.pair.sources[0] if job.online_source else None,
+        method=method, batch=task.method.batch, env_id=job.pair.target, source_env_id=job.pair.sources[0] if job.online_source else None,
         datasets=list(task.datasets), run_dir=Path(task.run_dir), preset=job.profile,
         steps=b.steps_for(job.method), eval_every=b.eval_every, eval_episodes=b.eval_episodes,
         checkpoint_every=b.checkpoint_every, seed=job.seed, device=device, image_size=b.image_size,

@@ -33,8 +33,8 @@ from agents.online import OnlineConfig, train_from_scratch
 from agents.world_model import DreamerConfig
 from baselines import dreamerv2, random_policy
 from benchmark import dreamer_check
-from benchmark.protocol import EvalResult, evaluate
-from benchmark.training import TrainContext
+from agents.protocol import EvalResult, evaluate
+from agents.training import TrainContext
 from collectors import envs
 from collectors.collect import ensure_dataset
 

@@ -29,7 +29,6 @@ import fsspec
 import numpy as np
 import torch
 
-from benchmark.protocol import EVAL_SEED_OFFSET, eval_seeds
 from collectors import store
 from collectors.envs import Env, gl_info, make, spec
 from collectors.errors import OwbenchError
@@ -38,6 +37,7 @@ from collectors.policies.scripted import BehaviourPolicy, FrozenSAC, NoisyPolicy
 from collectors.qualities import MEDIUM_FRACTION, NOISE_SCHEDULE, Quality, episode_noise, episode_policy, get_quality
 from collectors.reference import Reference, episode_return, reference_returns
 from collectors.render_pool import RenderPool, render_states
+from collectors.seeds import episode_seed, eval_seeds
 
 DEFAULT_EPISODES = 100  # when neither --episodes nor --steps is given (not for medium-replay)
 PACKAGES = ("owbench", "mujoco", "dm-control", "metaworld", "torch", "numpy", "zarr")
@@ -102,11 +102,6 @@ class Episode:
     @property
     def meta(self) -> dict[str, Any]:
         return {"return": self.ret, "success": self.success, "noise_std": self.noise_std, "seed": self.seed}
-
-
-def episode_seed(seed: int, index: int) -> int:
-    """The reset seed of episode `index`; below EVAL_SEED_OFFSET, so disjoint from evaluation seeds."""
-    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0] % EVAL_SEED_OFFSET)
 
 
 def rollout(env: Env, act: Callable[[Env], np.ndarray], seed: int, *, render: bool,

@@ -1,7 +1,7 @@
 """An environment cut to a few agent steps, and a train context that makes it, shared by the online-method tests."""
 from __future__ import annotations
 
-from benchmark.training import TrainContext
+from agents.training import TrainContext
 from collectors import envs
 
 

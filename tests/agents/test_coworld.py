@@ -14,7 +14,7 @@ from agents.coworld import Config, Progress, ValueConstrainedActorCritic, candid
 from agents.coworld_losses import domain_kl, max_min_value_loss, relabel_source_reward, select_source
 from agents.online import Replay
 from agents.world_model import WorldModel, to_torch
-from benchmark.training import TrainContext
+from agents.training import TrainContext
 from collectors import envs
 from collectors.errors import OwbenchError
 
@@ -244,8 +244,8 @@ def learning_check(out: Path, updates: int, dataset_episodes: int, eval_episodes
     on the same evaluation seeds. Returns the final evaluation returns of each method over all seeds and
     writes `out/table.md`. `dataset` overrides the collected one (e.g. `owbench collect`'s default location)."""
     from baselines import dreamerv2, random_policy
-    from benchmark.protocol import evaluate, normalized_score
-    from benchmark.training import train_offline
+    from agents.protocol import evaluate, normalized_score
+    from agents.training import train_offline
     from collectors.collect import ensure_dataset
     from collectors.reference import reference_returns
 

@@ -18,7 +18,7 @@ def swingup_dataset(request) -> str:
 
 def _evaluate(agent) -> float:
     from benchmark import dreamer_check
-    from benchmark.protocol import evaluate
+    from agents.protocol import evaluate
     from collectors.envs import make as make_env
 
     result = evaluate(agent, lambda: make_env(dreamer_check.ENV_ID, image_size=dreamer_check.IMAGE_SIZE),

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from benchmark import methods, suites
-from benchmark.protocol import EvalResult, eval_seeds
+from agents.protocol import EvalResult
+from collectors.seeds import eval_seeds
 
 PAIR = suites.Pair(("walker_walk",), "walker_downhill")
 BUDGET = suites.Budget(steps=6, eval_every=3, eval_episodes=3, checkpoint_every=2, seeds=2)

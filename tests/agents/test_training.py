@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark import training
+from agents import training
 from benchmark.methods import get_method
-from benchmark.protocol import EvalResult, eval_seeds
+from agents.protocol import EvalResult
+from collectors.seeds import eval_seeds
 from collectors import store
 from collectors.envs import spec
 
@@ -125,7 +126,7 @@ def test_train_offline_resumes_after_a_kill(tmp_path, fake_evaluate):
 
 
 def test_train_offline_runs_a_method_without_batches(tmp_path, fake_evaluate):
-    ctx = training.TrainContext(method="random", env_id=ENV_ID, datasets=[], run_dir=tmp_path / "run",
+    ctx = training.TrainContext(method="random", batch="none", env_id=ENV_ID, datasets=[], run_dir=tmp_path / "run",
                                 steps=3, eval_episodes=1, checkpoint_every=0, progress=False)
     result = training.train_offline(ctx, get_method("random").load())
     assert len(result.returns) == 1

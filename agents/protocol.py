@@ -12,15 +12,9 @@ import numpy as np
 
 from agents.contract import Agent
 from collectors.envs import Env
+from collectors.seeds import eval_seeds
 
 EVAL_EPISODES = 10
-EVAL_SEED_OFFSET = 1_000_000  # training / collection seeds are < 1e6; evaluation seeds never are
-
-
-def eval_seeds(episodes: int, training_seed: int = 0) -> list[int]:
-    """Seeds of the evaluation episodes for one training seed, all >= EVAL_SEED_OFFSET."""
-    return [EVAL_SEED_OFFSET + 1000 * training_seed + i for i in range(episodes)]
-
 
 @dataclass(frozen=True)
 class EvalResult:

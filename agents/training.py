@@ -23,7 +23,7 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from agents.contract import Agent
-from benchmark.protocol import EvalResult, evaluate
+from agents.protocol import EvalResult, evaluate
 from collectors import envs
 from collectors.envs import Env, EnvSpec
 
@@ -35,6 +35,7 @@ class TrainContext:
     """Everything the harness tells a method about one training job."""
 
     method: str  # method name (benchmark/methods.py)
+    batch: str = "sequence"  # what the method's update() consumes: "sequence", "transition" or "none"
     env_id: str  # the target task, evaluated under the protocol
     datasets: list[str]  # dataset ids, paths or URLs (the target's first where a method needs one)
     run_dir: Path  # checkpoints/, metrics.csv, eval.csv
@@ -243,9 +244,7 @@ def train_offline(ctx: TrainContext, module: ModuleType,
     """The generic offline loop: dataset batches -> `agent.update`, periodic evaluation into eval.csv,
     checkpoints every `checkpoint_every` updates with resume after a kill, metrics.csv, progress.
     Returns the final evaluation with the first episode's frames recorded."""
-    from benchmark.methods import get_method
-
-    kind = get_method(ctx.method).batch
+    kind = ctx.batch
     config = ctx.config(module)
     agent = module.make_agent(ctx.spec, config, ctx.device, ctx.seed)
     checkpoints = Checkpointer(ctx.run_dir / "checkpoints")

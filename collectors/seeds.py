@@ -1,0 +1,20 @@
+"""Seed conventions shared by collection, training and evaluation.
+
+Collection and training episodes use seeds below `EVAL_SEED_OFFSET`; evaluation episodes never do, so
+an evaluation episode can never be one the agent was trained on.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+EVAL_SEED_OFFSET = 1_000_000  # training / collection seeds are < 1e6; evaluation seeds never are
+
+
+def eval_seeds(episodes: int, training_seed: int = 0) -> list[int]:
+    """Seeds of the evaluation episodes for one training seed, all >= EVAL_SEED_OFFSET."""
+    return [EVAL_SEED_OFFSET + 1000 * training_seed + i for i in range(episodes)]
+
+
+def episode_seed(seed: int, index: int) -> int:
+    """The reset seed of episode `index`; below EVAL_SEED_OFFSET, so disjoint from evaluation seeds."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0] % EVAL_SEED_OFFSET)

@@ -19,7 +19,9 @@ selected most often in a target phase is the one trained online in the following
 
 Everything of both agents (world model, RSSM, actor-critic) is the shared `agents.world_model`,
 composed through `agents.world_model.agent.DreamerV2Agent`; the losses live in `coworld_losses.py`.
-Differences from the released code are listed in the `code` preset and in `docs` of the fields.
+The `paper` preset follows the papers' text; the `code` preset the released code (qiwang067/CoWorld),
+whose schedule adds a target world-model-only warm-up between lines 3 and 4 and weights Eq. 5's two
+reward terms by η and 1 − η. docs/fidelity/coworld.md lists every value of both and each difference.
 """
 from __future__ import annotations
 
@@ -35,7 +37,8 @@ import torch
 from torch import Tensor, nn
 
 from agents.contract import Batch, Obs
-from agents.coworld_losses import domain_kl, max_min_value_loss, relabel_source_reward, select_source
+from agents.coworld_losses import (domain_kl, max_min_value_loss, reduce_domain_kl, relabel_source_reward,
+                                   reward_loss_weights, reward_nll, select_source)
 from agents.online import Replay
 from agents.world_model import ActorCritic, BehaviorConfig, DreamerConfig, WorldModel, to_torch, with_overrides
 from agents.world_model.rssm import State
@@ -50,6 +53,7 @@ from collectors.errors import OwbenchError, unknown
 from collectors.sampler import SequenceSampler
 
 SOURCE_MODES = ("best-source", "multi-source")
+DOMAIN_KL_REDUCTIONS = ("mean", "batchmean")
 
 
 @dataclass(frozen=True)
@@ -57,12 +61,22 @@ class CoWorldConfig(DreamerConfig):
     """Both agents share the world-model / actor-critic config (inherited); CoWorld's values follow."""
 
     beta2: float = 1.5  # β₂: scale of the domain KL (Eq. 3)
-    reward_k: float = 0.9  # k: weight of the source prediction in the relabelled target reward (Eq. 4)
+    domain_kl_reduction: str = "mean"  # "mean" over B×T observations; "batchmean": sum over T, mean over B (code)
+    reward_k: float = 0.1  # weight of the source prediction in the relabelled target reward (arXiv Eq. 4's k;
+    #                        NeurIPS Table 8's target-inclined factor is 1 - reward_k)
+    reward_anneal: int = 0  # η = max(1 - step / reward_anneal, reward_anneal_min) weighs the source-data reward
+    #                         loss, 1 - η the relabelled target one (released code); 0: Eq. 5's sum, both weight 1
+    reward_anneal_min: float = 0.2  # floor of η (released code: 0.2)
+    reward_anneal_frozen: bool = False  # η at the prefill step throughout (the released code's world model keeps
+    #                                     the step count it was built with, after the prefill)
     alpha: float = 1.0  # α: scale of the max-min value term (Eq. 6)
     zeta: float = 1.0  # ζ: unifies the value scales of the two domains (Eq. 6; the released code uses 1)
     target_steps: int = 20_000  # K₁: target updates per round (Algorithm 1, line 6)
     source_steps: int = 20_000  # K₂: source updates per round (Algorithm 1, line 16)
     pretrain_steps: int = 20_000  # source updates of the online pretraining (line 3; not stated in the papers)
+    warmup_rounds: int = 0  # released code's "Step 2": rounds of target world-model-only updates, then source ones
+    warmup_steps: int = 0  # target world-model-only updates per warm-up round (Eq. 3, no behaviour learning)
+    warmup_source_steps: int = 0  # source updates per warm-up round (with reward relabelling)
     prefill: int = 2_500  # random-action source steps before pretraining (released code: 2500 DMC, 5000 MW)
     train_every: int = 5  # source environment steps per source update (released code: 5)
     source_mode: str = "best-source"  # "best-source": the pair's source; "multi-source": it and `sources`
@@ -74,7 +88,8 @@ class CoWorldConfig(DreamerConfig):
     @classmethod
     def preset(cls, name: str, domain: str = "dmc", **overrides: Any) -> "CoWorldConfig":
         """`smoke` (tests), `quick` (CPU, hours), `paper` (NeurIPS Table 8 for `domain` "dmc" or
-        "metaworld"), `arxiv-v1` (arXiv v1 Table 3), `code` (the released code's co_configs.yaml).
+        "metaworld"), `arxiv-v1` (arXiv v1 Table 3), `code` (the released code's co_configs.yaml and
+        co_training.py schedule). No preset has a discount head (the released code: pred_discount False).
         Overrides name any field (`beta2=0`, `deter=64`, `behavior.gamma=0.99`)."""
         if domain not in _TABLE8:
             raise unknown("CoWorld domain", domain, _TABLE8)
@@ -83,20 +98,25 @@ class CoWorldConfig(DreamerConfig):
         base, values = _PRESETS[name](domain)
         values.setdefault("sources", _MULTI_SOURCES[domain])
         config = cls(**{f.name: getattr(base, f.name) for f in dataclasses.fields(DreamerConfig)}, **values)
-        config = with_overrides(config, overrides)
+        # the released code sets pred_discount False for every domain; DMC / Meta-World episodes end only at
+        # the time limit, so a discount head has nothing to learn
+        config = with_overrides(config, {"wm.discount_head": False, **overrides})
         if config.source_mode not in SOURCE_MODES:
             raise unknown("source_mode", config.source_mode, SOURCE_MODES)
+        if config.domain_kl_reduction not in DOMAIN_KL_REDUCTIONS:
+            raise unknown("domain_kl_reduction", config.domain_kl_reduction, DOMAIN_KL_REDUCTIONS)
         return config
 
 
 Config = CoWorldConfig
 
 # NeurIPS Table 8 per domain; the K₁/K₂ of the tables are read by their row names ("source domain update
-# steps" 2e4, "target domain update steps" 5e4), which the released code confirms for Meta-World
-# (tg_train_steps 5 x 1e4, sc_train_steps 2 x 1e4); arXiv v1 Table 3 swaps the symbols K₁/K₂.
+# steps" 2e4, "target domain update steps" 5e4); arXiv v1 Table 3 swaps the symbols K₁/K₂. Table 8's k is
+# the "target-inclined reward factor", the weight of r_T (the released code relabels (1 - k)·r̂_S + k·r_T),
+# so the weight of the source prediction, `reward_k`, is 1 - k: 0.1 (DMC, k = 0.9), 0.7 (Meta-World, k = 0.3).
 _TABLE8 = {
-    "dmc": dict(beta2=1.5, reward_k=0.9, alpha=1.0, target_steps=20_000, source_steps=20_000, prefill=2_500),
-    "metaworld": dict(beta2=1.0, reward_k=0.3, alpha=2.0, target_steps=50_000, source_steps=20_000, prefill=5_000),
+    "dmc": dict(beta2=1.5, reward_k=0.1, alpha=1.0, target_steps=20_000, source_steps=20_000, prefill=2_500),
+    "metaworld": dict(beta2=1.0, reward_k=0.7, alpha=2.0, target_steps=50_000, source_steps=20_000, prefill=5_000),
 }
 
 # Candidate sources of multi-source CoWorld: co_configs.yaml's Meta-World `source_task` list; DMC has none
@@ -112,6 +132,22 @@ def _paper_model(**overrides: Any) -> DreamerConfig:
                                 actor_lr=4e-5, critic_lr=1e-4, **overrides)
 
 
+def _code_schedule(domain: str) -> dict[str, Any]:
+    """The update schedule of the released code (co_training.py, co_configs.yaml, commit 8bc8aaa). Its loops
+    run `eval_every` = 1e4 environment steps ÷ action repeat agent steps, at one update per `train_every` = 5:
+    Step 1, 3 source loops after `pretrain` = 100 updates at once; Step 2, 2 warm-up rounds of `eval_every`
+    target world-model-only updates and one source loop; Step 3, rounds of `tg_train_steps` target loops and
+    `sc_train_steps` source loops. The reward losses are weighted by η = max(1 - step / 2e5, 0.2) with the
+    step frozen at the prefill (models.py: WorldModel keeps the `step` it was built with)."""
+    action_repeat, tg_loops, sc_loops = (2, 2, 2) if domain == "dmc" else (1, 5, 2)
+    loop = int(1e4) // action_repeat  # agent steps of one loop (eval_every)
+    per_loop = loop // 5  # updates of one loop (train_every 5, train_steps 1)
+    return dict(target_steps=tg_loops * per_loop, source_steps=sc_loops * per_loop, pretrain_steps=100 + 3 * per_loop,
+                warmup_rounds=2, warmup_steps=loop, warmup_source_steps=per_loop, reward_anneal=200_000,
+                reward_anneal_min=0.2, reward_anneal_frozen=True, domain_kl_reduction="batchmean",
+                prefill=_TABLE8[domain]["prefill"])
+
+
 _PRESETS: dict[str, Callable[[str], tuple[DreamerConfig, dict[str, Any]]]] = {
     "smoke": lambda d: (DreamerConfig.preset("smoke"),
                         dict(_TABLE8[d], target_steps=4, source_steps=3, pretrain_steps=3, prefill=12,
@@ -123,15 +159,13 @@ _PRESETS: dict[str, Callable[[str], tuple[DreamerConfig, dict[str, Any]]]] = {
     "arxiv-v1": lambda d: (_paper_model(), dict(beta2=1.5, reward_k=0.2, alpha=0.2, target_steps=50_000,
                                                 source_steps=20_000, prefill=_TABLE8[d]["prefill"])),
     # co_configs.yaml (defaults + dmc/metaworld): Gaussian latents, batch 150, reward_scale 2 (DMC), no
-    # discount head, 3e-4 / 8e-5 learning rates, gamma 0.99; its relabel (1 - k)·r̂ + k·r with k = 0.3 is
-    # k = 0.7 in Eq. 4's convention; pretraining 3 x 1e4 env steps at one update per 5 steps.
+    # discount head, 3e-4 / 8e-5 learning rates, gamma 0.99, beta_2 1, alpha 1.5; its relabel
+    # (1 - k)·r̂ + k·r with k = 0.3 is reward_k = 0.7; the schedule of `_code_schedule`.
     "code": lambda d: (DreamerConfig.preset("paper", batch_size=150, seq_len=50, deter=200, hidden=200, stoch=50,
                                             classes=0, depth=32, **{"wm.lr": 3e-4}, actor_lr=8e-5, critic_lr=8e-5,
-                                            gamma=0.99, discount_head=False, **{"wm.weight_decay": 0.0},
+                                            gamma=0.99, **{"wm.weight_decay": 0.0},
                                             reward_scale=2.0 if d == "dmc" else 1.0),
-                       dict(beta2=1.0, reward_k=0.7, alpha=1.5, target_steps=_TABLE8[d]["target_steps"],
-                            source_steps=_TABLE8[d]["source_steps"],
-                            pretrain_steps=3_100 if d == "dmc" else 6_100, prefill=_TABLE8[d]["prefill"])),
+                       dict(beta2=1.0, reward_k=0.7, alpha=1.5, **_code_schedule(d))),
 }
 
 
@@ -197,8 +231,9 @@ class CoWorldAgent:
         self.selected = 0  # index of the source selected on the latest target batch
 
     # Algorithm 1, lines 7-13
-    def update(self, batch: Batch) -> dict[str, float]:
-        """One target update on an offline target batch."""
+    def update(self, batch: Batch, behavior: bool = True) -> dict[str, float]:
+        """One target update on an offline target batch; `behavior=False` trains the world model alone
+        (the released code's warm-up, "Step 2")."""
         cfg, wm = self.config, self.target.wm
         data = to_torch(batch, self.device)
         with self.target.precision():
@@ -207,7 +242,8 @@ class CoWorldAgent:
             target_embed = calls[0][1]  # e_T(o_t), with gradient
             with torch.no_grad():
                 source_embeds = [s.wm.encode(data["image"]) for s in self.sources]
-            kls = torch.stack([domain_kl(e, target_embed).mean() for e in source_embeds])
+            kls = torch.stack([reduce_domain_kl(domain_kl(e, target_embed), cfg.domain_kl_reduction)
+                               for e in source_embeds])
             omega = select_source(kls)  # one-hot; the only source in best-source mode (Eq. 12)
             if cfg.domain_alignment:
                 model_loss = model_loss + cfg.beta2 * (omega * kls).sum()  # Eq. 3
@@ -216,29 +252,38 @@ class CoWorldAgent:
         for i, kl in enumerate(kls):
             metrics[f"domain_kl_{i}"] = kl.detach()
         metrics["domain_kl"] = kls[self.selected].detach()
-        behavior = self.target.behavior
-        behavior.source_value = self.sources[self.selected].behavior.critic.forward if cfg.value_constraint else None
-        metrics.update(behavior.update(wm, post, data["discount"], self.target.precision))
+        if not behavior:
+            return _floats(metrics)
+        actor_critic = self.target.behavior
+        actor_critic.source_value = self.sources[self.selected].behavior.critic.forward if cfg.value_constraint else None
+        metrics.update(actor_critic.update(wm, post, data["discount"], self.target.precision))
         return _floats(metrics)
 
     # Algorithm 1, lines 17-22
-    def update_source(self, index: int, batch: Batch, target_batch: Batch | None = None) -> dict[str, float]:
+    def update_source(self, index: int, batch: Batch, target_batch: Batch | None = None,
+                      step: int = 0) -> dict[str, float]:
         """One source update on a source replay batch; with `target_batch` (and reward modulation on)
-        its reward head is also fitted to relabelled target rewards (Eq. 4-5)."""
+        its reward head is also fitted to relabelled target rewards (Eq. 4-5), the two reward losses
+        weighted as `reward_loss_weights` says at source step `step`."""
         source, cfg = self.sources[index], self.config
         if target_batch is None or not cfg.reward_modulation:
             return source.update(batch)
         data, target = to_torch(batch, self.device), to_torch(target_batch, self.device)
+        weight_source, weight_target = reward_loss_weights(step, cfg.reward_anneal, cfg.reward_anneal_min)
         with source.precision():
-            model_loss, metrics, post = source.wm.loss(data)
+            with recorded(source.wm.heads["reward"]) as calls:
+                model_loss, metrics, post = source.wm.loss(data)
+            source_reward_nll = reward_nll(calls[0][1].float(), data["reward"])  # inside model_loss at weight 1
             target_post, _, _ = source.wm.observe(target)  # h^(T), z^(T) ~ q_S(z | h, o^(T))
             predicted = source.wm.reward(source.wm.rssm.feat(target_post))
             label = relabel_source_reward(predicted, target["reward"], cfg.reward_k)  # Eq. 4
-            target_reward_nll = 0.5 * (predicted - label).pow(2).mean()  # Eq. 5, second term (unit Gaussian)
-            model_loss = model_loss + cfg.wm.reward_scale * target_reward_nll
+            target_reward_nll = reward_nll(predicted, label)  # Eq. 5, second term
+            model_loss = model_loss + cfg.wm.reward_scale * (
+                (weight_source - 1) * source_reward_nll + weight_target * target_reward_nll)
         metrics["model_grad_norm"] = source.wm.opt.step(model_loss)
         metrics["target_reward_loss"] = target_reward_nll.detach()
         metrics["relabelled_reward"] = label.mean().detach()
+        metrics["reward_eta"] = torch.tensor(weight_source)
         metrics.update(source.behavior.update(source.wm, post, data["discount"], source.precision))
         return _floats(metrics)
 
@@ -330,23 +375,40 @@ class Progress:
     """Updates done so far; with the config and budget they say which phase comes next."""
 
     pretrain: int = 0  # source pretraining updates (line 3), each of every source
+    warmup: int = 0  # target world-model-only updates of the released code's warm-up ("Step 2")
     target: int = 0  # target updates (lines 6-13)
-    source: int = 0  # co-training source updates (lines 16-23)
+    source: int = 0  # source updates after pretraining (warm-up rounds and lines 16-23)
 
     @property
     def total(self) -> int:
-        return self.pretrain + self.target + self.source
+        return self.pretrain + self.warmup + self.target + self.source
 
     def phase(self, cfg: CoWorldConfig, steps: int) -> str:
-        """"pretrain", "target", "source" or "done"."""
+        """"pretrain", "warmup", "target", "source" or "done"."""
         if self.pretrain < cfg.pretrain_steps:
             return "pretrain"
+        owed = 0  # source updates due after the target phases done so far
+        if cfg.warmup_rounds and cfg.warmup_steps:
+            owed = self.warmup // cfg.warmup_steps * cfg.warmup_source_steps
+            if self.warmup < cfg.warmup_rounds * cfg.warmup_steps:
+                return "source" if self.warmup % cfg.warmup_steps == 0 and self.source < owed else "warmup"
+            if self.source < owed:
+                return "source"
         if self.target >= steps:
             return "done"
-        rounds = self.target // cfg.target_steps
-        if self.target % cfg.target_steps == 0 and self.source < rounds * cfg.source_steps:
+        owed += self.target // cfg.target_steps * cfg.source_steps
+        if self.target % cfg.target_steps == 0 and self.source < owed:
             return "source"
         return "target"
+
+
+def updates_per_run(cfg: CoWorldConfig, steps: int) -> dict[str, int]:
+    """What a run with a budget of `steps` target updates performs: source pretraining updates, target
+    world-model-only warm-up updates, target updates and co-training source updates (each of those after
+    `train_every` source environment steps, as are the pretraining ones)."""
+    warmup_source = cfg.warmup_rounds * cfg.warmup_source_steps if cfg.warmup_steps else 0
+    return {"pretrain": cfg.pretrain_steps, "warmup": cfg.warmup_rounds * cfg.warmup_steps, "target": steps,
+            "source": warmup_source + (steps - 1) // cfg.target_steps * cfg.source_steps}
 
 
 def train(ctx: TrainContext) -> EvalResult:
@@ -385,7 +447,7 @@ def train(ctx: TrainContext) -> EvalResult:
     def sample(i: int) -> Batch:
         return domains[i].replay.sample(rng, cfg.batch_size, cfg.seq_len)
 
-    total = cfg.pretrain_steps + ctx.steps + (ctx.steps - 1) // cfg.target_steps * cfg.source_steps
+    total = sum(updates_per_run(cfg, ctx.steps).values())
     try:
         with TrainProgress(total, progress.total, ctx.progress, f"coworld {ctx.env_id}") as bar:
             for domain in domains:  # B^(S) starts with random episodes
@@ -397,6 +459,10 @@ def train(ctx: TrainContext) -> EvalResult:
                         domain.interact(cfg.train_every, rng)
                         update.update(_prefixed(f"source{i}/", agent.update_source(i, sample(i))))
                     progress.pretrain += 1
+                elif phase == "warmup":  # the released code's Step 2: the target world model alone (Eq. 3)
+                    update = agent.update(targets.sample(), behavior=False)
+                    picks[agent.selected] += 1
+                    progress.warmup += 1
                 elif phase == "target":  # lines 6-13
                     update = agent.update(targets.sample())
                     picks[agent.selected] += 1
@@ -408,7 +474,8 @@ def train(ctx: TrainContext) -> EvalResult:
                 else:  # lines 16-23, on the source selected most often in the last target phase
                     i = picks.most_common(1)[0][0] if picks else agent.selected
                     domains[i].interact(cfg.train_every, rng)
-                    update = _prefixed(f"source{i}/", agent.update_source(i, sample(i), targets.sample()))
+                    step = cfg.prefill if cfg.reward_anneal_frozen else domains[i].replay.steps
+                    update = _prefixed(f"source{i}/", agent.update_source(i, sample(i), targets.sample(), step))
                     progress.source += 1
                 phase_ends = progress.phase(cfg, ctx.steps) != phase
                 if phase == "source" and phase_ends:

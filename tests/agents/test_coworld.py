@@ -11,7 +11,8 @@ import torch
 
 from agents import coworld
 from agents.coworld import Config, Progress, ValueConstrainedActorCritic, candidate_sources, make_agent
-from agents.coworld_losses import domain_kl, max_min_value_loss, relabel_source_reward, select_source
+from agents.coworld_losses import (domain_kl, max_min_value_loss, reduce_domain_kl, relabel_source_reward,
+                                   reward_loss_weights, select_source)
 from agents.online import Replay
 from agents.world_model import WorldModel, to_torch
 from agents.training import TrainContext
@@ -162,8 +163,10 @@ def test_state_dict_round_trip_and_act():
 
 def test_presets_follow_the_papers_and_the_code():
     dmc, mw = Config.preset("paper", domain="dmc"), Config.preset("paper", domain="metaworld")
-    assert (dmc.beta2, dmc.reward_k, dmc.alpha) == (1.5, 0.9, 1.0)
-    assert (mw.beta2, mw.reward_k, mw.alpha) == (1.0, 0.3, 2.0)
+    # NeurIPS Table 8's k (0.9 DMC, 0.3 Meta-World) weighs r_T: the source prediction gets 1 - k
+    assert (dmc.beta2, dmc.reward_k, dmc.alpha) == (1.5, 0.1, 1.0)
+    assert (mw.beta2, mw.reward_k, mw.alpha) == (1.0, 0.7, 2.0)
+    assert relabel_source_reward(torch.tensor([1.0]), torch.tensor([0.0]), dmc.reward_k).item() == pytest.approx(0.1)
     v1 = Config.preset("arxiv-v1")
     assert (v1.beta2, v1.reward_k, v1.alpha, v1.batch_size, v1.behavior.gamma) == (1.5, 0.2, 0.2, 50, 0.995)
     code = Config.preset("code")
@@ -175,6 +178,77 @@ def test_presets_follow_the_papers_and_the_code():
         Config.preset("smoke", source_mode="all")
     with pytest.raises(OwbenchError, match="source task"):
         candidate_sources(Config.preset("smoke"), None)
+
+
+@pytest.mark.parametrize("name", ["smoke", "quick", "paper", "arxiv-v1", "code"])
+@pytest.mark.parametrize("domain", ["dmc", "metaworld"])
+def test_no_preset_trains_a_discount_head(name, domain):
+    # released code: pred_discount False for every domain; episodes end only at the time limit
+    assert not Config.preset(name, domain=domain).wm.discount_head
+    assert Config.preset(name, domain=domain, discount_head=True).wm.discount_head  # still an override
+
+
+def test_code_preset_reproduces_the_released_schedule():
+    dmc, mw = Config.preset("code", domain="dmc"), Config.preset("code", domain="metaworld")
+    # eval_every 1e4 / action repeat (2 DMC, 1 MW) agent steps per loop, one update per train_every = 5 steps
+    assert (dmc.target_steps, dmc.source_steps, dmc.pretrain_steps) == (2_000, 2_000, 3_100)
+    assert (mw.target_steps, mw.source_steps, mw.pretrain_steps) == (10_000, 4_000, 6_100)
+    assert (dmc.warmup_rounds, dmc.warmup_steps, dmc.warmup_source_steps) == (2, 5_000, 1_000)
+    assert (mw.warmup_rounds, mw.warmup_steps, mw.warmup_source_steps) == (2, 10_000, 2_000)
+    assert dmc.domain_kl_reduction == "batchmean" and (dmc.reward_anneal, dmc.reward_anneal_min) == (200_000, 0.2)
+    paper = Config.preset("paper")
+    assert paper.warmup_rounds == 0 and paper.reward_anneal == 0 and paper.domain_kl_reduction == "mean"
+
+
+def test_reward_loss_weights_anneal_as_the_released_code():
+    assert reward_loss_weights(123_456, 0, 0.2) == (1.0, 1.0)  # Eq. 5 as written
+    assert reward_loss_weights(2_500, 200_000, 0.2) == pytest.approx((0.9875, 0.0125))  # code, DMC: frozen at prefill
+    assert reward_loss_weights(190_000, 200_000, 0.2) == pytest.approx((0.2, 0.8))
+
+
+def test_batchmean_domain_kl_is_the_per_step_mean_times_the_sequence_length():
+    kl = torch.rand(4, 7)
+    assert reduce_domain_kl(kl, "batchmean") == pytest.approx(7 * reduce_domain_kl(kl, "mean").item())
+    with pytest.raises(OwbenchError, match="domain_kl_reduction"):
+        Config.preset("smoke", domain_kl_reduction="sum")
+
+
+def test_warmup_updates_only_the_target_world_model():
+    cfg = Config.preset("smoke")
+    agent = make_agent(SPEC, cfg, "cpu", seed=0)
+    behavior = {k: v.clone() for k, v in agent.target.behavior.state_dict().items()}
+    model = {k: v.clone() for k, v in agent.target.wm.state_dict().items()}
+    metrics = agent.update(batch(cfg), behavior=False)
+    assert "domain_kl" in metrics and "critic_loss" not in metrics
+    assert all(torch.equal(v, agent.target.behavior.state_dict()[k]) for k, v in behavior.items())
+    assert any(not torch.equal(v, agent.target.wm.state_dict()[k]) for k, v in model.items())
+
+
+def test_source_update_weights_the_reward_terms_by_eta():
+    runs = {}
+    for anneal in (0, 200_000):  # same seed, parameters and data: the losses differ only by the reward weights
+        cfg = Config.preset("smoke", reward_anneal=anneal)
+        agent = make_agent(SPEC, cfg, "cpu", seed=0)
+        stepped = []
+        agent.sources[0].wm.opt.step = lambda loss: stepped.append(loss.item()) or 0.0
+        metrics = agent.update_source(0, batch(cfg, 1), batch(cfg, 2), step=190_000)
+        runs[anneal] = (stepped[0], metrics)
+    (paper, m), (code, _) = runs[0], runs[200_000]
+    assert m["reward_eta"] == 1.0 and runs[200_000][1]["reward_eta"] == pytest.approx(0.2)
+    rs = Config.preset("smoke").wm.reward_scale
+    # Eq. 5 as written: S + T; the code at η = 0.2: 0.2·S + 0.8·T
+    assert code - paper == pytest.approx(rs * (-0.8 * m["reward_loss"] - 0.2 * m["target_reward_loss"]), rel=1e-4)
+
+
+def test_progress_with_the_code_warmup():
+    cfg = Config.preset("smoke", pretrain_steps=1, warmup_rounds=2, warmup_steps=2, warmup_source_steps=1,
+                        target_steps=3, source_steps=2)
+    progress, phases = Progress(), []
+    while (phase := progress.phase(cfg, steps=5)) != "done":
+        phases.append(phase[0])
+        setattr(progress, phase, getattr(progress, phase) + 1)
+    assert "".join(phases) == "p" + "ww" + "s" + "ww" + "s" + "ttt" + "ss" + "tt"
+    assert coworld.updates_per_run(cfg, 5) == {"pretrain": 1, "warmup": 4, "target": 5, "source": 4}
 
 
 def test_progress_follows_algorithm_1():
@@ -223,11 +297,11 @@ def test_train_runs_algorithm_1_and_resumes(tmp_path):
     assert len(result.returns) == 1 and result.frames is not None
     run = Path(ctx.run_dir)
     checkpoint = lambda: torch.load(run / "checkpoints" / "latest.pt", weights_only=False)["progress"]  # noqa: E731
-    assert checkpoint() == {"pretrain": 3, "target": 4, "source": 0}
+    assert checkpoint() == {"pretrain": 3, "warmup": 0, "target": 4, "source": 0}
     columns = next(csv.reader(open(run / "metrics.csv")))
     assert {"source0/model_loss", "domain_kl", "value_constraint", "selected_0", "source_env_steps"} <= set(columns)
     coworld.train(_ctx(tmp_path, dataset, steps=9))  # resume: a source phase, then 5 more target updates
-    assert checkpoint() == {"pretrain": 3, "target": 9, "source": 6}
+    assert checkpoint() == {"pretrain": 3, "warmup": 0, "target": 9, "source": 6}
     columns = next(csv.reader(open(run / "metrics.csv")))
     assert "source0/target_reward_loss" in columns
     steps = [int(r["step"]) for r in csv.DictReader(open(run / "eval.csv"))]

@@ -10,9 +10,11 @@ Per update, for each of the twin critics Q_i (CQL(H), Eq. 4):
 4. critic loss = TD loss + penalty_1 + penalty_2; actor / temperature as in SAC.
 
 Presets (fields documented in `ModelFreeConfig` and below):
-- `paper`: V-D4RL's DrQ+CQL (drqbc/cfgs): 84-px frames, random shift pad 4, batch 256, lr 1e-4
-  (all networks), 3-step returns, gamma 0.99, feature 50, hidden 1024, critic tau 0.01,
-  CQL weight 1, temperature 1, 10 sampled actions, no importance sampling, no Lagrange.
+- `paper`: V-D4RL's DrQ+CQL run (drqbc/cfgs: `task/offline_dmc.yaml` overrides `config.yaml`; the
+  README's command adds `min_q_weight=10`): 84-px frames, random shift pad 4, batch 256, lr 3e-4
+  (all networks), 1-step returns, gamma 0.99, feature 50, hidden 1024, critic tau 0.01,
+  CQL weight 10, temperature 1, 10 sampled actions, no importance sampling, no Lagrange
+  (docs/fidelity/cql.md).
   Differences, stated: V-D4RL's actor is DrQ-v2's deterministic actor with a noise schedule and its
   targets use the online encoder; here the actor is SAC's (as in CQL) and the target encoder is an
   EMA copy at tau 0.01.
@@ -31,9 +33,9 @@ from torch import nn
 from baselines.modelfree import LogScalar, ModelFreeConfig, SACAgent, adam, seed_torch
 from collectors.envs.base import EnvSpec
 
-VD4RL = dict(image_size=84, augmentation="shift", pad=4, batch_size=256, n_step=3, hidden_dim=1024,
-             critic_lr=1e-4, actor_lr=1e-4, encoder_lr=1e-4, actor_update_freq=1, critic_target_update_freq=1,
-             encoder_tau=0.01)
+VD4RL = dict(image_size=84, augmentation="shift", pad=4, batch_size=256, n_step=1, hidden_dim=1024,
+             critic_lr=3e-4, actor_lr=3e-4, encoder_lr=3e-4, actor_update_freq=1, critic_target_update_freq=1,
+             encoder_tau=0.01, cql_weight=10.0, cql_alpha_lr=3e-4)
 SMOKE = dict(image_size=64, batch_size=8, hidden_dim=32, feature_dim=16, num_filters=8, cql_num_actions=3)
 QUICK = dict(image_size=64, augmentation="shift", pad=4, batch_size=128, n_step=3, hidden_dim=256,
              critic_lr=3e-4, actor_lr=3e-4, encoder_lr=3e-4)
@@ -45,7 +47,7 @@ class CQLConfig(ModelFreeConfig):
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"smoke": SMOKE, "quick": QUICK, "paper": VD4RL}
 
-    cql_weight: float = 1.0  # alpha in Eq. 4 (V-D4RL min_q_weight 1; CQL gym 5-10)
+    cql_weight: float = 1.0  # alpha in Eq. 4 (V-D4RL config.yaml min_q_weight 1, its README's CQL run 10)
     cql_temperature: float = 1.0  # T of the log-sum-exp (V-D4RL temp 1)
     cql_num_actions: int = 10  # N random and N policy actions per state (CQL, V-D4RL: 10)
     cql_importance_sample: bool = False  # CQL code's min_q_version 3; V-D4RL: False
@@ -55,6 +57,22 @@ class CQLConfig(ModelFreeConfig):
 
 
 Config = CQLConfig
+
+
+def conservative_penalty(q_data: torch.Tensor, sampled: list[tuple[torch.Tensor, torch.Tensor]], weight: float,
+                         temperature: float = 1.0, importance_sample: bool = False) -> torch.Tensor:
+    """CQL(H), Eq. 4, for one critic: weight · (mean T·logsumexp(Q(o, a) / T) − mean Q(o, a_data)).
+
+    `q_data` (B,) are the dataset actions' values, `sampled` (Q (B, N), log-density (B, N)) per group of
+    sampled actions. The log-sum-exp runs over the sampled actions and the dataset action (V-D4RL), or
+    over the sampled ones less their log-densities (importance sampling, CQL code's min_q_version 3)."""
+    if importance_sample:
+        cat = torch.cat([q - log_density for q, log_density in sampled], 1)
+    else:
+        cat = torch.cat([q_data[:, None]] + [q for q, _ in sampled], 1)
+    # push down a soft maximum over actions, push up the dataset action
+    logsumexp = temperature * torch.logsumexp(cat / temperature, 1)
+    return weight * (logsumexp.mean() - q_data.mean())
 
 
 class ConservativeCritic:
@@ -90,16 +108,9 @@ class ConservativeCritic:
                        action: torch.Tensor, q1: torch.Tensor, q2: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         c = self.config
         sampled = self.sampled_action_values(feature, conv, next_conv)
-        penalties = []
-        for i, q_data in enumerate((q1, q2)):
-            if c.cql_importance_sample:
-                cat = torch.cat([s[i] - s[2] for s in sampled], 1)
-            else:
-                cat = torch.cat([q_data[:, None]] + [s[i] for s in sampled], 1)
-            # CQL(H), Eq. 4: push down a soft maximum over actions, push up the dataset action
-            logsumexp = c.cql_temperature * torch.logsumexp(cat / c.cql_temperature, 1)
-            penalties.append(c.cql_weight * (logsumexp.mean() - q_data.mean()))
-        gap = torch.stack(penalties)
+        gap = torch.stack([conservative_penalty(q_data, [(s[i], s[2]) for s in sampled], c.cql_weight,
+                                                c.cql_temperature, c.cql_importance_sample)
+                           for i, q_data in enumerate((q1, q2))])
         metrics = {"cql_penalty": gap.mean().item(), "cql_q_random": sampled[0][0].mean().item(),
                    "cql_q_policy": sampled[1][0].mean().item()}
         if not c.cql_lagrange:

@@ -2,7 +2,8 @@
 
 Values of `paper` follow DreamerV2's DMC configuration (Hafner et al. 2021, `configs.yaml`, `dmc_vision`):
 deter 200, 32x32 discrete latents, batch 16x50, model lr 3e-4, actor/critic lr 8e-5, entropy 1e-4,
-horizon 15, free nats 1, KL balance 0.8, gamma 0.99, lambda 0.95 (DESIGN.md §7).
+horizon 15, free nats 1, KL balance 0.8, gamma 0.99, lambda 0.95, no discount head (`pred_discount:
+False`: DMC episodes end only at the time limit) (DESIGN.md §7; docs/fidelity/dreamerv2.md).
 Methods with other values (CoWorld, Vid2Act, WPT) override fields on top of a preset.
 """
 from __future__ import annotations
@@ -98,7 +99,7 @@ class DreamerConfig:
                 WorldModelConfig(depth=32, units=256, layers=2),
                 BehaviorConfig(units=256, layers=2),
                 batch_size=16, seq_len=32, cpu_amp=True),
-            "paper": cls(),
+            "paper": cls(WorldModelConfig(discount_head=False)),
             # the PyTorch DreamerV2 port CoWorld and Vid2Act build on (dreamer-torch, dmc config)
             "code": cls(WorldModelConfig(depth=32, stoch=50, classes=0, layers=2, discount_head=False),
                         BehaviorConfig(layers=4)),

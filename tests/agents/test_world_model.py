@@ -219,3 +219,10 @@ def test_torch_compile_matches_eager():
     assert torch.allclose(loss, expected, rtol=1e-3)
     assert all(p.grad is not None for p in compiled.parameters() if p.requires_grad)
     assert list(compiled.state_dict()) == list(eager.state_dict())
+
+
+def test_paper_preset_has_no_discount_head_as_dreamerv2_dmc_vision():
+    # danijar/dreamerv2 configs.yaml, dmc_vision: pred_discount False, grad_heads [decoder, reward]
+    paper = DreamerConfig.preset("paper")
+    assert not paper.wm.discount_head
+    assert "discount" not in WorldModel(paper.wm, action_dim=2).heads

@@ -108,7 +108,10 @@ def test_registry_modules_and_presets() -> None:
             config = module.Config.preset(preset)
             assert config.input_size > 0 and config.frame_stack == 3
     assert curl.Config.preset("paper").batch_size == 512 and curl.Config.preset("paper").critic_lr == 1e-3
-    assert cql.Config.preset("paper").n_step == 3 and cql.Config.preset("paper").image_size == 84
+    # V-D4RL's DrQ+CQL run: offline_dmc.yaml's lr 3e-4 and nstep 1 override config.yaml; README min_q_weight=10
+    paper = cql.Config.preset("paper")
+    assert (paper.n_step, paper.image_size, paper.cql_weight) == (1, 84, 10.0)
+    assert paper.critic_lr == paper.actor_lr == paper.encoder_lr == 3e-4
     with pytest.raises(OwbenchError, match="preset"):
         curl.Config.preset("huge")
     with pytest.raises(OwbenchError, match="config field"):

@@ -37,7 +37,7 @@ from collectors.policies.scripted import BehaviourPolicy, FrozenSAC, NoisyPolicy
 from collectors.qualities import MEDIUM_FRACTION, NOISE_SCHEDULE, Quality, episode_noise, episode_policy, get_quality
 from collectors.reference import Reference, episode_return, reference_returns
 from collectors.render_pool import RenderPool, render_states
-from collectors.seeds import episode_seed, eval_seeds
+from collectors.seeds import behaviour_check_seeds, episode_seed
 
 DEFAULT_EPISODES = 100  # when neither --episodes nor --steps is given (not for medium-replay)
 PACKAGES = ("owbench", "mujoco", "dm-control", "metaworld", "torch", "numpy", "zarr")
@@ -228,7 +228,7 @@ class Behaviour:
         status.episodes += 1
         status.train_steps = trainer.steps
         if trainer.steps >= status.next_eval and trainer.steps >= self.sac_config.random_steps:
-            seeds = eval_seeds(self.sac_config.eval_episodes, self.args.seed)
+            seeds = behaviour_check_seeds(self.sac_config.eval_episodes, self.args.seed)  # not the benchmark's
             status.eval_return = evaluate_policy(env, lambda e: trainer.agent.act(e.state(), True), seeds)
             status.next_eval = trainer.steps + self.sac_config.eval_every
             status.reached = status.eval_return >= fraction * self.reference.expert

@@ -177,3 +177,18 @@ def test_collect_to_an_fsspec_url_with_policies_beside_it():
     import fsspec
 
     assert fsspec.filesystem("memory").exists(f"/collect-{os.getpid()}/mr.zarr.policy/medium.pt")
+
+
+def test_behaviour_stop_check_uses_seeds_apart_from_the_benchmark(tmp_path, monkeypatch):
+    from collectors import collect as collect_module
+    from collectors.seeds import EVAL_SEED_OFFSET, eval_seeds
+
+    checked: list[int] = []
+    evaluate = collect_module.evaluate_policy
+    monkeypatch.setattr(collect_module, "evaluate_policy", lambda env, act, seeds: checked.extend(seeds) or
+                        evaluate(env, act, seeds))
+    collect("walker_walk", "medium-replay", out=tmp_path / "mr.zarr", image_size=16, max_episode_steps=20,
+            max_train_steps=120, sac_preset="smoke", seed=3)
+    assert checked  # the stop check ran
+    benchmark = {s for training_seed in range(1000) for s in eval_seeds(10, training_seed)}
+    assert not benchmark & set(checked) and min(checked) >= EVAL_SEED_OFFSET

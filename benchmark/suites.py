@@ -185,6 +185,12 @@ def _online_budgets(online_updates: int) -> dict[str, Budget]:
 # NeurIPS Table 12: offline DV2 / CURL / CQL 300k iterations, LOMPO 100k, CoWorld 460k.
 _TRANSFER_STEPS = {"lompo": 100_000, "coworld": 460_000, "coworld-multi": 460_000}
 _TRANSFER_METHODS = BASELINES + ("coworld",)
+# What each method of a transfer suite receives under the paper profile (agents.coworld.updates_per_run
+# gives CoWorld's counts; tests/benchmark/test_suites.py keeps this text equal to it).
+_TRANSFER_BUDGETS = ("Paper budgets per job (NeurIPS Table 12): dreamerv2, curl, cql, curl+cql 300k offline updates, "
+                     "lompo 100k; coworld 460k target updates plus, in its online source simulator, 20k pretraining "
+                     "and {source} co-training source updates (each after 5 source environment steps). "
+                     "`--steps N` gives every method N target updates (the equal-target-update comparison).")
 
 _DMC_PAIRS = _pairs(("walker_walk", "walker_downhill"), ("walker_walk", "walker_uphill"),
                     ("walker_walk", "walker_nofoot"), ("cheetah_run", "cheetah_downhill"),
@@ -213,7 +219,9 @@ def _online_group(pairs: tuple[Pair, ...], methods: tuple[str, ...], pool: tuple
 def _transfer(name: str, description: str, pairs: tuple[Pair, ...], quality: str, paper: str,
               methods: tuple[str, ...] = _TRANSFER_METHODS) -> Suite:
     group = Group(pairs, methods, target_qualities=(quality,), online_source=True)
-    return Suite(name, description, (group,), _transfer_budgets(_TRANSFER_STEPS), paper)
+    source = "180k" if pairs[0].target.startswith("mw_") else "440k"  # K₂ per K₁ target updates: 20k/50k, 20k/20k
+    return Suite(name, f"{description}. {_TRANSFER_BUDGETS.format(source=source)}", (group,),
+                 _transfer_budgets(_TRANSFER_STEPS), paper)
 
 
 SUITES: dict[str, Suite] = {s.name: s for s in [

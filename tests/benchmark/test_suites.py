@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from benchmark.methods import METHODS
-from benchmark.suites import PROFILES, SUITES, base_method, datasets_needed, get_suite, plan
+from benchmark.suites import BASELINES, PROFILES, SUITES, base_method, datasets_needed, get_suite, plan
 from collectors.envs import canonical_id
 from collectors.errors import OwbenchError
 
@@ -34,6 +34,23 @@ def test_dmc_transfer_plan_matches_the_papers():
     coworld = next(j for j in jobs if j.method == "coworld")
     assert coworld.online_source and coworld.budget.steps_for("coworld") == 460_000
     assert {(d.env_id, d.quality, d.role) for d in coworld.data} == {(coworld.pair.target, "medium-replay", "target")}
+
+
+@pytest.mark.parametrize("name, domain", [("dmc-transfer", "dmc"), ("metaworld-transfer-neurips", "metaworld")])
+def test_transfer_suites_state_each_methods_budget_and_offer_equal_target_updates(name, domain):
+    from agents.coworld import Config, updates_per_run
+
+    suite, budget = get_suite(name), get_suite(name).budget("paper")
+    coworld = updates_per_run(Config.preset("paper", domain=domain), budget.steps_for("coworld"))
+    for method in BASELINES:
+        assert f"{method}" in suite.description
+    assert f"{budget.steps // 1000}k offline updates" in suite.description
+    assert f"{budget.steps_for('lompo') // 1000}k" in suite.description
+    assert f"coworld {coworld['target'] // 1000}k target updates" in suite.description
+    assert f"{coworld['pretrain'] // 1000}k pretraining and {coworld['source'] // 1000}k co-training" in suite.description
+    equal = plan(name, "paper", steps=300_000, seeds=1)  # equal target updates for every method
+    assert {j.budget.steps_for(j.method) for j in equal} == {300_000}
+    assert {j.method for j in equal} >= {"coworld", "dreamerv2"}
 
 
 def test_multi_source_coworld_is_a_variant_of_coworld():

@@ -86,8 +86,8 @@ class DreamerConfig:
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "DreamerConfig":
         """`smoke` (tests, well under a second per update on CPU), `quick` (hours on a CPU
-        machine), `paper` (DreamerV2's DMC values), `code` (dreamer-torch's DMC shape: depth 32,
-        deter 200, Gaussian stoch 50, reward head of 2 layers, no discount head). Overrides name any field, nested ones by
+        machine), `paper` (DreamerV2's DMC values), `code` (dreamer-torch's DMC config: depth 32,
+        deter 200, Gaussian stoch 50, reward head of 2 layers, no discount head, reward scale 2, no weight decay). Overrides name any field, nested ones by
         their own name (`deter=64`) or dotted (`wm.deter=64`)."""
         presets = {
             "smoke": cls(
@@ -100,9 +100,11 @@ class DreamerConfig:
                 BehaviorConfig(units=256, layers=2),
                 batch_size=16, seq_len=32, cpu_amp=True),
             "paper": cls(WorldModelConfig(discount_head=False)),
-            # the PyTorch DreamerV2 port CoWorld and Vid2Act build on (dreamer-torch, dmc config)
-            "code": cls(WorldModelConfig(depth=32, stoch=50, classes=0, layers=2, discount_head=False),
-                        BehaviorConfig(layers=4)),
+            # the PyTorch DreamerV2 port CoWorld and Vid2Act build on (dreamer-torch, dmc config: reward_scale 2,
+            # weight_decay 0 for every optimiser)
+            "code": cls(WorldModelConfig(depth=32, stoch=50, classes=0, layers=2, discount_head=False, reward_scale=2.0,
+                                         weight_decay=0.0),
+                        BehaviorConfig(layers=4, weight_decay=0.0)),
         }
         if name not in presets:
             raise unknown("preset", name, presets)

@@ -196,6 +196,7 @@ def test_code_preset_reproduces_the_released_schedule():
     assert (dmc.warmup_rounds, dmc.warmup_steps, dmc.warmup_source_steps) == (2, 5_000, 1_000)
     assert (mw.warmup_rounds, mw.warmup_steps, mw.warmup_source_steps) == (2, 10_000, 2_000)
     assert dmc.domain_kl_reduction == "batchmean" and (dmc.reward_anneal, dmc.reward_anneal_min) == (200_000, 0.2)
+    assert dmc.wm.layers == 2 and dmc.wm.weight_decay == dmc.behavior.weight_decay == 0.0  # reward_layers 2, wd 0
     paper = Config.preset("paper")
     assert paper.warmup_rounds == 0 and paper.reward_anneal == 0 and paper.domain_kl_reduction == "mean"
 

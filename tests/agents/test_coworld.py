@@ -326,7 +326,7 @@ def learning_check(out: Path, updates: int, dataset_episodes: int, eval_episodes
 
     dataset = dataset or ensure_dataset("walker_downhill", "medium-replay", episodes=dataset_episodes, image_size=32,
                                         variant=variant)
-    model = model or {}
+    model = {"discount_head": False, **(model or {})}  # both without: CoWorld's presets and DreamerV2's DMC config
     returns: dict[str, list[float]] = {"dreamerv2": [], "coworld": [], "random": []}
     for seed in seeds:
         run = dict(env_id="walker_downhill", datasets=[dataset], preset="smoke", steps=updates, eval_every=0,

@@ -160,8 +160,8 @@ _PRESETS: dict[str, Callable[[str], tuple[DreamerConfig, dict[str, Any]]]] = {
                                                 source_steps=20_000, prefill=_TABLE8[d]["prefill"])),
     # co_configs.yaml (defaults + dmc/metaworld): Gaussian latents, batch 150, reward_scale 2 (DMC), no
     # discount head, reward head of 2 layers, no weight decay, 3e-4 / 8e-5 learning rates, gamma 0.99,
-    # beta_2 1, alpha 1.5; its relabel
-    # (1 - k)·r̂ + k·r with k = 0.3 is reward_k = 0.7; the schedule of `_code_schedule`.
+    # beta_2 1, alpha 1.5; its relabel (1 - k)·r̂ + k·r with k = 0.3 is reward_k = 0.7; the schedule of
+    # `_code_schedule`.
     "code": lambda d: (DreamerConfig.preset("paper", batch_size=150, seq_len=50, deter=200, hidden=200, stoch=50,
                                             classes=0, depth=32, **{"wm.lr": 3e-4}, actor_lr=8e-5, critic_lr=8e-5,
                                             gamma=0.99, **{"wm.weight_decay": 0.0, "behavior.weight_decay": 0.0,

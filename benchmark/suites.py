@@ -24,6 +24,8 @@ VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
     "wpt-no-p": ("wpt", {"pretrain": False}),
     "wpt-no-er": ("wpt", {"rehearsal": False}),
     "wpt-no-g": ("wpt", {"guidance": False}),
+    # the size-matched scratch control: WPT's model and online loop with none of P, ER, G (DreamerV2 at 1536 units)
+    "wpt-scratch": ("wpt", {"pretrain": False, "rehearsal": False, "guidance": False}),
 }
 
 
@@ -200,7 +202,7 @@ _WPT_DMC_PAIRS = _pairs(*[(("walker_walk", "cheetah_run", "hopper_hop", "quadrup
 _WPT_MW_PAIRS = _pairs(*[(("button-press-topdown", "drawer-open", "door-open", "reach", "push", "window-open"), t)
                          for t in ("assembly", "shelf-place", "button-press-topdown", "drawer-open")], prefix="mw_")
 _WPT_POOL = ("noisy-expert", "random")  # the non-curated pool's qualities
-_WPT_ABLATION = ("wpt", "wpt-p", "wpt-no-p", "wpt-no-er", "wpt-no-g")  # Fig. 6 (VARIANTS)
+_WPT_ABLATION = ("wpt", "wpt-p", "wpt-no-p", "wpt-no-er", "wpt-no-g", "wpt-scratch")  # Fig. 6 (VARIANTS) + control
 
 
 def _online_group(pairs: tuple[Pair, ...], methods: tuple[str, ...], pool: tuple[str, ...]) -> Group:

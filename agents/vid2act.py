@@ -66,7 +66,8 @@ from collectors.errors import OwbenchError, unknown
 @dataclass(frozen=True)
 class Config:
     dreamer: DreamerConfig = DreamerConfig()  # student world model + actor-critic; the teacher is pretrained with its wm
-    online: OnlineConfig = OnlineConfig(train_every=5)  # one update per 5 agent steps (released code: train_every 5)
+    online: OnlineConfig = OnlineConfig(prefill=2500, train_every=5,  # released configs.yaml dmc: prefill 2500,
+                                        budget="env_steps")  # train_every 5; §5.3: 200k iterations = 400k env steps
     pretrain_steps: int = 200_000  # teacher updates (§5.2: 200k)
     teacher: str = ""  # path of a pretrained teacher (teacher.pt); "" = an untrained teacher (contract tests)
     untrained_sources: int = 2  # labels of the untrained teacher used when `teacher` is ""

@@ -139,8 +139,9 @@ def test_action_replay_is_queried_with_teacher_states() -> None:
     torch.testing.assert_close(state, expected[task, torch.arange(len(task))])
 
 
-def test_paper_trains_every_five_agent_steps() -> None:
-    assert vid2act.Config.preset("paper").online.train_every == 5  # released code, configs.yaml dmc: train_every 5
+def test_paper_online_loop_is_the_released_codes() -> None:
+    online = vid2act.Config.preset("paper").online  # released configs.yaml dmc: train_every 5, prefill 2500
+    assert (online.train_every, online.prefill, online.budget) == (5, 2500, "env_steps")
 
 
 def test_action_replay_reconstructs_source_actions_better_than_chance() -> None:

@@ -172,8 +172,10 @@ def _transfer_budgets(paper_steps: dict[str, int]) -> dict[str, Budget]:
 
 
 def _online_budgets(online_updates: int) -> dict[str, Budget]:
-    """Pretrain on offline pools (the method's config: 200k updates), then `steps` online updates
-    on the target at one update per agent step (paper profile)."""
+    """Pretrain on offline pools (the method's config: 200k updates), then train online on the target:
+    `paper` methods count `online_updates` as agent steps at the task's own action repeat, i.e. that many x
+    the action repeat environment frames, prefill included (`OnlineConfig.budget = "env_steps"`), so every
+    method sees the same frames; `smoke` / `quick` count updates."""
     return {
         "smoke": Budget(steps=20, eval_every=10, eval_episodes=1, checkpoint_every=10, seeds=2,
                         dataset_episodes=2, max_episode_steps=100, behaviour_train_steps=1_000, variant="smoke"),

@@ -260,6 +260,19 @@ def test_ablation_without_pretraining_rehearsal_or_guidance(pool: list[str], tmp
     assert retrieval.RetrievalIndex.load(tmp_path / "g" / "retrieval.index").meta["encoder"] == "pixels"
 
 
+def test_no_p_finetuning_with_a_wider_embodiment_in_the_pool(pool: list[str], tmp_path: Path) -> None:
+    """wpt-no-p on a walker target (6 dims) with a quadruped (12 dims) in the pool: the retrieved data and the
+    model both take 12-dim actions (before issue 16 the model took 6 and F.pad cropped the quadruped's)."""
+    quadruped = make_dataset(tmp_path / "quadruped.zarr", "quadruped_walk", 12)
+    run_dir = tmp_path / "no-p"
+    wpt.train(context(run_dir, [*pool, quadruped], steps=2, pretrain=False, guidance=False, retrieve=6))
+    assert "quadruped_walk" in set(pd.read_csv(run_dir / "retrieved.csv")["env_id"])
+    assert store.open_dataset(run_dir / "retrieved.zarr").arrays["action"].shape[1] == 12
+    state = torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=False)["agent"]["wm"]
+    stoch = wpt.Config.preset("smoke").dreamer.wm
+    assert state["rssm.img_in.0.weight"].shape[1] == stoch.stoch * stoch.classes + 12  # z_{t-1} and a padded a_{t-1}
+
+
 def test_pretrained_encoder_retrieves_the_query_task(tmp_path: Path) -> None:
     dark = make_dataset(tmp_path / "dark.zarr", "walker_walk", 6, brightness=20)
     light = make_dataset(tmp_path / "light.zarr", "cheetah_run", 6, brightness=230)

@@ -5,7 +5,11 @@ The loop: prefill the replay with uniform random actions (optionally each held f
 of steps: i.i.d. actions at action repeat 2 move a cartpole's cart by under a pixel at 32 px, and a small
 model then learns dynamics that ignore the action), then alternate `train_every` agent
 steps of the (stochastic) policy with one `agent.update` on B windows of T rows drawn uniformly
-from the replay, the unfinished episode included. Budget: `ctx.steps` updates. Every finished
+from the replay, the unfinished episode included. Budget (`OnlineConfig.budget`): `ctx.steps`
+updates, or `ctx.steps` x the task's own action repeat environment frames, prefill included, so that
+methods with different prefills, update rates or action repeats see the same frames (`paper`).
+metrics.csv logs `env_steps`, the real environment frames so far (agent steps x action repeat, prefill
+included). `action_repeat` repeats each action on top of the task's (WPT's Meta-World 2). Every finished
 episode is appended to `run_dir/replay.zarr` (the crash-safe dataset store), so a killed run resumes
 from `run_dir/checkpoints/latest.pt` with its replay. Checkpoints, metrics.csv, eval.csv (the fixed
 evaluation protocol) and the progress bar are agents/training.py's, as in the offline loop.
@@ -13,7 +17,7 @@ evaluation protocol) and the progress bar are agents/training.py's, as in the of
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +28,8 @@ from agents.protocol import EvalResult, evaluate
 from agents.training import (EVAL_COLUMNS, Checkpointer, CsvLog, MetricsLogger, TrainContext, TrainProgress,
                                 _summary, log_eval)
 from collectors import store
-from collectors.errors import unknown
+from collectors.envs import Env, EnvSpec
+from collectors.errors import OwbenchError, unknown
 
 STEP_KEYS = ("image", "state", "action", "reward", "discount", "is_first", "is_last", "is_terminal", "physics")
 
@@ -35,14 +40,63 @@ class OnlineConfig:
 
     prefill: int = 5000  # agent steps of uniform random actions before the first update (Alg. 1 line 2)
     prefill_hold: float = 1.0  # mean agent steps a prefill action is held (geometric); 1 = i.i.d. as in DreamerV2
-    train_every: int = 1  # agent steps between updates (200k updates x 1 x action repeat 2 = 400k env steps)
+    train_every: int = 1  # agent steps between updates
+    action_repeat: int = 0  # environment frames per agent step; 0 = the task's own (DMC 2, Meta-World 1)
+    budget: str = "updates"  # what ctx.steps counts: "updates", or "env_steps" (x the task's action repeat)
+
+    def __post_init__(self) -> None:
+        if self.budget not in ("updates", "env_steps"):
+            raise unknown("online budget", self.budget, ("updates", "env_steps"))
 
     @classmethod
     def preset(cls, name: str) -> "OnlineConfig":
-        presets = {"smoke": cls(prefill=16, train_every=1), "quick": cls(prefill=2500, train_every=5), "paper": cls()}
+        presets = {"smoke": cls(prefill=16, train_every=1), "quick": cls(prefill=2500, train_every=5),
+                   "paper": cls(budget="env_steps")}
         if name not in presets:
             raise unknown("preset", name, presets)
         return presets[name]
+
+    def repeat(self, spec: EnvSpec) -> int:
+        """How many times the loop repeats each action on top of the task's own action repeat."""
+        if not self.action_repeat:
+            return 1
+        if self.action_repeat % spec.action_repeat:
+            raise OwbenchError(f"online.action_repeat {self.action_repeat} is not a multiple of {spec.id}'s action "
+                               f"repeat {spec.action_repeat}; set online.action_repeat={spec.action_repeat} or a multiple")
+        return self.action_repeat // spec.action_repeat
+
+    def spec(self, spec: EnvSpec) -> EnvSpec:
+        """`spec` as the agent meets it: its action repeat (and so its episode length) at this loop's."""
+        return replace(spec, action_repeat=spec.action_repeat * self.repeat(spec))
+
+    def make_env(self, make_env: Callable[[], Env]) -> Callable[[], Env]:
+        """The loop's environments: `make_env`'s, with each action repeated as `repeat` says."""
+        def make() -> Env:
+            env = make_env()
+            times = self.repeat(env.spec)
+            return RepeatedActions(env, times, self.spec(env.spec)) if times > 1 else env
+
+        return make
+
+
+class RepeatedActions:
+    """An environment whose every step repeats the action `times` times: rewards summed, success at
+    any of the steps, the episode ends at the first terminal or truncated step."""
+
+    def __init__(self, env: Env, times: int, spec: EnvSpec):
+        self.env, self.times, self.spec = env, times, spec
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.env, name)
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        total, success = 0.0, False
+        for _ in range(self.times):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            total, success = total + reward, success or bool(info.get("success", False))
+            if terminated or truncated:
+                break
+        return obs, total, terminated, truncated, {**info, "success": success}
 
 
 class Replay:
@@ -61,6 +115,11 @@ class Replay:
     @property
     def steps(self) -> int:
         return sum(len(e["reward"]) for e in self.episodes) + len(self.current["reward"])
+
+    @property
+    def agent_steps(self) -> int:
+        """Environment interactions: rows less each episode's reset row."""
+        return self.steps - len(self.episodes) - (1 if self.current["reward"] else 0)
 
     def add(self, obs: dict[str, np.ndarray], action: np.ndarray, reward: float, discount: float,
             first: bool, last: bool, terminal: bool, physics: np.ndarray) -> None:
@@ -97,8 +156,8 @@ class Replay:
 
 def train_online(ctx: TrainContext, agent: Agent, cfg: OnlineConfig, batch_size: int, seq_len: int,
                  on_update: Callable[[int, dict[str, float]], None] | None = None) -> EvalResult:
-    """Train `agent` online on `ctx.make_env()` for `ctx.steps` updates; returns the final evaluation
-    (with frames). `on_update(update, metrics)` sees every update's metrics."""
+    """Train `agent` online on `ctx.make_env()` for the budget `ctx.steps` (`cfg.budget`); returns
+    the final evaluation (with frames). `on_update(update, metrics)` sees every update's metrics."""
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
     checkpoints = Checkpointer(ctx.run_dir / "checkpoints")
     saved = checkpoints.load(agent, ctx.device)
@@ -110,16 +169,30 @@ def train_online(ctx: TrainContext, agent: Agent, cfg: OnlineConfig, batch_size:
     for log in (metrics.csv, eval_log):
         log.truncate_after(updates if saved else -1)
     replay = Replay(ctx.run_dir / "replay.zarr", ctx.env_id)
-    env = ctx.make_env()
+    make_env = cfg.make_env(ctx.make_env)
+    env = make_env()
+    frames = env.spec.action_repeat  # environment frames per agent step
+    frame_budget = ctx.steps * ctx.spec.action_repeat if cfg.budget == "env_steps" else None
+
+    def finished() -> bool:
+        """No room left for another update (with a frame budget: the next one, `train_every` agent steps
+        on, would pass it; before the first update: the budget is spent)."""
+        if frame_budget is None:
+            return updates >= ctx.steps
+        return (replay.agent_steps + (cfg.train_every if updates else 0)) * frames > frame_budget
+
+    total_updates = ctx.steps if frame_budget is None else \
+        max((frame_budget // frames - max(cfg.prefill, seq_len)) // cfg.train_every + 1, 1)
     try:
-        with TrainProgress(ctx.steps, updates, ctx.progress, f"{ctx.method} {ctx.env_id} online") as progress:
-            while updates < ctx.steps:
+        with TrainProgress(total_updates, updates, ctx.progress, f"{ctx.method} {ctx.env_id} online") as progress:
+            stop = finished()
+            while not stop:
                 seed = ctx.seed * 100_000 + len(replay.episodes)
                 obs = env.reset(seed=seed)
                 replay.add(obs, np.zeros(env.spec.action_dim), 0.0, 1.0, True, False, False, env.physics_state())
                 state, total, success, done = None, 0.0, False, False
                 action = rng.uniform(-1, 1, env.spec.action_dim).astype(np.float32)
-                while not done and updates < ctx.steps:
+                while not done and not stop:
                     if replay.steps < cfg.prefill:  # Alg. 1 line 2: random episodes first
                         if rng.random() < 1 / cfg.prefill_hold:
                             action = rng.uniform(-1, 1, env.spec.action_dim).astype(np.float32)
@@ -131,23 +204,25 @@ def train_online(ctx: TrainContext, agent: Agent, cfg: OnlineConfig, batch_size:
                     replay.add(obs, action, reward, info.get("discount", 0.0 if terminated else 1.0), False, done,
                                terminated, env.physics_state())
                     if replay.steps < max(cfg.prefill, seq_len) or replay.steps % cfg.train_every:
+                        stop = not updates and finished()
                         continue
                     update = agent.update(replay.sample(rng, batch_size, seq_len))  # lines 4-15
                     updates += 1
+                    stop = last = finished()
                     if on_update is not None:
                         on_update(updates, update)
-                    row = metrics.log(updates, {"env_steps": replay.steps, **update}, force=updates == ctx.steps)
+                    row = metrics.log(updates, update, force=last, counters={"env_steps": replay.agent_steps * frames})
                     progress.update(updates, _summary(row) if row else None)
-                    if ctx.eval_every and updates % ctx.eval_every == 0 and updates < ctx.steps:
-                        log_eval(ctx.run_dir, updates, evaluate(agent, ctx.make_env, ctx.eval_episodes, ctx.seed))
-                    if ctx.checkpoint_every and updates % ctx.checkpoint_every == 0 or updates == ctx.steps:
+                    if ctx.eval_every and updates % ctx.eval_every == 0 and not last:
+                        log_eval(ctx.run_dir, updates, evaluate(agent, make_env, ctx.eval_episodes, ctx.seed))
+                    if ctx.checkpoint_every and updates % ctx.checkpoint_every == 0 or last:
                         checkpoints.save(updates, agent, replay_rng=rng.bit_generator.state)
                 if done:  # line 24
                     replay.finish({"return": total, "success": success, "seed": seed})
     finally:
         env.close()
         metrics.close()
-    result = evaluate(agent, ctx.make_env, ctx.eval_episodes, ctx.seed, record_frames=True)
+    result = evaluate(agent, make_env, ctx.eval_episodes, ctx.seed, record_frames=True)
     eval_log.truncate_after(updates - 1)
     log_eval(ctx.run_dir, updates, result)
     return result

@@ -172,14 +172,16 @@ class MetricsLogger:
             except ImportError:  # tensorboard is optional
                 pass
 
-    def log(self, step: int, metrics: dict[str, float], force: bool = False) -> dict[str, float] | None:
-        """Accumulate one update's metrics; returns the averaged row when one is written."""
+    def log(self, step: int, metrics: dict[str, float], force: bool = False,
+            counters: dict[str, float] | None = None) -> dict[str, float] | None:
+        """Accumulate one update's metrics; returns the averaged row when one is written. `counters`
+        (e.g. env_steps) are written at their value at the row's step, not averaged."""
         for k, v in metrics.items():
             self._sums[k] = self._sums.get(k, 0.0) + float(v)
         self._count += 1
         if self._count < self.every and not force:
             return None
-        row = {k: v / self._count for k, v in self._sums.items()}
+        row = {**(counters or {}), **{k: v / self._count for k, v in self._sums.items()}}
         self.csv.append([{"step": step, **row}])
         if self.writer is not None:
             for k, v in row.items():

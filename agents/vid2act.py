@@ -6,10 +6,10 @@ Pretraining (§4.2), on N reward-free source datasets of (image, action) with ta
                   p(ô_t | s_t, k); image likelihood + β·KL, no reward head           (Eqs. 1-2)
     G_θ           a BCQ-style VAE over (teacher state, action, k) -> action            (Eqs. 3-4)
 Online transfer (§4.3-4.4), the student world model F_φ' from scratch:
-    s^k_t = F_φ prior from the student's e_{t-1}, a_{t-1} with label k, frozen        (Alg. 1 l. 20)
+    s^k_t = F_φ's own posterior on the target sequence o_{1:t}, a_{1:t-1} under label k, frozen
     u^k_t = F_distill(s^k_t),  W = 0.1 + (1 - 0.1 N) softmax_k F_weight([s^k_t, e_t])   (Eq. 5)
     L_distill = Σ_k w_k ‖e_t - u^k_t‖²,  L = L_DreamerV2 + α L_distill                  (Eqs. 6-7)
-    actor π(a | e, G_θ(e, k*)), k* = argmax_k w_k; critic v(e); λ-returns          (Eqs. 8-9)
+    actor π(a | e, G_θ(s^{k*}_t, k*)), k* = argmax_k w_k; critic v(e); λ-returns      (Eqs. 8-9)
 
 Choices where paper and released code (panmt/Vid2Act) leave room, all documented here:
 - Actions differ in size across sources (DMC: cheetah 6, hopper 4, walker 6, quadruped 12): they are
@@ -18,8 +18,13 @@ Choices where paper and released code (panmt/Vid2Act) leave room, all documented
 - The floor: the released code takes max(w, 0.1) (weights then no longer sum to one); here
   w = f + (1 - N f) softmax(·), which sums to one and keeps every weight >= f (needs N f <= 1).
 - ‖·‖² is averaged over feature dimensions as in the released code (a sum would swamp the image loss).
-- The teacher steps from the student's state (paper, Alg. 1 l. 20), so student and teacher share the
-  RSSM's sizes; the released code instead filters the target images with the teacher's posterior.
+- The teacher filters the target images with its own posterior under every label (the released code's
+  `dynamics_teachers.observe(encoder_teachers(data, label=k), action, label=k)` in training and its
+  `obs_step` when acting), not one prior step from the student's latent (Alg. 1 l. 20 read literally):
+  a prior step from a state of another model's latent space measures nothing about the sources.
+- G_θ, trained on teacher states, is queried with teacher states: s^{k*}_t when acting; in imagination
+  the teacher's prior under k* follows the imagined actions from s^{k*} at the start state (the
+  released code trains its VAE on F_distill(teacher states) and queries it with student states).
 - In imagination k* stays that of the start state (as the released code); when acting it is chosen
   afresh at every step from the teacher's predictions (Alg. 1 l. 20-21).
 - Ablations: `domain_weights=False` uses uniform weights 1/N and k* = the source whose distilled
@@ -28,11 +33,12 @@ Choices where paper and released code (panmt/Vid2Act) leave room, all documented
   same for every k and cancels in the softmax, so `weight_layers > 0` lets e_t matter.
 - G_θ is trained beside the teacher on its posterior states and frozen (paper); the released code
   trains it during transfer on distilled teacher states.
+- Teacher states are posterior modes (deterministic targets for F_distill); the released code samples.
 """
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -59,8 +65,9 @@ from collectors.errors import OwbenchError, unknown
 
 @dataclass(frozen=True)
 class Config:
-    dreamer: DreamerConfig = DreamerConfig()  # student world model + actor-critic; the teacher shares the RSSM sizes
-    online: OnlineConfig = OnlineConfig()  # prefill / updates per agent step of the online phase
+    dreamer: DreamerConfig = DreamerConfig()  # student world model + actor-critic; the teacher is pretrained with its wm
+    online: OnlineConfig = OnlineConfig(prefill=2500, train_every=5,  # released configs.yaml dmc: prefill 2500,
+                                        budget="env_steps")  # train_every 5; §5.3: 200k iterations = 400k env steps
     pretrain_steps: int = 200_000  # teacher updates (§5.2: 200k)
     teacher: str = ""  # path of a pretrained teacher (teacher.pt); "" = an untrained teacher (contract tests)
     untrained_sources: int = 2  # labels of the untrained teacher used when `teacher` is ""
@@ -119,9 +126,34 @@ class Teacher(nn.Module):
         """RSSM input [a padded to `action_pad`, one-hot k] for actions (..., A) and labels (...)."""
         return torch.cat([self.pad(action), F.one_hot(task.long(), len(self.sources)).to(action.dtype)], -1)
 
-    def predict(self, state: State, action: Tensor, task: Tensor) -> Tensor:
-        """s^k_t: the prior mode of one step from any state (N, ...) under labels `task` (N,)."""
-        return self.wm.rssm.feat(self.wm.rssm.img_step(state, self.condition(action, task), sample=False))
+    @property
+    def labels(self) -> int:
+        return len(self.sources)
+
+    def posteriors(self, batch: dict[str, Tensor]) -> State:
+        """s^k_t for every label k: the teacher's posterior (mode) on target sequences (B, T, ...) with
+        label k in its input, (N, B, T, ...); the images are encoded once (the label enters the RSSM)."""
+        n, (B, T) = self.labels, batch["is_first"].shape
+        embed = self.wm.encode(batch["image"]).repeat(n, 1, 1)
+        task = torch.arange(n, device=embed.device).repeat_interleave(B)[:, None].expand(n * B, T)
+        action = self.condition(batch["action"].repeat(n, 1, 1), task)
+        post, _ = self.wm.rssm.observe(embed, action, batch["is_first"].repeat(n, 1), sample=False)
+        return {k: v.unflatten(0, (n, B)) for k, v in post.items()}
+
+    def filter(self, state: State | None, action: Tensor, image: Tensor) -> State:
+        """One posterior step under every label from the teacher's own states (N, ...) (None at an
+        episode's first observation: zero state and input, as `observe` on is_first rows)."""
+        n = self.labels
+        embed = self.wm.encode(image).expand(n, -1)
+        task = torch.arange(n, device=embed.device)
+        cond = self.condition(action.expand(n, -1), task)
+        if state is None:
+            state, cond = self.wm.rssm.initial(n, embed.device), torch.zeros_like(cond)
+        return self.wm.rssm.obs_step(state, cond, embed, sample=False)
+
+    def imagine_step(self, state: State, action: Tensor, task: Tensor) -> State:
+        """One prior step (mode) of the teacher under labels `task` (N,) from its states (N, ...)."""
+        return self.wm.rssm.img_step(state, self.condition(action, task), sample=False)
 
     def update(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """One step of Eq. 2 on a mixed batch (`dataset` = label per sequence), then Eq. 4 on the
@@ -205,52 +237,102 @@ def pretrain(datasets: Sequence[str], config: Config, device: str = "cpu", seed:
 
 # -- student: domain-selective dynamics and behaviour transfer (§4.3-4.4) ----------------------------
 
+class Guide:
+    """Where G_θ is queried for the actor (Eq. 8): `replay(feat)` is G_θ(s^{k*}, k*) for the student
+    states `feat`; `follow(action)` advances the teacher once an action is drawn (in imagination)."""
+
+    def replay(self, feat: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def follow(self, action: Tensor) -> None:
+        pass
+
+
+class FilteredGuide(Guide):
+    """Acting: the teacher's posteriors s^k_t (N, 1, F) of the current observation; k* from the weights."""
+
+    def __init__(self, agent: "Vid2ActAgent", teacher_feat: Tensor):
+        self.agent, self.teacher_feat = agent, teacher_feat
+
+    def replay(self, feat: Tensor) -> Tensor:
+        task = self.agent.select_task(*self.agent.transfer(self.teacher_feat, feat))  # (1,)
+        state = self.teacher_feat[task, torch.arange(len(task), device=task.device)]
+        return self.agent.teacher.replay.decode(state, task)
+
+
+class ImaginedGuide(Guide):
+    """Imagination: the teacher's state under the start state's k*, rolled by its own prior along the
+    imagined actions (detached: G_θ's output is an input feature of the actor, as in the released code)."""
+
+    def __init__(self, teacher: Teacher, state: State, task: Tensor):
+        self.teacher, self.state, self.task = teacher, state, task
+
+    def replay(self, feat: Tensor) -> Tensor:
+        assert len(feat) == len(self.task), f"{len(feat)} imagined states, {len(self.task)} teacher states"
+        return self.teacher.replay.decode(self.teacher.wm.rssm.feat(self.state), self.task)
+
+    def follow(self, action: Tensor) -> None:
+        with torch.no_grad():
+            self.state = self.teacher.imagine_step(self.state, action.detach().float(), self.task)
+
+
+class GuidedDist(ActionDist):
+    """The actor's distribution; drawing an action lets the guide's teacher follow it."""
+
+    def __init__(self, raw: Tensor, min_std: float, guide: Guide):
+        super().__init__(raw, min_std)
+        self.guide = guide
+
+    def rsample(self) -> Tensor:
+        action = super().rsample()
+        self.guide.follow(action)
+        return action
+
+
 class GuidedActorCritic(ActorCritic):
-    """DreamerV2's actor-critic with the actor π(a | e, G_θ(e, k*)) of Eq. 8; the critic v(e) is unchanged.
-    `guided(task_of)` sets k* for the states the actor sees (task_of(feat) -> labels)."""
+    """DreamerV2's actor-critic with the actor π(a | e, G_θ(s^{k*}, k*)) of Eq. 8; the critic v(e) is
+    unchanged. `guided(guide)` says where G_θ is queried for the states the actor sees."""
 
     def __init__(self, cfg: BehaviorConfig, feat_dim: int, action_dim: int, replay: ActionReplay):
         super().__init__(cfg, feat_dim, action_dim)
         self.replay = replay.requires_grad_(False)
         self.actor = MLP(feat_dim + replay.action_dim, 2 * action_dim, cfg.units, cfg.layers)
         self.actor_opt = Optimizer([self.actor], cfg.actor_lr, cfg.eps, cfg.weight_decay, cfg.grad_clip)
-        self.task_of: Callable[[Tensor], Tensor] | None = None
+        self.guide: Guide | None = None
 
     @contextmanager
-    def guided(self, task_of: Callable[[Tensor], Tensor]) -> Iterator[None]:
-        self.task_of = task_of
+    def guided(self, guide: Guide) -> Iterator[None]:
+        self.guide = guide
         try:
             yield
         finally:
-            self.task_of = None
+            self.guide = None
 
     def policy(self, feat: Tensor) -> ActionDist:
-        assert self.task_of is not None, "GuidedActorCritic.policy needs k*: call it inside `with guided(...)`"
-        guidance = self.replay.decode(feat, self.task_of(feat))  # G_θ(e, k*): the replayed source action
-        return ActionDist(self.actor(torch.cat([feat, guidance.to(feat.dtype)], -1)).float(), self.cfg.min_std)
+        assert self.guide is not None, "GuidedActorCritic.policy needs the teacher: call it inside `with guided(...)`"
+        guidance = self.guide.replay(feat)  # G_θ(s^{k*}, k*): the replayed source action
+        return GuidedDist(self.actor(torch.cat([feat, guidance.to(feat.dtype)], -1)).float(), self.cfg.min_std,
+                          self.guide)
 
 
 class Vid2ActAgent(DreamerV2Agent):
     """The student: DreamerV2's world model and acting, plus the frozen teacher, F_distill, F_weight
-    and the guided actor."""
+    and the guided actor. Acting state: (student latent, previous action, teacher states (N, ...))."""
 
     def __init__(self, action_dim: int, config: Config, teacher: Teacher, device: str = "cpu"):
         super().__init__(action_dim, config.dreamer, device)
         self.vid2act = config
-        n, rssm, trssm = len(teacher.sources), self.wm.rssm, teacher.wm.rssm
-        if (rssm.cfg.deter, rssm.stoch_dim, rssm.discrete) != (trssm.cfg.deter, trssm.stoch_dim, trssm.discrete):
-            raise OwbenchError(f"the student RSSM (deter {rssm.cfg.deter}, stoch {rssm.stoch_dim}) differs from the "
-                               f"teacher's (deter {trssm.cfg.deter}, stoch {trssm.stoch_dim}); use the preset the "
-                               "teacher was pretrained with")
+        n = teacher.labels
         if action_dim > teacher.action_pad:
             raise OwbenchError(f"the target's action dim {action_dim} exceeds the teacher's padded size "
                                f"{teacher.action_pad}; pretrain with --action-pad {action_dim}")
         if n * config.weight_floor > 1:
             raise OwbenchError(f"weight_floor {config.weight_floor} x {n} sources exceeds 1; set weight_floor <= {1 / n:.3g}")
         self.teacher = teacher.to(self.device).requires_grad_(False).eval()
-        feat, wm = self.wm.feat_dim, config.dreamer.wm
-        self.distill = MLP(feat, feat, config.distill_units, config.distill_layers).to(self.device)  # F_distill
-        self.domain_weight = MLP(2 * feat, 1, config.distill_units, config.weight_layers).to(self.device)  # F_weight
+        feat, teacher_feat, wm = self.wm.feat_dim, teacher.wm.feat_dim, config.dreamer.wm
+        self.distill = MLP(teacher_feat, feat, config.distill_units, config.distill_layers).to(self.device)  # F_distill
+        self.domain_weight = MLP(teacher_feat + feat, 1, config.distill_units,
+                                 config.weight_layers).to(self.device)  # F_weight
         self.model_opt = Optimizer([self.wm, self.distill, self.domain_weight], wm.lr, wm.eps, wm.weight_decay,
                                    wm.grad_clip)
         if config.action_replay:
@@ -261,21 +343,13 @@ class Vid2ActAgent(DreamerV2Agent):
     def sources(self) -> list[str]:
         return self.teacher.sources
 
-    def teacher_predictions(self, prev: State, action: Tensor) -> Tensor:
-        """s^k_t for every label k from the student's e_{t-1} and a_{t-1} (any lead shape L): (N, *L, F)."""
-        n, lead = len(self.sources), action.shape[:-1]
-        flat = {k: v.detach().reshape(-1, v.shape[-1]).repeat(n, 1) for k, v in prev.items()}
-        task = torch.arange(n, device=action.device).repeat_interleave(lead.numel())
-        with torch.no_grad():
-            feat = self.teacher.predict(flat, action.reshape(-1, action.shape[-1]).repeat(n, 1), task)
-        return feat.reshape(n, *lead, -1)
-
     def weights(self, teacher_feat: Tensor, feat: Tensor) -> Tensor:
         """W = f + (1 - N f) softmax_k F_weight([s^k_t, e_t]) (Eq. 5 with the floor f): (N, ...)."""
         n = teacher_feat.shape[0]
         if not self.vid2act.domain_weights:
             return torch.full(teacher_feat.shape[:-1], 1.0 / n, device=feat.device)
-        logits = self.domain_weight(torch.cat([teacher_feat, feat.detach().expand_as(teacher_feat)], -1))
+        student = feat.detach().expand(*teacher_feat.shape[:-1], feat.shape[-1])
+        logits = self.domain_weight(torch.cat([teacher_feat, student], -1))
         floor = self.vid2act.weight_floor
         return floor + (1 - n * floor) * logits.float().softmax(0)
 
@@ -290,36 +364,46 @@ class Vid2ActAgent(DreamerV2Agent):
 
     def update(self, batch: Batch) -> dict[str, float]:
         data = to_torch(batch, self.device)
-        keep = (~data["is_first"]).float()
-        keep[:, 0] = 0.0  # the state before a window's first row is unknown: no target there
         with self.precision():
             model_loss, metrics, post = self.wm.loss(data)
-            prev = {k: torch.cat([torch.zeros_like(v[:, :1]), v[:, :-1]], 1) * keep[..., None] for k, v in post.items()}
-            teacher_feat = self.teacher_predictions(prev, data["action"] * keep[..., None])  # s^k_t
+            with torch.no_grad():
+                teacher = self.teacher.posteriors(data)  # s^k_t on the target images, (N, B, T, ...)
+            teacher_feat = self.teacher.wm.rssm.feat(teacher)
             weights, distance = self.transfer(teacher_feat, self.wm.rssm.feat(post))
-            distill_loss = ((weights * distance).sum(0) * keep).sum() / keep.sum().clamp(min=1)  # Eq. 6
+            distill_loss = (weights * distance).sum(0).mean()  # Eq. 6
             loss = model_loss + self.vid2act.alpha * distill_loss  # Eq. 7
         metrics["model_grad_norm"] = self.model_opt.step(loss)
         metrics["distill_loss"] = distill_loss.detach()
         for name, w in zip(self.sources, weights.detach()):
-            metrics[f"weight/{name}"] = (w * keep).sum() / keep.sum().clamp(min=1)
+            metrics[f"weight/{name}"] = w.mean()
         task = self.select_task(weights, distance).detach().reshape(-1)  # k* of every start state
-        with self._guided(lambda feat: task):
+        start = {k: v.flatten(1, 2)[task, torch.arange(len(task), device=task.device)] for k, v in teacher.items()}
+        with self._guided(ImaginedGuide(self.teacher, start, task)):
             metrics.update(self.behavior.update(self.wm, post, data["discount"], self.precision))  # Eqs. 8-9
         values = torch.stack([v.float() for v in metrics.values()]).tolist()
         return dict(zip(metrics, values))
 
-    def _guided(self, task_of: Callable[[Tensor], Tensor]) -> Any:
-        return self.behavior.guided(task_of) if isinstance(self.behavior, GuidedActorCritic) else nullcontext()
+    def _guided(self, guide: Guide) -> Any:
+        return self.behavior.guided(guide) if isinstance(self.behavior, GuidedActorCritic) else nullcontext()
 
     @torch.no_grad()
     def act(self, obs: Obs, state: Any = None, eval_mode: bool = False) -> tuple[np.ndarray, Any]:
-        """Alg. 1 l. 19-21: filter o_t, predict s^k_t from (e_{t-1}, a_{t-1}), pick k*, act with G_θ(e_t, k*)."""
-        if state is None:
-            state = (self.wm.rssm.initial(1, self.device), torch.zeros(1, self.action_dim, device=self.device))
-        teacher_feat = self.teacher_predictions(*state) if self.vid2act.action_replay else None
-        with self._guided(lambda feat: self.select_task(*self.transfer(teacher_feat, feat))):
-            return super().act(obs, state, eval_mode)
+        """Alg. 1 l. 19-21: filter o_t with the student and (under every label) the teacher, pick k*
+        from the weights, act with G_θ(s^{k*}_t, k*)."""
+        inner, teacher = (None, None) if state is None else state
+        if not self.vid2act.action_replay:
+            return self._act(obs, inner, eval_mode, None)
+        prev = torch.zeros(1, self.action_dim, device=self.device) if inner is None else inner[1]
+        image = torch.as_tensor(obs["image"], device=self.device)[None]
+        with self.precision():
+            teacher = self.teacher.filter(teacher, prev, image)
+        return self._act(obs, inner, eval_mode, teacher)
+
+    def _act(self, obs: Obs, inner: Any, eval_mode: bool, teacher: State | None) -> tuple[np.ndarray, Any]:
+        guide = FilteredGuide(self, self.teacher.wm.rssm.feat(teacher)[:, None]) if teacher is not None else Guide()
+        with self._guided(guide):
+            action, inner = super().act(obs, inner, eval_mode)
+        return action, (inner, teacher)
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "distill": self.distill.state_dict(),

@@ -19,12 +19,17 @@ Choices where the paper leaves room, documented here:
 - No continue head: DMC and Meta-World episodes end by time limit only (the paper removes it, §3.2).
 - The RSSM is the shared DreamerV2 one (GRU), not DreamerV3's 8-block GRU; the `paper` preset keeps
   Table 5's sizes where they map (deter 1536, 32x96 latents, CNN depth 96, MLPs 3x512, lr 1e-4).
-- π_bc uses the world model's conv encoder shape (depth 32: [32, 64, 128, 256] at 64 px, App. A.1)
-  on one frame (App. A.1 stacks three) and an ELU MLP head; its action is the mean.
+- π_bc is App. A.1's: the conv encoder (depth 32: [32, 64, 128, 256] at 64 px, ELU) on 3 stacked frames,
+  a trunk Linear -> LayerNorm -> tanh to 50 features, then Linear -> LayerNorm -> ELU layers of 1024 and a
+  linear output; its action is tanh of that output (App. A.1's listing stops at the linear output).
 - The guidance schedule counts the agent's own environment steps (action repeat included);
   random prefill steps do not count.
 - Retrieval uses the pretrained encoder (`encoder="wpt"`); without pretraining (ablation "no P")
   it falls back to pooled pixels.
+- Without pretraining ("no P") the model still takes actions padded to the pool's largest action space,
+  so retrieved windows of every embodiment fit (`WorldModel.pad_action` refuses wider actions).
+- Table 5's action repeat 2 holds for every suite: `online.action_repeat` 2 repeats each Meta-World
+  action twice (DMC tasks already repeat 2), in training and evaluation alike.
 """
 from __future__ import annotations
 
@@ -60,7 +65,8 @@ class Config:
         WorldModelConfig(depth=96, deter=1536, hidden=1536, stoch=32, classes=96, units=512, layers=3, lr=1e-4),
         BehaviorConfig(horizon=16, gamma=0.99, lambda_=0.95, units=512, layers=3, actor_lr=8e-5, critic_lr=8e-5),
         batch_size=16, seq_len=64)  # Table 5
-    online: OnlineConfig = OnlineConfig(prefill=7500)  # Table 5: 15k warm-up frames at action repeat 2
+    online: OnlineConfig = OnlineConfig(prefill=7500, action_repeat=2,  # Table 5: 15k warm-up frames, action repeat 2
+                                        budget="env_steps")
     pretrain_steps: int = 200_000  # reward-free world-model updates on the pool (Table 5)
     pretrained: str = ""  # world_model.pt from `owbench pretrain wpt`; "" = pretrain in `train` (or untrained)
     action_pad: int = 0  # padded action size; 0 = the largest action space of the pool and the target
@@ -72,8 +78,10 @@ class Config:
     bc_batch: int = 256  # transitions per BC update
     bc_lr: float = 1e-4  # Adam learning rate of π_bc
     bc_depth: int = 32  # π_bc conv depth ([32, 64, 128, 256], App. A.1)
-    bc_units: int = 512  # π_bc MLP width (App. A.1: three layers)
-    bc_layers: int = 3
+    bc_frames: int = 3  # π_bc input: stacked frames (App. A.1: 9 input channels)
+    bc_feature: int = 50  # π_bc trunk: Linear -> LayerNorm -> tanh to this many features (App. A.1)
+    bc_units: int = 1024  # π_bc MLP width, LayerNorm after every hidden linear layer (App. A.1)
+    bc_layers: int = 2  # π_bc hidden layers (App. A.1: three linear layers with the output)
     pretrain: bool = True  # ablation switch "P": start from the pretrained world model (Fig. 6)
     rehearsal: bool = True  # ablation switch "ER": fine-tune on retrieved data, imagine from it too
     guidance: bool = True  # ablation switch "G": execution guidance by π_bc
@@ -88,9 +96,10 @@ class Config:
         Overrides name a field (`mix_ratio=0.5`, `guidance=False`) or a dotted path (`dreamer.wm.deter=64`)."""
         presets = {
             "smoke": cls(DreamerConfig.preset("smoke"), OnlineConfig.preset("smoke"), pretrain_steps=20, retrieve=2,
-                         guidance_steps=200, bc_steps=10, bc_batch=8, bc_depth=8, bc_units=32, bc_layers=1),
+                         guidance_steps=200, bc_steps=10, bc_batch=8, bc_depth=8, bc_feature=8, bc_units=32,
+                         bc_layers=1),
             "quick": cls(DreamerConfig.preset("quick", horizon=16), OnlineConfig.preset("quick"),
-                         pretrain_steps=10_000, retrieve=10, bc_steps=2000, bc_batch=64, bc_units=256, bc_layers=2),
+                         pretrain_steps=10_000, retrieve=10, bc_steps=2000, bc_batch=64, bc_units=256),
             "paper": cls(),
         }
         if name not in presets:
@@ -198,18 +207,24 @@ class RewardedWorldModel(WorldModel):
 
 
 class BCPolicy(nn.Module):
-    """π_bc(a | o): conv encoder + MLP, mean action in [-1, 1]^A (App. A.1)."""
+    """π_bc(a | o_{t-k+1:t}) of App. A.1: conv encoder on k stacked frames, a LayerNorm + tanh trunk,
+    an MLP with LayerNorm after every hidden linear layer; mean action in [-1, 1]^A."""
 
-    def __init__(self, image_size: int, action_dim: int, depth: int, units: int, layers: int, lr: float):
+    def __init__(self, image_size: int, action_dim: int, depth: int, units: int, layers: int, lr: float,
+                 frames: int = 1, feature: int = 50):
         super().__init__()
-        self.encoder = Encoder(image_size, depth)
-        self.head = MLP(self.encoder.embed_dim, action_dim, units, layers)
-        self.action_dim = action_dim
+        self.encoder = Encoder(image_size, depth, channels=3 * frames)
+        self.trunk = nn.Sequential(nn.Linear(self.encoder.embed_dim, feature), nn.LayerNorm(feature), nn.Tanh())
+        dims = [feature] + [units] * layers
+        self.head = nn.Sequential(*[m for i in range(layers) for m in (nn.Linear(dims[i], dims[i + 1]),
+                                                                         nn.LayerNorm(dims[i + 1]), nn.ELU())],
+                                  nn.Linear(dims[-1], action_dim))
+        self.action_dim, self.frames = action_dim, frames
         self.opt = Optimizer([self], lr, 1e-5, 0.0, 100.0)
 
     def forward(self, image: Tensor) -> Tensor:
-        """(..., H, W, 3) -> (..., A); the reshape keeps A = 1 (the MLP squeezes a 1-wide output)."""
-        return torch.tanh(self.head(self.encoder(image))).reshape(*image.shape[:-3], self.action_dim)
+        """Stacked frames (..., H, W, 3k), oldest first -> (..., A)."""
+        return torch.tanh(self.head(self.trunk(self.encoder(image))))
 
     def update(self, image: Tensor, action: Tensor) -> float:
         """-log π_bc(a_t | o_t) for a fixed-variance Gaussian: the squared error on the true action dims."""
@@ -223,7 +238,7 @@ def train_bc(bc: BCPolicy, dataset: str, steps: int, batch: int, seed: int, devi
     from collectors.sampler import TransitionSampler
 
     loss = float("nan")
-    with TransitionSampler(dataset, batch, frame_stack=1, seed=seed) as sampler:
+    with TransitionSampler(dataset, batch, frame_stack=bc.frames, seed=seed) as sampler:
         for _ in range(steps):
             sample = sampler.sample()
             loss = bc.update(torch.as_tensor(sample["obs"], device=device), torch.as_tensor(sample["action"], device=device))
@@ -235,8 +250,10 @@ class WPTAgent(DreamerV2Agent):
     reward model r_ξ, experience rehearsal from `retrieved` and execution guidance by `bc`."""
 
     def __init__(self, spec: EnvSpec, config: Config, device: str = "cpu", pretrained: Pretrained | None = None,
-                 retrieved: str | None = None, bc: BCPolicy | None = None, seed: int = 0):
-        pad = pretrained.action_pad if pretrained else max(config.action_pad, spec.action_dim)
+                 retrieved: str | None = None, bc: BCPolicy | None = None, seed: int = 0, action_pad: int = 0):
+        """`action_pad`: the model's padded action size without a pretrained model (the pool's, so
+        retrieved windows fit); at least the target's and `config.action_pad`."""
+        pad = pretrained.action_pad if pretrained else max(config.action_pad, spec.action_dim, action_pad)
         if spec.action_dim > pad:
             raise OwbenchError(f"{spec.id} has {spec.action_dim} action dims but the world model pads to {pad}; "
                                f"pretrain with --action-pad {spec.action_dim}")
@@ -305,16 +322,20 @@ class WPTAgent(DreamerV2Agent):
 
     @torch.no_grad()
     def act(self, obs: Obs, state: Any = None, eval_mode: bool = False) -> tuple[np.ndarray, Any]:
-        """State: (RSSM latent + previous action, agent step in the episode, guidance window)."""
-        inner, t, window = (None, 0, None if eval_mode else self.plan_guidance()) if state is None else state
+        """State: (RSSM latent + previous action, agent step in the episode, guidance window, π_bc's
+        last frames, oldest first; the first frame is repeated at an episode's start as in training)."""
+        inner, t, window, frames = (None, 0, None if eval_mode else self.plan_guidance(), None) if state is None \
+            else state
         action, (latent, prev) = super().act(obs, inner, eval_mode)
+        if self.bc is not None:
+            frames = (obs["image"],) * self.bc.frames if frames is None else (*frames[1:], obs["image"])
         if window is not None and window[0] <= t < window[1]:
-            image = torch.as_tensor(obs["image"], device=self.device)[None]
+            image = torch.as_tensor(np.concatenate(frames, -1), device=self.device)[None]
             prev = self.bc(image).float()
             action = prev[0].cpu().numpy()
         if not eval_mode:
             self.env_steps += self.spec.action_repeat
-        return action, ((latent, prev), t + 1, window)
+        return action, ((latent, prev), t + 1, window, frames)
 
     def state_dict(self) -> dict[str, Any]:
         extra = {"reward_opt": self.wm.reward_opt.opt.state_dict(), "env_steps": self.env_steps,
@@ -388,7 +409,7 @@ def train(ctx: Any) -> Any:
     from collectors.envs import spec as env_spec
 
     config = Config.preset(ctx.preset, **{"dreamer.wm.image_size": ctx.image_size, **ctx.overrides})
-    target = env_spec(ctx.env_id)
+    target = config.online.spec(env_spec(ctx.env_id))  # with Table 5's action repeat
     run_dir = Path(ctx.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if config.pretrain and not config.pretrained:
@@ -408,11 +429,12 @@ def train(ctx: Any) -> Any:
         retrieved = write_retrieved(hits, run_dir / "retrieved.zarr", pad)
     if config.guidance:
         bc = BCPolicy(config.image_size, target.action_dim, config.bc_depth, config.bc_units, config.bc_layers,
-                      config.bc_lr).to(ctx.device)
+                      config.bc_lr, config.bc_frames, config.bc_feature).to(ctx.device)
         if not (run_dir / "checkpoints" / "latest.pt").exists():  # a resumed run restores π_bc from its checkpoint
             train_bc(bc, retrieved, config.bc_steps, config.bc_batch, ctx.seed, ctx.device)
     torch.manual_seed(ctx.seed)
-    agent = WPTAgent(target, config, ctx.device, pretrained, retrieved if config.rehearsal else None, bc, ctx.seed)
+    agent = WPTAgent(target, config, ctx.device, pretrained, retrieved if config.rehearsal else None, bc, ctx.seed,
+                     action_pad=pad)
     try:
         return train_online(ctx, agent, config.online, config.dreamer.batch_size, config.dreamer.seq_len)
     finally:

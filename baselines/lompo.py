@@ -1,9 +1,11 @@
 """LOMPO: Offline RL from images with latent space models (Rafailov, Yu, Rajeswaran, Finn, L4DC 2021).
 
 On the shared world model (agents/world_model), as the V-D4RL reference code runs it:
-1. world model: encoder + RSSM + decoder + reward head on sequence batches (the shared ELBO),
-   plus an ensemble of K latent transition heads p_k(z_t | h_t), each fitted to the posterior by
-   KL[sg q(z_t | h_t, o_t) || p_k(z_t | sg h_t)]; `model_train_steps` such updates come first;
+1. world model: encoder + RSSM + decoder + reward head on sequence batches (the shared ELBO), whose
+   prior is an ensemble of K heads p_k(z_t | h_t) on the shared GRU (`wm.prior_heads`): at every
+   timestep one head drawn at random serves as the prior in KL[q(z_t | h_t, o_t) || p_k(z_t | h_t)]
+   (the reference's `RSSME`: `obs_step` calls `img_step` with a random k), so each head is fitted
+   jointly with the model on about 1/K of the data; `model_train_steps` such updates come first;
 2. latent data: real transitions (s_t, a_t, r_{t+1}, s_{t+1}) from the posterior of the batch, and
    imagined ones: H-step rollouts from posterior states with the actor (+ Gaussian exploration
    noise), each step sampled from a random ensemble head, kept in a FIFO latent replay buffer (the
@@ -24,7 +26,7 @@ reference code). Acting filters observations with the posterior and applies the 
 
 Presets: `paper` = V-D4RL's LOMPO (`baselines/lompo/run.py`): Gaussian latents stoch 64, deter 256,
 hidden/units 256, cnn depth 32, model lr 6e-4, plain KL (balance 0.5 x scale 2, no free nats),
-model batch 64 x 50, 25k model steps, 7 heads, lambda 5, horizon 5, agent batch 256 real + 256
+model batch 64 x 50, 25k model steps, 7 prior heads, lambda 5, horizon 5, agent batch 256 real + 256
 imagined, Q / actor lr 3e-4 with 3 / 4 ELU layers of 256, tau 5e-3, gamma 0.99, exploration 0.2,
 imagined buffer filled to 50k before training (`start_training`) and 16,000 new transitions (a 64 x 50
 batch of starts x H 5) every 200 updates, i.e. 16 starts per update; the reference sizes the buffer
@@ -47,11 +49,11 @@ from agents.world_model import State, WorldModel, WorldModelConfig, to_torch, wi
 from agents.world_model.nets import MLP, Optimizer
 from baselines.modelfree import soft_update
 from collectors.envs.base import EnvSpec
-from collectors.errors import unknown
+from collectors.errors import OwbenchError, unknown
 
 PAPER_WM = WorldModelConfig(depth=32, deter=256, hidden=256, stoch=64, classes=0, units=256, layers=2,
-                            discount_head=False, kl_balance=0.5, kl_scale=2.0, free_nats=0.0, lr=6e-4,
-                            weight_decay=0.0)
+                            discount_head=False, prior_heads=7, kl_balance=0.5, kl_scale=2.0, free_nats=0.0,
+                            lr=6e-4, weight_decay=0.0)  # prior_heads: V-D4RL num_models 7
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,6 @@ class LOMPOConfig:
     batch_size: int = 64  # model batch: sequences (V-D4RL model_batch_size 64)
     seq_len: int = 50  # model batch: timesteps per sequence (V-D4RL 50)
     model_train_steps: int = 25_000  # world-model updates before the actor-critic starts (V-D4RL 25k)
-    ensemble: int = 7  # K latent transition heads (V-D4RL num_models 7)
     penalty: float = 5.0  # lambda of the uncertainty penalty (V-D4RL lmbd 5)
     horizon: int = 5  # imagined rollout length H (V-D4RL 5)
     agent_batch_size: int = 256  # real transitions per update, and as many imagined (V-D4RL 256 + 256)
@@ -90,8 +91,8 @@ class LOMPOConfig:
         """`smoke` (tests), `quick` (a CPU machine), `paper` (V-D4RL). Overrides name any field,
         world-model ones by their own name (`deter=64`) or dotted (`wm.deter=64`)."""
         presets = {
-            "smoke": cls(replace(PAPER_WM, depth=8, deter=32, hidden=32, stoch=8, units=32, layers=1),
-                         batch_size=4, seq_len=8, model_train_steps=2, ensemble=3, horizon=3, agent_batch_size=16,
+            "smoke": cls(replace(PAPER_WM, depth=8, deter=32, hidden=32, stoch=8, units=32, layers=1, prior_heads=3),
+                         batch_size=4, seq_len=8, model_train_steps=2, horizon=3, agent_batch_size=16,
                          units=32, critic_layers=1, actor_layers=1, actor_reg=1e-3, rollout_batch=4,
                          imagined_capacity=256, imagined_warmup=64),
             "quick": cls(replace(PAPER_WM, deter=200, hidden=200, stoch=32), batch_size=16, seq_len=32,
@@ -115,21 +116,6 @@ def latent_log_prob(wm: WorldModel, stats: Tensor, stoch: Tensor) -> Tensor:
         return (logits * stoch.unflatten(-1, (rssm.cfg.stoch, rssm.cfg.classes))).sum((-2, -1))
     mean, std = rssm.gaussian(stats.float())
     return torch.distributions.Normal(mean, std).log_prob(stoch).sum(-1)
-
-
-class LatentEnsemble(nn.Module):
-    """K prior heads p_k(z_t | h_t), each shaped like the RSSM's own prior head."""
-
-    def __init__(self, wm: WorldModel, size: int):
-        super().__init__()
-        rssm = wm.rssm
-        stats_dim = rssm.stoch_dim if rssm.discrete else 2 * rssm.cfg.stoch
-        self.heads = nn.ModuleList(nn.Sequential(nn.Linear(rssm.cfg.deter, rssm.cfg.hidden), nn.ELU(),
-                                                 nn.Linear(rssm.cfg.hidden, stats_dim)) for _ in range(size))
-
-    def forward(self, deter: Tensor) -> Tensor:
-        """Distribution parameters of every head, (K, ..., S)."""
-        return torch.stack([head(deter) for head in self.heads])
 
 
 class LatentBuffer:
@@ -160,8 +146,10 @@ class LOMPOAgent:
     def __init__(self, action_dim: int, config: LOMPOConfig, device: str = "cpu"):
         self.config, self.device, self.action_dim = config, torch.device(device), action_dim
         c = config
+        if c.wm.prior_heads < 2:
+            raise OwbenchError(f"LOMPO's uncertainty penalty needs an ensemble; set wm.prior_heads >= 2 "
+                               f"(it is {c.wm.prior_heads})")
         self.wm = WorldModel(c.wm, action_dim, channels_last=False).to(self.device)
-        self.ensemble = LatentEnsemble(self.wm, c.ensemble).to(self.device)
         feat = self.wm.feat_dim
         self.actor = MLP(feat, action_dim, c.units, c.actor_layers).to(self.device)
         self.critics = nn.ModuleList(MLP(feat + action_dim, 1, c.units, c.critic_layers) for _ in range(2)).to(self.device)
@@ -169,7 +157,6 @@ class LOMPOAgent:
                                             for _ in range(2)).to(self.device)
         self.target_critics.load_state_dict(self.critics.state_dict())
         self.target_critics.requires_grad_(False)
-        self.ensemble_opt = Optimizer([self.ensemble], c.wm.lr, c.wm.eps, c.wm.weight_decay, c.wm.grad_clip)
         self.critic_opt = Optimizer([self.critics], c.critic_lr, 1e-7, 0.0, c.grad_clip)
         self.actor_opt = Optimizer([self.actor], c.actor_lr, 1e-7, 0.0, c.grad_clip)
         self.imagined = LatentBuffer(c.imagined_capacity, feat, action_dim, self.device)
@@ -202,13 +189,9 @@ class LOMPOAgent:
         return dict(zip(metrics, values))
 
     def update_model(self, data: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Step 1: the shared world-model loss, then the ensemble heads on the detached posterior."""
-        model_loss, metrics, post = self.wm.loss(data)
+        """Step 1: the shared world-model loss, its prior one random ensemble head per timestep."""
+        model_loss, metrics, _ = self.wm.loss(data)
         metrics["model_grad_norm"] = self.wm.opt.step(model_loss)
-        heads = self.ensemble(post["deter"].detach())  # (K, B, T, S)
-        ensemble_loss = self.wm.rssm.kl(post["stats"].detach().expand_as(heads), heads).mean()
-        metrics["ensemble_kl"] = ensemble_loss.detach()
-        self.ensemble_opt.step(ensemble_loss)
         return metrics
 
     @torch.no_grad()
@@ -237,8 +220,8 @@ class LOMPOAgent:
             feat = rssm.feat(state)
             action = self.policy(feat, c.exploration)
             deter = rssm.recurrent(state["stoch"], state["deter"], self.wm.pad_action(action))
-            stats = self.ensemble(deter)  # (K, N, S)
-            k = int(torch.randint(0, c.ensemble, ()))
+            stats = rssm.priors(deter)  # (K, N, S)
+            k = int(torch.randint(0, len(stats), ()))
             state = {"deter": deter, "stoch": rssm.sample(stats[k]), "stats": stats[k]}
             next_feat = rssm.feat(state)
             disagreement = latent_log_prob(self.wm, stats, state["stoch"]).std(0, unbiased=False)
@@ -292,11 +275,11 @@ class LOMPOAgent:
 
     # -- checkpoints -------------------------------------------------------------------------------
     def modules(self) -> dict[str, nn.Module]:
-        return {"wm": self.wm, "ensemble": self.ensemble, "actor": self.actor, "critics": self.critics,
+        return {"wm": self.wm, "actor": self.actor, "critics": self.critics,
                 "target_critics": self.target_critics}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"wm": self.wm.opt.opt, "ensemble": self.ensemble_opt.opt, "critic": self.critic_opt.opt,
+        return {"wm": self.wm.opt.opt, "critic": self.critic_opt.opt,
                 "actor": self.actor_opt.opt}
 
     def state_dict(self) -> dict[str, Any]:

@@ -24,6 +24,8 @@ VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
     "wpt-no-p": ("wpt", {"pretrain": False}),
     "wpt-no-er": ("wpt", {"rehearsal": False}),
     "wpt-no-g": ("wpt", {"guidance": False}),
+    # the size-matched scratch control: WPT's model and online loop with none of P, ER, G (DreamerV2 at 1536 units)
+    "wpt-scratch": ("wpt", {"pretrain": False, "rehearsal": False, "guidance": False}),
 }
 
 
@@ -170,8 +172,10 @@ def _transfer_budgets(paper_steps: dict[str, int]) -> dict[str, Budget]:
 
 
 def _online_budgets(online_updates: int) -> dict[str, Budget]:
-    """Pretrain on offline pools (the method's config: 200k updates), then `steps` online updates
-    on the target at one update per agent step (paper profile)."""
+    """Pretrain on offline pools (the method's config: 200k updates), then train online on the target:
+    `paper` methods count `online_updates` as agent steps at the task's own action repeat, i.e. that many x
+    the action repeat environment frames, prefill included (`OnlineConfig.budget = "env_steps"`), so every
+    method sees the same frames; `smoke` / `quick` count updates."""
     return {
         "smoke": Budget(steps=20, eval_every=10, eval_episodes=1, checkpoint_every=10, seeds=2,
                         dataset_episodes=2, max_episode_steps=100, behaviour_train_steps=1_000, variant="smoke"),
@@ -206,7 +210,7 @@ _WPT_DMC_PAIRS = _pairs(*[(("walker_walk", "cheetah_run", "hopper_hop", "quadrup
 _WPT_MW_PAIRS = _pairs(*[(("button-press-topdown", "drawer-open", "door-open", "reach", "push", "window-open"), t)
                          for t in ("assembly", "shelf-place", "button-press-topdown", "drawer-open")], prefix="mw_")
 _WPT_POOL = ("noisy-expert", "random")  # the non-curated pool's qualities
-_WPT_ABLATION = ("wpt", "wpt-p", "wpt-no-p", "wpt-no-er", "wpt-no-g")  # Fig. 6 (VARIANTS)
+_WPT_ABLATION = ("wpt", "wpt-p", "wpt-no-p", "wpt-no-er", "wpt-no-g", "wpt-scratch")  # Fig. 6 (VARIANTS) + control
 
 
 def _online_group(pairs: tuple[Pair, ...], methods: tuple[str, ...], pool: tuple[str, ...]) -> Group:

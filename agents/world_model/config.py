@@ -33,6 +33,7 @@ class WorldModelConfig:
     action_dim: int = 0  # padded action input (WPT); 0 = the environment's action dim
     reward_head: bool = True  # False for reward-free pretraining (Vid2Act sources, WPT)
     discount_head: bool = True  # predict the continuation flag (1 - is_terminal)
+    prior_heads: int = 1  # K prior heads p_k(z_t | h_t); K > 1: LOMPO's ensemble, one drawn per timestep
     extra_heads: tuple[tuple[str, int], ...] = ()  # named MLP heads on the feature, (name, out_dim)
     kl_scale: float = 1.0  # beta of the KL term
     kl_balance: float = 0.8  # alpha: weight of the prior side of the KL (DreamerV2 Eq. 2)

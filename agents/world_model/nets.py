@@ -27,12 +27,12 @@ def normalize_image(image: Tensor) -> Tensor:
 
 
 class Encoder(nn.Module):
-    """uint8 images (..., H, W, 3) -> embeddings (..., embed_dim)."""
+    """uint8 images (..., H, W, C) -> embeddings (..., embed_dim); C = 3, or 3k for k stacked frames."""
 
-    def __init__(self, image_size: int, depth: int, channels_last: bool = True):
+    def __init__(self, image_size: int, depth: int, channels_last: bool = True, channels: int = 3):
         super().__init__()
         stages = conv_stages(image_size)
-        chans = [3] + [depth * 2**i for i in range(stages)]
+        chans = [channels] + [depth * 2**i for i in range(stages)]
         self.convs = nn.Sequential(*[m for i in range(stages) for m in (nn.Conv2d(chans[i], chans[i + 1], 4, 2), nn.ELU())])
         self.channels_last = channels_last
         self.embed_dim = chans[-1] * 2 * 2

@@ -35,7 +35,11 @@ class RSSM(nn.Module):
         self.img_in = nn.Sequential(nn.Linear(self.stoch_dim + action_dim, cfg.hidden), nn.ELU())
         self.gru = nn.Linear(cfg.hidden + cfg.deter, 3 * cfg.deter)  # layer-norm GRU of DreamerV2
         self.gru_norm = nn.LayerNorm(3 * cfg.deter)
-        self.img_out = nn.Sequential(nn.Linear(cfg.deter, cfg.hidden), nn.ELU(), nn.Linear(cfg.hidden, stats_dim))
+        prior_head = lambda: nn.Sequential(nn.Linear(cfg.deter, cfg.hidden), nn.ELU(),  # noqa: E731
+                                           nn.Linear(cfg.hidden, stats_dim))
+        self.img_out = prior_head()
+        # LOMPO: K - 1 more prior heads; img_out is head 0 (no extra keys when K = 1)
+        self.img_ensemble = nn.ModuleList(prior_head() for _ in range(cfg.prior_heads - 1))
         # obs_out(concat(h, e)) split as obs_deter(h) + obs_embed(e) so e is projected once per sequence
         self.obs_deter = nn.Linear(cfg.deter, cfg.hidden, bias=False)
         self.obs_embed = nn.Linear(embed_dim, cfg.hidden)
@@ -108,7 +112,7 @@ class RSSM(nn.Module):
 
     def prior_cell(self, stoch: Tensor, deter: Tensor, action: Tensor, sample: bool) -> tuple[Tensor, Tensor, Tensor]:
         deter = self.recurrent(stoch, deter, action)
-        stats = self.img_out(deter)
+        stats = self.prior(deter)
         return deter, self.sample(stats, sample), stats
 
     def posterior_cell(self, stoch: Tensor, deter: Tensor, action: Tensor, embed_proj: Tensor,
@@ -127,8 +131,25 @@ class RSSM(nn.Module):
         return self.obs_out(self.obs_deter(deter) + self.obs_embed(embed))
 
     def prior(self, deter: Tensor) -> Tensor:
-        """Raw parameters of p(z_t | h_t)."""
-        return self.img_out(deter)
+        """Raw parameters of p(z_t | h_t); with K > 1 prior heads, those of one head drawn at random
+        for the whole call (LOMPO's `img_step`)."""
+        if not self.img_ensemble:
+            return self.img_out(deter)
+        return self.priors(deter)[int(torch.randint(len(self.img_ensemble) + 1, ()))]
+
+    def priors(self, deter: Tensor) -> Tensor:
+        """Raw parameters of every prior head p_k(z_t | h_t): (K, ..., S)."""
+        return torch.stack([self.img_out(deter), *(head(deter) for head in self.img_ensemble)])
+
+    def sequence_prior(self, deter: Tensor) -> Tensor:
+        """Raw parameters of p(z_t | h_t) for filtered states (B, T, D); with K > 1 prior heads one
+        head drawn at random per timestep for the whole batch, as LOMPO's `observe` (each head
+        fits about 1/K of the timesteps)."""
+        if not self.img_ensemble:
+            return self.img_out(deter)
+        steps = deter.shape[1]
+        pick = torch.randint(len(self.img_ensemble) + 1, (steps,), device=deter.device)
+        return self.priors(deter)[pick, :, torch.arange(steps, device=deter.device)].transpose(0, 1)
 
     def obs_step(self, state: State, action: Tensor, embed: Tensor, sample: bool = True) -> State:
         """One posterior (filtering) step, used when acting."""
@@ -155,4 +176,4 @@ class RSSM(nn.Module):
             stochs.append(stoch)
             stats.append(stat)
         post = {"deter": torch.stack(deters, 1), "stoch": torch.stack(stochs, 1), "stats": torch.stack(stats, 1)}
-        return post, self.prior(post["deter"])
+        return post, self.sequence_prior(post["deter"])

@@ -85,8 +85,11 @@ class WorldModel(nn.Module):
         self.rssm.enable_compile()
 
     def pad_action(self, action: Tensor) -> Tensor:
-        """Zero-pad actions (..., A) to the model's input dimension."""
+        """Zero-pad actions (..., A) to the model's input dimension; wider actions are an error (a
+        negative pad would silently crop action dimensions)."""
         pad = self.input_action_dim - action.shape[-1]
+        if pad < 0:
+            raise ValueError(f"actions have {action.shape[-1]} dims but the model takes {self.input_action_dim}")
         return F.pad(action, (0, pad)) if pad else action
 
     def resize(self, image: Tensor) -> Tensor:

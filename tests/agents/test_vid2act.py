@@ -87,6 +87,63 @@ def test_distillation_gradient_does_not_reach_the_frozen_teacher() -> None:
     assert {"weight/source0", "weight/source1", "actor_loss", "model_loss"} <= metrics.keys()
 
 
+def teacher_states(agent: vid2act.Vid2ActAgent, batch: dict) -> torch.Tensor:
+    """s^k_t computed here from the teacher alone: its own posterior (mode) on the batch's images
+    under label k, (N, B, T, F)."""
+    data = vid2act.to_torch(batch, "cpu")
+    feats = []
+    for k in range(len(agent.teacher.sources)):
+        task = torch.full(data["is_first"].shape, k)
+        post, _, _ = agent.teacher.wm.observe({**data, "action": agent.teacher.condition(data["action"], task)},
+                                              sample=False)
+        feats.append(agent.teacher.wm.rssm.feat(post))
+    return torch.stack(feats)
+
+
+def test_teacher_predicts_with_its_own_posterior_on_the_target_images() -> None:
+    """As the released code (`dynamics_teachers.observe` on the target batch): the distillation targets
+    are the teacher's posterior states of the target images, whatever the student's latent."""
+    batch = sequence_batch(6, seed=4)
+    seen = []
+    for seed in (1, 2):  # two students, one teacher (the teacher is built before the student)
+        torch.manual_seed(0)
+        teacher = vid2act.Teacher(vid2act.Config.preset("smoke").dreamer.wm, ["a", "b"], 6)
+        agent = vid2act.Vid2ActAgent(6, vid2act.Config.preset("smoke"), teacher)
+        torch.manual_seed(seed)
+        agent.wm.load_state_dict(vid2act.WorldModel(agent.config.wm, 6).state_dict())
+        transfer = agent.transfer
+        agent.transfer = lambda tf, f: (seen.append(tf.detach().clone()), transfer(tf, f))[1]
+        agent.update(batch)
+        torch.testing.assert_close(seen[-1], teacher_states(agent, batch))
+    torch.testing.assert_close(seen[0], seen[1])  # independent of the student
+
+
+def test_action_replay_is_queried_with_teacher_states() -> None:
+    """G_θ was trained on teacher states, so it is asked with teacher states: when acting, the teacher's
+    posterior s^{k*}_t of the observation; in imagination, first the teacher's s^{k*} of the start state."""
+    agent = vid2act.make_agent(envs.spec("walker_walk"), vid2act.Config.preset("smoke"), seed=3)
+    queried = []
+    decode = agent.teacher.replay.decode
+    agent.teacher.replay.decode = lambda state, task, **kw: (queried.append((state.clone(), task.clone())),
+                                                             decode(state, task, **kw))[1]
+    batch = sequence_batch(6, seed=5)
+    obs = {"image": batch["image"][0, 0], "state": np.zeros(3, np.float32)}
+    agent.act(obs, eval_mode=True)
+    state, task = queried[-1]
+    expected = teacher_states(agent, {k: v[:1, :1] for k, v in batch.items()})[:, 0, 0]  # (N, F), first row
+    torch.testing.assert_close(state[0], expected[int(task[0])])
+    queried.clear()
+    agent.update(batch)
+    state, task = queried[0]  # imagination step 0: the start states
+    expected = teacher_states(agent, batch).flatten(1, 2)  # (N, B*T, F), the teacher before any update (frozen)
+    torch.testing.assert_close(state, expected[task, torch.arange(len(task))])
+
+
+def test_paper_online_loop_is_the_released_codes() -> None:
+    online = vid2act.Config.preset("paper").online  # released configs.yaml dmc: train_every 5, prefill 2500
+    assert (online.train_every, online.prefill, online.budget) == (5, 2500, "env_steps")
+
+
 def test_action_replay_reconstructs_source_actions_better_than_chance() -> None:
     torch.manual_seed(0)
     n, state_dim, action_dim = 3, 6, 4

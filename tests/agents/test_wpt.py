@@ -123,21 +123,22 @@ def test_reward_model_learns_from_online_rows_only(pool: list[str], tmp_path: Pa
 def test_execution_guidance_follows_the_linear_schedule(env_id: str) -> None:
     spec = envs.spec(env_id)
     config = smoke(guidance_steps=100)
-    bc = wpt.BCPolicy(SIZE, spec.action_dim, config.bc_depth, config.bc_units, config.bc_layers, config.bc_lr)
+    bc = wpt.BCPolicy(SIZE, spec.action_dim, config.bc_depth, config.bc_units, config.bc_layers, config.bc_lr,
+                      config.bc_frames, config.bc_feature)
     agent = wpt.WPTAgent(spec, config, bc=bc)
     assert agent.guidance_probability() == 1.0
     windows = [agent.plan_guidance() for _ in range(20)]
     assert all(w is not None and 0 <= w[0] < w[1] <= spec.episode_length for w in windows)
     assert len({w[0] for w in windows}) > 1 and len({w[1] - w[0] for w in windows}) > 1  # random start and duration
     obs = {"image": np.full((SIZE, SIZE, 3), 128, np.uint8)}
-    with torch.no_grad():
-        bc_action = bc(torch.as_tensor(obs["image"])[None])[0].numpy()
-    action, state = agent.act(obs, (None, 3, (3, 5)))  # inside the window: π_bc acts
+    with torch.no_grad():  # π_bc sees 3 stacked frames, the first repeated at an episode's start
+        bc_action = bc(torch.as_tensor(np.concatenate([obs["image"]] * 3, -1))[None])[0].numpy()
+    action, state = agent.act(obs, (None, 3, (3, 5), None))  # inside the window: π_bc acts
     assert action.shape == bc_action.shape == (spec.action_dim,)
     np.testing.assert_allclose(action, bc_action, atol=1e-6)
     agent.act(obs, state)  # the RSSM steps on from π_bc's action
     assert torch.equal(state[0][1][0], torch.as_tensor(bc_action))  # the RSSM sees the action taken
-    action, _ = agent.act(obs, (None, 5, (3, 5)))  # after it: the RL actor
+    action, _ = agent.act(obs, (None, 5, (3, 5), None))  # after it: the RL actor
     assert not np.allclose(action, bc_action)
     agent.env_steps = 50
     assert agent.guidance_probability() == pytest.approx(0.5)
@@ -160,6 +161,74 @@ def test_bc_clones_retrieved_actions(tmp_path: Path) -> None:
     with torch.no_grad():
         expected = 0.5 * (one(image) - action).pow(2).sum(-1).mean().item()  # per-sample squared error, no broadcast
     assert one(image).shape == (4, 1) and one.update(image, action) == pytest.approx(expected, rel=1e-5)
+
+
+def test_bc_policy_is_app_a1s(tmp_path: Path) -> None:
+    """App. A.1: 3 stacked frames (9 input channels), conv [32, 64, 128, 256], a LayerNorm + tanh trunk of 50,
+    then LayerNorm MLP layers of 1024; acting stacks the last 3 frames, oldest first."""
+    paper = wpt.Config.preset("paper")
+    assert (paper.bc_frames, paper.bc_depth, paper.bc_feature, paper.bc_units, paper.bc_layers) == (3, 32, 50, 1024, 2)
+    bc = wpt.BCPolicy(64, 6, paper.bc_depth, paper.bc_units, paper.bc_layers, paper.bc_lr, paper.bc_frames,
+                      paper.bc_feature)
+    convs = [m for m in bc.encoder.convs if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(9, 32), (32, 64), (64, 128), (128, 256)]
+    linears = [m for m in [*bc.trunk, *bc.head] if isinstance(m, torch.nn.Linear)]
+    assert [lin.out_features for lin in linears] == [50, 1024, 1024, 6]
+    norms = [m.normalized_shape for m in [*bc.trunk, *bc.head] if isinstance(m, torch.nn.LayerNorm)]
+    assert norms == [(50,), (1024,), (1024,)]
+    spec, config = envs.spec("walker_walk"), smoke(guidance_steps=100)
+    small = wpt.BCPolicy(SIZE, 6, config.bc_depth, config.bc_units, config.bc_layers, config.bc_lr, 3,
+                         config.bc_feature)
+    agent = wpt.WPTAgent(spec, config, bc=small)
+    frames = [np.full((SIZE, SIZE, 3), v, np.uint8) for v in (10, 120, 250, 60)]
+    state = (None, 0, (0, 10), None)
+    for frame in frames:
+        action, state = agent.act({"image": frame}, state)
+    with torch.no_grad():
+        expected = small(torch.as_tensor(np.concatenate(frames[1:], -1))[None])[0].numpy()
+    np.testing.assert_allclose(action, expected, atol=1e-6)
+    location = make_dataset(tmp_path / "bc.zarr", "walker_walk", 6, episodes=1, length=10)
+    assert np.isfinite(wpt.train_bc(small, location, steps=2, batch=4, seed=0, device="cpu"))
+
+
+def test_no_pretraining_keeps_the_pools_action_size(pool: list[str], tmp_path: Path) -> None:
+    """wpt-no-p: retrieved windows carry the pool's padded actions (hopper 4, cheetah 6 -> 6 here, 12 with a
+    quadruped); the model takes that size, and a model narrower than the data is an error, never a crop."""
+    hits = [retrieval.Hit(pool[0], 0, 0, 0.0), retrieval.Hit(pool[1], 0, 0, 0.0)]
+    retrieved = wpt.write_retrieved(hits, tmp_path / "retrieved.zarr", action_pad=12)
+    spec = envs.spec("walker_walk")  # 6 action dims, a pool padded to 12
+    agent = wpt.WPTAgent(spec, smoke(mix_ratio=0.5), retrieved=retrieved, action_pad=12)
+    assert store.open_dataset(retrieved).episode(0)["action"].shape[1] == agent.wm.input_action_dim == 12
+    data, _ = agent.mix(online_batch(6))
+    assert data["action"].shape[-1] == 12 and np.isfinite(list(agent.update(online_batch(6)).values())).all()
+    narrow = wpt.WPTAgent(spec, smoke(mix_ratio=0.5), retrieved=retrieved)  # the old no-P model: the target's 6
+    with pytest.raises(ValueError, match="12 dims but the model takes 6"):
+        narrow.mix(online_batch(6))
+    agent.retrieved.close()
+    narrow.retrieved.close()
+
+
+def test_metaworld_repeats_actions_twice_in_training_and_evaluation(tmp_path: Path) -> None:
+    """Table 5: action repeat 2 for the fine-tuning, Meta-World included (its tasks repeat 1)."""
+    from agents.online import OnlineConfig
+
+    assert wpt.Config.preset("paper").online.action_repeat == 2
+    online = OnlineConfig(action_repeat=2)
+    assert online.spec(envs.spec("mw_assembly")).action_repeat == 2 and online.repeat(envs.spec("walker_walk")) == 1
+    assert online.spec(envs.spec("mw_assembly")).episode_length == envs.spec("mw_assembly").episode_length // 2
+    env = online.make_env(lambda: envs.make("mw_reach", image_size=SIZE))()
+    plain = envs.make("mw_reach", image_size=SIZE)
+    try:
+        env.reset(seed=3)
+        plain.reset(seed=3)
+        action = np.full(4, 0.5, np.float32)
+        _, reward, *_ = env.step(action)
+        expected = sum(plain.step(action)[1] for _ in range(2))
+        assert reward == pytest.approx(expected) and env.spec.action_repeat == 2
+        np.testing.assert_allclose(env.physics_state(), plain.physics_state())
+    finally:
+        env.close()
+        plain.close()
 
 
 def context(run_dir: Path, datasets: list[str], steps: int, **overrides) -> ShortContext:
@@ -189,6 +258,19 @@ def test_ablation_without_pretraining_rehearsal_or_guidance(pool: list[str], tmp
     assert not (run_dir / "retrieved.zarr").exists() and not (owbench_home / "pretrained").exists()
     wpt.train(context(tmp_path / "g", pool, steps=2, pretrain=False, rehearsal=False))  # G alone retrieves with pixels
     assert retrieval.RetrievalIndex.load(tmp_path / "g" / "retrieval.index").meta["encoder"] == "pixels"
+
+
+def test_no_p_finetuning_with_a_wider_embodiment_in_the_pool(pool: list[str], tmp_path: Path) -> None:
+    """wpt-no-p on a walker target (6 dims) with a quadruped (12 dims) in the pool: the retrieved data and the
+    model both take 12-dim actions (before issue 16 the model took 6 and F.pad cropped the quadruped's)."""
+    quadruped = make_dataset(tmp_path / "quadruped.zarr", "quadruped_walk", 12)
+    run_dir = tmp_path / "no-p"
+    wpt.train(context(run_dir, [*pool, quadruped], steps=2, pretrain=False, guidance=False, retrieve=6))
+    assert "quadruped_walk" in set(pd.read_csv(run_dir / "retrieved.csv")["env_id"])
+    assert store.open_dataset(run_dir / "retrieved.zarr").arrays["action"].shape[1] == 12
+    state = torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=False)["agent"]["wm"]
+    stoch = wpt.Config.preset("smoke").dreamer.wm
+    assert state["rssm.img_in.0.weight"].shape[1] == stoch.stoch * stoch.classes + 12  # z_{t-1} and a padded a_{t-1}
 
 
 def test_pretrained_encoder_retrieves_the_query_task(tmp_path: Path) -> None:

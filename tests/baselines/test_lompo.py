@@ -35,7 +35,7 @@ def test_model_then_agent_updates_act_and_checkpoint(classes: int) -> None:
     rng = np.random.default_rng(0)
     agent = make(classes=classes)
     model_metrics = agent.update(sequence_batch(rng))
-    assert {"model_loss", "ensemble_kl"} <= model_metrics.keys()
+    assert {"model_loss", "kl"} <= model_metrics.keys()
     agent.update(sequence_batch(rng))
     metrics = agent.update(sequence_batch(rng))  # past model_train_steps: the actor-critic phase
     assert {"critic_loss", "actor_loss", "imag_penalty", "real_reward"} <= metrics.keys()
@@ -56,7 +56,7 @@ def test_model_then_agent_updates_act_and_checkpoint(classes: int) -> None:
 
 def test_ensemble_disagrees_more_off_the_data() -> None:
     """The uncertainty penalty: heads fitted to the data's posterior agree there, not elsewhere."""
-    agent = make(model_train_steps=10**6, ensemble=5)
+    agent = make(model_train_steps=10**6, prior_heads=5)
     batch = sequence_batch(np.random.default_rng(1))
     for _ in range(60):
         agent.update(batch)
@@ -66,11 +66,42 @@ def test_ensemble_disagrees_more_off_the_data() -> None:
         far = deter + 3 * torch.randn_like(deter)  # states the data never visited
 
         def disagreement(d: torch.Tensor) -> float:
-            stats = agent.ensemble(d)
+            stats = agent.wm.rssm.priors(d)
             stoch = agent.wm.rssm.sample(stats[0])
             return float(lompo.latent_log_prob(agent.wm, stats, stoch).std(0).mean())
 
         assert disagreement(far) > disagreement(deter)
+
+
+def test_ensemble_heads_are_the_world_model_prior_one_per_timestep() -> None:
+    """As the reference's RSSME: the prior in the world-model KL is one randomly drawn ensemble head
+    per timestep (the same head for the whole batch), so the heads learn inside the world-model loss
+    and the encoder / GRU are shaped by them (not fitted afterwards to a detached posterior)."""
+    agent = make(model_train_steps=10**6)
+    rssm, data = agent.wm.rssm, lompo.to_torch(sequence_batch(np.random.default_rng(3)), "cpu")
+    torch.manual_seed(0)
+    post, prior, _ = agent.wm.observe(data)
+    heads = rssm.priors(post["deter"])  # (K, B, T, S)
+    assert heads.shape[0] == agent.config.wm.prior_heads == 3
+    drawn = []
+    for t in range(prior.shape[1]):
+        match = [k for k in range(len(heads)) if torch.allclose(prior[:, t], heads[k, :, t])]
+        assert len(match) == 1, f"timestep {t}: the prior is not one head for the whole batch"
+        drawn.append(match[0])
+    assert len(set(drawn)) > 1, drawn  # drawn afresh per timestep (P(all equal) = 3 * 3^-8)
+    heads_before = [[p.clone() for p in head.parameters()] for head in [rssm.img_out, *rssm.img_ensemble]]
+    agent.update(sequence_batch(np.random.default_rng(3)))  # a world-model update, nothing else
+    learnt = [any(not torch.equal(a, b) for a, b in zip(before, head.parameters()))
+              for before, head in zip(heads_before, [rssm.img_out, *rssm.img_ensemble])]
+    assert sum(learnt) >= 2, learnt  # the heads drawn in this batch learn from the world-model loss
+    loss = lambda: float(agent.wm.loss(data)[0].detach())  # noqa: E731
+    torch.manual_seed(1)
+    reference = loss()
+    with torch.no_grad():
+        for head in rssm.img_ensemble:
+            head[-1].bias.add_(1.0)
+    torch.manual_seed(1)
+    assert loss() != reference  # the heads are the prior inside the world-model objective
 
 
 def test_imagined_buffer_warms_up_from_every_state_then_tops_up() -> None:
@@ -98,9 +129,14 @@ def test_latent_buffer_keeps_the_newest_rows() -> None:
     assert sorted(buffer.columns[0][:, 0].tolist()) == [25, 26, 27, 28, 29]
 
 
+def test_lompo_needs_an_ensemble() -> None:
+    with pytest.raises(lompo.OwbenchError, match="prior_heads"):
+        make(prior_heads=1)
+
+
 def test_presets() -> None:
     paper = lompo.Config.preset("paper")
-    assert (paper.ensemble, paper.penalty, paper.horizon, paper.wm.classes) == (7, 5.0, 5, 0)
+    assert (paper.wm.prior_heads, paper.penalty, paper.horizon, paper.wm.classes) == (7, 5.0, 5, 0)
     assert (paper.rollout_batch, paper.imagined_warmup, paper.actor_reg) == (16, 50_000, 0.0)  # the reference's
     assert lompo.Config.preset("quick", deter=64).wm.deter == 64
 

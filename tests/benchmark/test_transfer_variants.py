@@ -20,6 +20,7 @@ SWITCHES = {  # variant -> (module, the switches that differ from the full metho
     "wpt-no-p": (wpt, {"pretrain": False, "rehearsal": True, "guidance": True}),
     "wpt-no-er": (wpt, {"pretrain": True, "rehearsal": False, "guidance": True}),
     "wpt-no-g": (wpt, {"pretrain": True, "rehearsal": True, "guidance": False}),
+    "wpt-scratch": (wpt, {"pretrain": False, "rehearsal": False, "guidance": False}),  # size-matched scratch
 }
 ABLATION_SUITES = {"vid2act-ablation": "vid2act", "wpt-dmc-ablation": "wpt", "wpt-metaworld-ablation": "wpt"}
 

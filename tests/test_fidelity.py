@@ -34,7 +34,8 @@ def method_of(path: Path) -> str:
 
 
 def cells(line: str) -> list[str]:
-    return [c.strip() for c in line.strip().strip("|").split("|")]
+    """The cells of a Markdown table row; `\\|` is a literal pipe inside a cell."""
+    return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
 
 
 def tables(path: Path) -> list[tuple[dict[str, Any], list[list[str]]]]:

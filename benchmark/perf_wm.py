@@ -37,13 +37,15 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure_world_model_updates(preset: str, device: str, iters: int, optimized: bool) -> dict[str, Any]:
-    """Time `iters` updates of a DreamerV2 agent built from `preset` on `device` (after warm-up).
+def measure_world_model_updates(preset: str, device: str, iters: int, optimized: bool,
+                                overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Time `iters` updates of a DreamerV2 agent built from `preset` (+ config `overrides`) on `device`
+    (after warm-up).
 
     Returns updates_per_s / seconds_per_update of the world model alone (encoder, RSSM, decoder,
     heads, KL, optimiser step) and agent_updates_per_s / agent_seconds_per_update of the whole
     update (world model + imagination actor-critic), its process CPU time, and the shape measured."""
-    config = with_overrides(DreamerConfig.preset(preset),
+    config = with_overrides(DreamerConfig.preset(preset, **(overrides or {})),
                             {"channels_last": optimized, "amp": optimized, "cpu_amp": optimized, "compile": optimized})
     torch.manual_seed(0)
     agent = DreamerV2Agent(ACTION_DIM, config, device)

@@ -65,8 +65,8 @@ class GpuCheckConfig:
     sweep_pair: str = "walker_downhill"
     owbench: tuple[str, ...] = OWBENCH  # command prefix that runs the owbench CLI
     limits: dict[str, int] = field(default_factory=lambda: {  # seconds per section; 450 s in all
-        "smoke-suite": 150, "updates": 120, "sync": 60, "checkpoint": 30, "sweep-ray": 45, "sweep-local": 40,
-        "projection": 5})
+        "smoke-suite": 170, "updates": 110, "sync": 50, "checkpoint": 25, "sweep-ray": 45, "sweep-local": 40,
+        "projection": 10})
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "GpuCheckConfig":
@@ -127,7 +127,7 @@ def variants(config: Any, with_compile: bool) -> list[dict[str, bool]]:
     `with_compile`); one empty variant (the preset as it is) when it has neither."""
     from benchmark.perf_wm import field_path
 
-    amps = [{"bf16": False}, {"bf16": True}] if field_path(config, "amp") else [{}]
+    amps = [{"bf16": True}, {"bf16": False}] if field_path(config, "amp") else [{}]
     compiles = ([{"compile": False}] + ([{"compile": True}] if with_compile else [])) \
         if field_path(config, "compile") else [{}]
     return [{**a, **c} for c in compiles for a in amps]
@@ -402,7 +402,7 @@ def section_smoke_suite(cfg: GpuCheckConfig, rec: Recorder, out: Path) -> None:
 
 
 def section_sweep(cfg: GpuCheckConfig, rec: Recorder, out: Path, executor: str) -> None:
-    args = ["--methods", ",".join(cfg.sweep_methods), "--pairs", cfg.sweep_pair, "--seeds", "2", "--device",
+    args = ["--methods", ",".join(cfg.sweep_methods), "--pairs", cfg.sweep_pair, "--seeds", "2", "--steps", "2", "--device",
             "auto" if executor == "ray" or cfg.device != "cpu" else "cpu", "--executor", executor, "--workers", "2"]
     run_dir = out / "runs" / f"sweep-{executor}"
     rec.add(owbench_run(cfg, run_dir, args, cfg.limits[f"sweep-{executor}"] - 5))

@@ -387,8 +387,11 @@ def job_records(out: Path) -> list[dict[str, Any]]:
         record = json.loads(result.read_text()) if result.exists() else {}
         placement = {k: v for k, v in record.items() if JOB_FIELDS.search(k) or re.search(r"cuda|gl_|egl", k, re.I)}
         lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if JOB_FIELDS.search(line)]
+        found = " ".join([*placement, *lines]).lower()
+        missing = [name for name, key in (("CUDA_VISIBLE_DEVICES", "cuda_visible"), ("GL renderer", "render"))
+                   if key not in found]
         rows.append({"job": str(run_dir.relative_to(out)), "done": result.exists(), "result": placement,
-                     "log_lines": lines[:6]})
+                     "log_lines": lines[:6], "not_recorded": missing})
     return rows
 
 
@@ -587,9 +590,10 @@ def markdown(report: dict[str, Any]) -> str:
         if rows:
             head, jobs = rows[0], rows[1:]
             lines += ["", f"{name}: `owbench {head['command']}` -> exit {head['exit_code']}, {head['wall_s']} s, "
-                          f"{head['summary']}", "", "| job | done | recorded placement | job.log lines |", "|---|---|---|---|"]
-            lines += [f"| {j['job']} | {j['done']} | {json.dumps(j['result'])} | {'<br>'.join(j['log_lines'])} |"
-                      for j in jobs]
+                          f"{head['summary']}", "", "| job | done | result.json placement | job.log lines | not recorded by the job |",
+                      "|---|---|---|---|---|"]
+            lines += [f"| {j['job']} | {j['done']} | {json.dumps(j['result'])} | {'<br>'.join(j['log_lines'])} | "
+                      f"{', '.join(j['not_recorded'])} |" for j in jobs]
     rows = sections.get("projection", {}).get("rows", [])
     if rows:
         cfg = report["config"]

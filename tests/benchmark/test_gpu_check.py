@@ -81,6 +81,8 @@ def check_sweep(report: dict, section: str, jobs: int) -> None:
     assert report["sections"][section]["status"] == "ok"
     assert head["exit_code"] == 0 and f"{jobs} done" in head["summary"], head
     assert len(records) == jobs and all(r["done"] and r["result"]["device"] == "cpu" for r in records)
+    # the fake jobs log neither their CUDA_VISIBLE_DEVICES nor a GL renderer: said, not left blank
+    assert all(r["not_recorded"] == ["CUDA_VISIBLE_DEVICES", "GL renderer"] for r in records)
 
 
 def test_smoke_suite_and_local_sweep_sections_record_each_job(tmp_path, fake_cli_path):

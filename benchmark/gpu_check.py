@@ -222,7 +222,6 @@ def counting_syncs(device: str) -> Iterator[list[str]]:
 
 def section_updates(cfg: GpuCheckConfig, rec: Recorder) -> None:
     """Seconds per `update()` of every method at cfg.method_preset, per precision / compile variant."""
-    import numpy as np
     import torch
 
     for compiled in (False, True) if cfg.compile else (False,):  # every eager variant before any compile
@@ -240,19 +239,25 @@ def section_updates(cfg: GpuCheckConfig, rec: Recorder) -> None:
                                        "preset": cfg.method_preset, "device": cfg.device,
                                        "matmul_precision": torch.get_float32_matmul_precision()}
                 try:
-                    _reset_peak(cfg.device)
-                    agent, built, kind = build(method, cfg.method_preset, cfg.device, switches)
-                    batch = device_batch(kind, built, cfg.device)
-                    first = timed_updates(agent, batch, cfg.device, max(cfg.warmup, 1))
-                    seconds = timed_updates(agent, batch, cfg.device, cfg.iters)
-                    median = float(np.median(seconds))
-                    row.update(seconds_per_update=median, updates_per_s=1 / median, first_update_s=first[0],
-                               compile_s=first[0] - median if switches.get("compile") else None,
-                               peak_mib=_peak_mib(cfg.device), iters=cfg.iters)
+                    row.update(_time_variant(cfg, method, switches))
                 except Exception as exc:  # noqa: BLE001 - a failing compile or OOM is a result
                     row.update(error=_error(exc), traceback=traceback.format_exc(limit=-3))
-                rec.add(row)
                 _free(cfg.device)
+                rec.add(row)
+
+
+def _time_variant(cfg: GpuCheckConfig, method: str, switches: dict[str, bool]) -> dict[str, Any]:
+    """Warm-up and timed updates of one variant (the agent is freed when this returns)."""
+    import numpy as np
+
+    _reset_peak(cfg.device)
+    agent, config, kind = build(method, cfg.method_preset, cfg.device, switches)
+    batch = device_batch(kind, config, cfg.device)
+    first = timed_updates(agent, batch, cfg.device, max(cfg.warmup, 1))
+    median = float(np.median(timed_updates(agent, batch, cfg.device, cfg.iters)))
+    return {"seconds_per_update": median, "updates_per_s": 1 / median, "first_update_s": first[0],
+            "compile_s": first[0] - median if switches.get("compile") else None, "peak_mib": _peak_mib(cfg.device),
+            "iters": cfg.iters}
 
 
 def _free(device: str) -> None:
@@ -277,23 +282,30 @@ def section_sync(cfg: GpuCheckConfig, rec: Recorder) -> None:
             continue
         for bf16 in (False, True) if has_bf16 else (None,):
             for tf32_on in (False, True) if cfg.device.startswith("cuda") else (False,):  # TF32 is CUDA's
-                row: dict[str, Any] = {"method": method, "amp": bf16, "tf32": tf32_on,
-                                       "device": cfg.device}
+                row: dict[str, Any] = {"method": method, "amp": bf16, "tf32": tf32_on, "device": cfg.device}
                 try:
-                    _reset_peak(cfg.device)
-                    agent, config, kind = build(method, cfg.method_preset, cfg.device, {} if bf16 is None else {"bf16": bf16})
-                    batch = device_batch(kind, config, cfg.device)
-                    with tf32(tf32_on):
-                        timed_updates(agent, batch, cfg.device, 1)  # warm-up: lazy state, first-call syncs
-                        with counting_syncs(cfg.device) as syncs:
-                            (seconds,) = timed_updates(agent, batch, cfg.device, 1)
-                    row.update(syncs=len(syncs) if cfg.device.startswith("cuda") else None,
-                               sync_messages=sorted(set(syncs))[:3], updates_per_s=1 / seconds,
-                               peak_mib=_peak_mib(cfg.device))
+                    row.update(_count_syncs(cfg, method, {} if bf16 is None else {"bf16": bf16}, tf32_on))
                 except Exception as exc:  # noqa: BLE001
                     row["error"] = _error(exc)
-                rec.add(row)
                 _free(cfg.device)
+                rec.add(row)
+
+
+def _count_syncs(cfg: GpuCheckConfig, method: str, switches: dict[str, bool], tf32_on: bool) -> dict[str, Any]:
+    """One warm-up update, then one update with its host syncs counted (the timing syncs stay outside)."""
+    _reset_peak(cfg.device)
+    agent, config, kind = build(method, cfg.method_preset, cfg.device, switches)
+    batch = device_batch(kind, config, cfg.device)
+    with tf32(tf32_on):
+        timed_updates(agent, batch, cfg.device, 1)  # warm-up: lazy state, first-call syncs
+        _sync(cfg.device)
+        start = time.perf_counter()
+        with counting_syncs(cfg.device) as syncs:
+            agent.update(batch)
+        _sync(cfg.device)
+        seconds = time.perf_counter() - start
+    return {"syncs": len(syncs) if cfg.device.startswith("cuda") else None, "sync_messages": sorted(set(syncs))[:3],
+            "updates_per_s": 1 / seconds, "peak_mib": _peak_mib(cfg.device)}
 
 
 def section_checkpoint(cfg: GpuCheckConfig, rec: Recorder) -> None:

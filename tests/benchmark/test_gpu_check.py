@@ -125,3 +125,31 @@ def test_script_runs_the_module_and_rejects_an_unknown_section(tmp_path):
     bad = subprocess.run(["bash", str(script), "--tiny", "--only", "update"], env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown gpu check section 'update'" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_gpu_switches_map_to_each_config_and_syncs_are_counted(monkeypatch):
+    """The CUDA side of the switches and of the sync count, checked without a GPU."""
+    import warnings
+
+    import torch
+
+    from benchmark import gpu_check
+
+    dreamer, vid2act, cql = (gpu_check.config_of(m, "paper") for m in ("dreamerv2", "vid2act", "cql"))
+    assert gpu_check.switch_overrides(dreamer, {"bf16": True, "compile": True}, "cuda") == {"amp": True, "compile": True}
+    assert gpu_check.switch_overrides(vid2act, {"bf16": False}, "cuda:0") == {"dreamer.amp": False}
+    assert gpu_check.variants(dreamer, with_compile=True) == [
+        {"bf16": True, "compile": False}, {"bf16": False, "compile": False},
+        {"bf16": True, "compile": True}, {"bf16": False, "compile": True}]
+    assert gpu_check.variants(cql, with_compile=True) == [{}]
+
+    modes = []
+    monkeypatch.setattr(torch.cuda, "set_sync_debug_mode", modes.append)
+    with gpu_check.counting_syncs("cuda") as syncs:
+        for _ in range(3):
+            warnings.warn("called a synchronizing CUDA operation", UserWarning)
+        warnings.warn("something else", UserWarning)
+    assert len(syncs) == 3 and modes == ["warn", "default"]
+    with pytest.warns(UserWarning, match="synchronizing"), gpu_check.counting_syncs("cpu") as none:
+        warnings.warn("called a synchronizing CUDA operation", UserWarning)
+    assert none == [] and modes == ["warn", "default"]

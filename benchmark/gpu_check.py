@@ -17,7 +17,7 @@ Writes `gpu_check.json` and `gpu_check.md` (tables for docs/performance.md) into
 every section. The `tiny` preset (`--device cpu --tiny`) runs the same code at the `smoke` presets with
 one timed update: the CPU path CI runs (tests/benchmark/test_gpu_check.py).
 
-    python -m benchmark.gpu_check --out gpu-check            # on a GPU: about 7 minutes
+    python -m benchmark.gpu_check --out gpu-check            # on a GPU: at most the 450 s of section limits
     python -m benchmark.gpu_check --device cpu --tiny --out /tmp/gc
 """
 from __future__ import annotations

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from benchmark.gpu_check import GpuCheckConfig, run_check
 
@@ -125,6 +126,10 @@ def test_script_runs_the_module_and_rejects_an_unknown_section(tmp_path):
     bad = subprocess.run(["bash", str(script), "--tiny", "--only", "update"], env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown gpu check section 'update'" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+    if not torch.cuda.is_available():  # the default device is cuda: a machine without one is told so, in one line
+        no_gpu = subprocess.run(["bash", str(script), "--only", "projection"], env=env, capture_output=True, text=True)
+        assert no_gpu.returncode == 2 and "no GPU is visible; use --device cpu or auto" in no_gpu.stderr
+        assert len(no_gpu.stderr.strip().splitlines()) == 1
 
 
 def test_gpu_switches_map_to_each_config_and_syncs_are_counted(monkeypatch):

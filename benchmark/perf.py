@@ -1,5 +1,9 @@
 """`owbench perf`: each figure measured the project's way and the naive way in one run, with the ratio.
 
+Every ratio is between two measurements of the same run. A figure recorded elsewhere (another program's
+speed taken on another day, a paper's) is never a ratio's side: it is printed beside the measured figure,
+labelled as recorded, with where and when (`Recorded`).
+
 Sections (GitHub issues 3, 4 and 9):
 - collect: frames/s of `collectors.collect.collect` (1 worker, 2 workers with start-up, fast render)
   against a plain dm_control loop (`env.step` twice + `physics.render` per stored frame);
@@ -7,14 +11,13 @@ Sections (GitHub issues 3, 4 and 9):
 - sampler: batches/s and peak RSS of `SequenceSampler` against per-window Zarr reads and an
   in-memory dict of npz episodes, each in a fresh process (so peak RSS is its own);
 - world-model: updates/s of the RSSM training step with and without the project's optimisations
-  (`benchmark.perf_wm`);
+  (`benchmark.perf_wm`); at dreamer-torch's DMC shape, dreamer-torch's recorded seconds beside them;
 - faiss: IVF index build and query time and recall@10 against numpy brute force on the same vectors.
 
 Every section builds its own temporary data. Timings depend on what else runs on the machine.
 """
 from __future__ import annotations
 
-import importlib
 import io
 import os
 import pickle
@@ -51,6 +54,7 @@ class PerfConfig:
     length: int = 50
     wm_presets: tuple[str, ...] = ("smoke", "code", "paper")
     wm_iters: int = 3  # timed world-model updates per preset and variant
+    wm_shape: tuple[int, int] | None = None  # (batch, sequence length) for every world-model preset; None: the preset's
     faiss_vectors: int = 1_000_000
     faiss_dim: int = 64
     faiss_queries: int = 1000
@@ -61,7 +65,8 @@ class PerfConfig:
         presets = {
             "full": cls(),
             "quick": cls(collect_episodes=1, episode_steps=100, store_episodes=4, sampler_frames=10_000,
-                         sampler_seconds=3.0, wm_iters=2, faiss_vectors=100_000, faiss_queries=200),
+                         sampler_seconds=3.0, wm_presets=("code",), wm_iters=2, wm_shape=(16, 16),
+                         faiss_vectors=100_000, faiss_queries=200),
             "smoke": cls(collect_episodes=1, episode_steps=8, store_episodes=2, sampler_frames=300,
                          sampler_seconds=0.3, batch_size=2, length=5, wm_presets=("smoke",), wm_iters=1,
                          faiss_vectors=2000, faiss_dim=16, faiss_queries=20),
@@ -79,9 +84,27 @@ def format_number(value: float | None) -> str:
 
 
 @dataclass(frozen=True)
+class Recorded:
+    """A figure this run did not measure: a range recorded elsewhere, with where, when and how."""
+
+    low: float
+    high: float
+    where: str
+    when: str
+    how: str
+
+    @property
+    def text(self) -> str:
+        low, high = (f"{v:.2f}" if abs(v) < 100 else format_number(v) for v in (self.low, self.high))
+        value = low if low == high else f"{low}-{high}"
+        return f"{value} (recorded, not measured here: {self.where}, {self.when}; {self.how})"
+
+
+@dataclass(frozen=True)
 class Figure:
-    """One measured figure: the project's value, the naive value, and the target on their ratio
-    (or on the project's value when there is no naive side)."""
+    """One measured figure: the project's value, the naive value measured in the same run, and the
+    target on their ratio (or on the project's value when there is no naive side). `recorded` is a
+    figure from elsewhere shown beside it: never a side of the ratio or of the verdict."""
 
     section: str
     name: str
@@ -91,6 +114,11 @@ class Figure:
     target: float | None = None
     higher_is_better: bool = True
     note: str = ""
+    recorded: Recorded | None = None
+
+    @property
+    def recorded_text(self) -> str:
+        return "" if self.recorded is None else self.recorded.text
 
     @property
     def ratio(self) -> float | None:
@@ -113,7 +141,8 @@ class Figure:
         return f"{sign} {self.target:g}" + ("x" if self.naive is not None else f" {self.unit}")
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "ratio": self.ratio, "passed": self.passed, "target_text": self.target_text}
+        return {**asdict(self), "ratio": self.ratio, "passed": self.passed, "target_text": self.target_text,
+                "recorded_text": self.recorded_text}
 
 
 @dataclass
@@ -126,15 +155,27 @@ class PerfReport:
         return {"machine": self.machine, "config": self.config, "figures": [f.as_dict() for f in self.figures]}
 
     def markdown(self) -> str:
-        """The figures as one markdown table (docs/performance.md)."""
-        lines = ["| section | figure | unit | project | naive | ratio | target | pass | note |",
-                 "|---|---|---|---:|---:|---:|---|---|---|"]
+        """The figures as one markdown table (docs/performance.md), then the footer."""
+        lines = ["| section | figure | unit | project | naive | ratio | target | pass | recorded elsewhere | note |",
+                 "|---|---|---|---:|---:|---:|---|---|---|---|"]
         for f in self.figures:
             ratio = "-" if f.ratio is None else f"{f.ratio:.2f}x"
             verdict = {True: "yes", False: "**no**", None: ""}[f.passed]
             lines.append(f"| {f.section} | {f.name} | {f.unit} | {format_number(f.project)} | {format_number(f.naive)} | {ratio} | "
-                         f"{f.target_text} | {verdict} | {f.note} |")
-        return "\n".join(lines)
+                         f"{f.target_text} | {verdict} | {f.recorded_text} | {f.note} |")
+        return "\n".join(lines + ["", *self.footer()])
+
+    def footer(self) -> list[str]:
+        """What the figures are, in words that claim no more than this run measured."""
+        m = self.machine
+        loads = " -> ".join(f"{m[k][0]:.2f}" for k in ("load_average", "load_average_end") if k in m)
+        lines = [f"Measured in this run: the project and naive columns, every ratio and verdict "
+                 f"({m.get('cpu', '?')}, {m.get('cores', '?')} cores, device {m.get('device', '?')}, "
+                 f"1-minute load average {loads} from start to end)."]
+        if any(f.recorded is not None for f in self.figures):
+            lines.append("Not measured in this run: the 'recorded elsewhere' figures (another program, run and day); "
+                         "no ratio or verdict is computed from them.")
+        return lines
 
 
 def machine_info(device: str) -> dict[str, Any]:
@@ -389,30 +430,40 @@ def measure_sampler(cfg: PerfConfig, tmp: Path) -> list[Figure]:
 
 # ---------------------------------------------------------------- world model
 
-DREAMER_TORCH_CPU_SECONDS = 4.2  # dreamer-torch's world-model + behaviour update at 16x50 on 2 CPU threads (issue 4)
+# dreamer-torch (jsikyoon/dreamer-torch, its dmc config) is not run by owbench perf: its seconds per
+# world-model + behaviour update at 16 x 50, 64 px, on 2 CPU threads are a recorded figure.
+DREAMER_TORCH_CPU = Recorded(
+    2.20, 2.31, where="GitHub issue 19 (dreamer-torch dmc config, 16x50 at 64 px, 2 torch threads)",
+    when="filed 2026-11-22..28 on the project's 2-core VM",
+    how="side by side with owbench, 3 alternating rounds, quiet machine; issue 4 had noted 'about 4.2 s'")
+DREAMER_TORCH_SHAPE = ("code", 16, 50, 64)  # the owbench preset and batch x sequence x pixels of that shape
+
+
+def world_model_overrides(cfg: PerfConfig) -> dict[str, int]:
+    """Config overrides of every world-model measurement: the run's (batch, sequence length) if it sets one."""
+    return {} if cfg.wm_shape is None else {"batch_size": cfg.wm_shape[0], "seq_len": cfg.wm_shape[1]}
 
 
 def measure_world_model(cfg: PerfConfig, device: str) -> list[Figure]:
-    try:
-        perf_wm = importlib.import_module("benchmark.perf_wm")
-    except ModuleNotFoundError:
-        return [Figure("world-model", "updates/s", "updates/s", None, note="benchmark.perf_wm is not available yet")]
+    from benchmark import perf_wm
+
+    overrides = world_model_overrides(cfg)
     figures = []
     for preset in cfg.wm_presets:
-        fast = perf_wm.measure_world_model_updates(preset, device, cfg.wm_iters, optimized=True)
-        plain = perf_wm.measure_world_model_updates(preset, device, cfg.wm_iters, optimized=False)
-        shape = (f"{device}, batch {fast['batch']}x{fast['seq_len']} at {fast['image_size']} px, "
-                 f"{fast['iters']} timed updates; plain = no channels-last/bf16/compile/prefetch")
+        fast = perf_wm.measure_world_model_updates(preset, device, cfg.wm_iters, optimized=True, overrides=overrides)
+        plain = perf_wm.measure_world_model_updates(preset, device, cfg.wm_iters, optimized=False, overrides=overrides)
+        shape = (f"{device}, batch {fast['batch']}x{fast['seq_len']} at {fast['image_size']} px, {fast['threads']} "
+                 f"torch threads, {fast['iters']} timed updates; plain = no channels-last/bf16/compile/prefetch")
         figures += [Figure("world-model", f"world-model updates/s, preset {preset}", "updates/s",
                            fast["updates_per_s"], plain["updates_per_s"], note=shape),
                     Figure("world-model", f"agent updates/s (+ actor-critic), preset {preset}", "updates/s",
                            fast["agent_updates_per_s"], plain["agent_updates_per_s"], note=shape)]
-        if preset == "code" and device == "cpu":
+        if device == "cpu" and (preset, fast["batch"], fast["seq_len"], fast["image_size"]) == DREAMER_TORCH_SHAPE:
             figures.append(Figure(
-                "world-model", "agent update seconds vs dreamer-torch, preset code", "s/update",
-                fast["agent_seconds_per_update"], DREAMER_TORCH_CPU_SECONDS, 0.7, higher_is_better=False,
-                note=f"naive = jsikyoon/dreamer-torch dmc config, 16x50, 2 CPU threads (issue 4); "
-                     f"measured here with {fast['threads']} threads"))
+                "world-model", f"agent update seconds at dreamer-torch's DMC shape, preset {preset}", "s/update",
+                fast["agent_seconds_per_update"], higher_is_better=False,
+                note=f"dreamer-torch itself is not run here ({shape})",
+                recorded=DREAMER_TORCH_CPU))
     return figures
 
 
@@ -514,4 +565,5 @@ def run_perf(sections: tuple[str, ...] = SECTIONS, preset: str = "full", device:
         raise OwbenchError(f"perf could not write its temporary data in {tmp} ({exc}); free disk space or set TMPDIR") from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    report.machine["load_average_end"] = os.getloadavg()
     return report

@@ -34,8 +34,8 @@ def test_figure_ratio_and_verdict():
     assert absolute.ratio is None and absolute.passed and absolute.target_text == ">= 40 batches/s"
     missing = Figure("s", "n/a", "u", project=None)
     assert missing.passed is None and json.dumps(missing.as_dict())
-    table = perf.PerfReport({}, {}, [faster, smaller, absolute, missing]).markdown().splitlines()
-    assert len(table) == 6 and all(line.count("|") == 10 for line in table)
+    table = perf.PerfReport({}, {}, [faster, smaller, absolute, missing]).markdown().splitlines()[:6]
+    assert all(line.count("|") == 11 for line in table)
     assert "3.00x" in table[2] and "**no**" in table[3]
 
 
@@ -78,6 +78,66 @@ def test_cli_json_and_bad_section(monkeypatch):
     bad = CliRunner().invoke(cli, ["perf", "--only", "sampler,colect"])
     assert bad.exit_code == 2 and "unknown perf section 'colect'" in bad.output
     assert len(bad.output.strip().splitlines()) == 1
+
+
+def fake_world_model_updates(preset, device, iters, optimized, overrides=None):
+    """perf_wm's result shape at dreamer-torch's shape (the real `code` update takes seconds)."""
+    seconds = 2.0 if optimized else 4.0
+    return {"preset": preset, "device": device, "optimized": optimized, "iters": iters, "threads": 2,
+            "batch": (overrides or {}).get("batch_size", 16), "seq_len": (overrides or {}).get("seq_len", 50),
+            "image_size": 64, "updates_per_s": 2 / seconds, "seconds_per_update": seconds / 2,
+            "agent_updates_per_s": 1 / seconds, "agent_seconds_per_update": seconds}
+
+
+def test_dreamer_torch_figure_is_labelled_recorded_never_a_ratio(monkeypatch):
+    from benchmark import perf_wm
+
+    monkeypatch.setattr(perf_wm, "measure_world_model_updates", fake_world_model_updates)
+    cfg = PerfConfig.preset("full", wm_presets=("code",))
+    figures = perf.measure_world_model(cfg, "cpu")
+    measured = [f for f in figures if f.recorded is None]
+    assert len(measured) == 2 and all(f.ratio == pytest.approx(2.0) for f in measured)  # both sides measured here
+    (dreamer_torch,) = [f for f in figures if f.recorded is not None]
+    assert dreamer_torch.project == 2.0 and dreamer_torch.naive is None  # the recorded figure is no ratio's side
+    assert dreamer_torch.ratio is None and dreamer_torch.passed is None and dreamer_torch.target is None
+    assert "recorded, not measured here" in dreamer_torch.recorded_text and "issue 19" in dreamer_torch.recorded_text
+    report = perf.PerfReport(perf.machine_info("cpu"), {}, figures)
+    markdown = report.markdown()
+    assert "recorded, not measured here" in markdown and "measured here with" not in markdown
+    assert "Not measured in this run: the 'recorded elsewhere' figures" in markdown
+    assert report.as_dict()["figures"][-1]["recorded"]["where"].startswith("GitHub issue 19")
+    # at any other shape (quick's 16 x 16) dreamer-torch's seconds would compare unlike with like: not shown
+    quick = perf.measure_world_model(PerfConfig.preset("quick"), "cpu")
+    assert quick and all(f.recorded is None for f in quick)
+
+
+def test_cli_footer_claims_only_what_it_measured(monkeypatch):
+    from benchmark import perf_wm
+
+    monkeypatch.setattr(perf_wm, "measure_world_model_updates", fake_world_model_updates)
+    monkeypatch.setattr(perf, "PerfConfig", type("Full", (), {"preset": staticmethod(
+        lambda name: PerfConfig.preset("full", wm_presets=("code",)))}))
+    result = CliRunner().invoke(cli, ["perf", "--only", "world-model", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "recorded elsewhere" in text  # the column of the terminal table
+    assert "Measured in this run: the project and naive columns" in text and "at the end" not in text
+    assert "Not measured in this run" in text
+    markdown = CliRunner().invoke(cli, ["perf", "--only", "world-model", "--device", "cpu", "--markdown"]).output
+    row = next(line for line in markdown.splitlines() if "dreamer-torch's DMC shape" in line and line.startswith("|"))
+    assert "2.20-2.31 (recorded, not measured here: GitHub issue 19" in row
+
+
+def test_quick_plan_is_small():
+    """`owbench perf --quick` is meant to take about a minute: its world-model work (the section that
+    took 5 min 40 s) is one preset at 16 x 16 sequences, under a quarter of the full run's code-preset timing alone."""
+    quick, full = PerfConfig.preset("quick"), PerfConfig.preset("full")
+    assert quick.wm_presets == ("code",) and "paper" not in quick.wm_presets
+    overrides = perf.world_model_overrides(quick)
+    frames = overrides["batch_size"] * overrides["seq_len"] * len(quick.wm_presets) * (quick.wm_iters + 1)
+    full_code_frames = 16 * 50 * (full.wm_iters + 1)
+    assert frames * 4 <= full_code_frames
+    assert quick.faiss_vectors * 10 <= full.faiss_vectors and quick.sampler_seconds * 3 <= full.sampler_seconds
 
 
 def test_world_model_figures_pair_optimised_and_plain():

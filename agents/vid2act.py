@@ -45,7 +45,7 @@ from torch.nn import functional as F
 
 from agents.action_replay import ActionReplay
 from agents.artefacts import pretrained_artefact, save_atomic
-from agents.contract import Batch, Obs
+from agents.contract import Batch, Metrics, Obs
 from agents.online import OnlineConfig, train_online
 from agents.world_model import ActorCritic, BehaviorConfig, DreamerConfig, State, WorldModel, WorldModelConfig
 from agents.world_model import to_torch, with_overrides
@@ -288,7 +288,7 @@ class Vid2ActAgent(DreamerV2Agent):
         distance = (feat - self.distill(teacher_feat)).pow(2).mean(-1)
         return self.weights(teacher_feat, feat), distance
 
-    def update(self, batch: Batch) -> dict[str, float]:
+    def update(self, batch: Batch) -> Metrics:
         data = to_torch(batch, self.device)
         keep = (~data["is_first"]).float()
         keep[:, 0] = 0.0  # the state before a window's first row is unknown: no target there
@@ -306,8 +306,7 @@ class Vid2ActAgent(DreamerV2Agent):
         task = self.select_task(weights, distance).detach().reshape(-1)  # k* of every start state
         with self._guided(lambda feat: task):
             metrics.update(self.behavior.update(self.wm, post, data["discount"], self.precision))  # Eqs. 8-9
-        values = torch.stack([v.float() for v in metrics.values()]).tolist()
-        return dict(zip(metrics, values))
+        return metrics
 
     def _guided(self, task_of: Callable[[Tensor], Tensor]) -> Any:
         return self.behavior.guided(task_of) if isinstance(self.behavior, GuidedActorCritic) else nullcontext()

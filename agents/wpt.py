@@ -42,7 +42,7 @@ from torch import Tensor, nn
 from agents import retrieval
 from agents.artefacts import artefact_key, pretrained_artefact, save_atomic
 from agents.wpt_pretrained import Pretrained, load_pretrained
-from agents.contract import Batch, Obs
+from agents.contract import Batch, Metrics, Obs
 from agents.online import OnlineConfig, train_online
 from agents.world_model import BehaviorConfig, DreamerConfig, WorldModel, WorldModelConfig, to_torch, with_overrides
 from agents.world_model.nets import MLP, Encoder, Optimizer
@@ -261,33 +261,31 @@ class WPTAgent(DreamerV2Agent):
         self.rng = np.random.default_rng(seed)
 
     # -- world model, reward model and behaviour (Alg. 1, "Update Models") --
-    def mix(self, batch: Batch) -> tuple[dict[str, Tensor], Tensor]:
+    def mix(self, batch: Batch) -> tuple[dict[str, Tensor], int]:
         """B_on ∪ B_retrieval: the last `offline_batch` online windows replaced by retrieved ones;
-        actions zero-padded to the model's input. Returns the batch and the online mask (B,)."""
+        actions zero-padded to the model's input. Returns the batch and the number of online windows,
+        which come first (a prefix: sliced, never masked, so that no step waits for the device)."""
         online = to_torch({k: batch[k] for k in SEQUENCE_KEYS}, self.device)
         online["action"] = self.wm.pad_action(online["action"])
         B = online["reward"].shape[0]
-        is_online = torch.ones(B, dtype=torch.bool, device=self.device)
         if self.retrieved is None:
-            return online, is_online
+            return online, B
         offline = to_torch({k: v for k, v in self.retrieved.sample().items() if k in SEQUENCE_KEYS}, self.device)
         offline["action"] = self.wm.pad_action(offline["action"])
         n = B - self.offline_batch
-        is_online[n:] = False
-        return {k: torch.cat([online[k][:n], offline[k]]) for k in SEQUENCE_KEYS}, is_online
+        return {k: torch.cat([online[k][:n], offline[k]]) for k in SEQUENCE_KEYS}, n
 
-    def update(self, batch: Batch) -> dict[str, float]:
-        data, is_online = self.mix(batch)
+    def update(self, batch: Batch) -> Metrics:
+        data, online = self.mix(batch)
         with self.precision():
             model_loss, metrics, post = self.wm.loss(data)  # Eq. 1 on B_on ∪ B_retrieval
         metrics["model_grad_norm"] = self.wm.opt.step(model_loss)
-        feat = self.wm.rssm.feat(post).detach()[is_online]
-        reward_loss = 0.5 * (self.wm.reward_model(feat).float() - data["reward"][is_online]).pow(2).mean()  # -log p_ξ(r|s), B_on
+        feat = self.wm.rssm.feat(post).detach()[:online].float()  # r_ξ learns in float32, outside autocast
+        reward_loss = 0.5 * (self.wm.reward(feat) - data["reward"][:online]).pow(2).mean()  # -log p_ξ(r|s), B_on
         metrics["reward_loss"] = reward_loss.detach()
         metrics["reward_grad_norm"] = self.wm.reward_opt.step(reward_loss)
         metrics.update(self.behavior.update(self.wm, post, data["discount"], self.precision))  # Eqs. 2-4 from both
-        values = torch.stack([v.float() for v in metrics.values()]).tolist()
-        return dict(zip(metrics, values))
+        return metrics
 
     # -- acting with execution guidance (Alg. 1, "Collect Data") --
     def guidance_probability(self) -> float:

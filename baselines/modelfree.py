@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.contract import Batch, Obs
+from agents.contract import Batch, Metrics, Obs
 from collectors.errors import OwbenchError, unknown
 
 FrameStack = tuple[np.ndarray, ...]
@@ -241,7 +241,7 @@ class SACAgent:
             "alpha": adam(self.alpha, config.alpha_lr, config.alpha_beta),
         }
         self.updates = 0
-        self._actor_metrics: dict[str, float] = {}
+        self._actor_metrics: Metrics = {}
 
     # modules saved in checkpoints; subclasses extend
     def modules(self) -> dict[str, nn.Module]:
@@ -270,7 +270,7 @@ class SACAgent:
         return torch.as_tensor(value, dtype=torch.float32, device=self.device)
 
     # -- learning ------------------------------------------------------------------------------
-    def update(self, batch: Batch) -> dict[str, float]:
+    def update(self, batch: Batch) -> Metrics:
         """One SAC step (+ the subclass's representation / conservative terms) on a transition batch."""
         raw_obs, raw_next = self.frames(batch["obs"]), self.frames(batch["next_obs"])
         action, reward, discount = (self.tensor(batch[k]) for k in ("action", "reward", "discount"))
@@ -288,7 +288,7 @@ class SACAgent:
         return metrics
 
     def update_critic(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor,
-                      discount: torch.Tensor, next_obs: torch.Tensor) -> dict[str, float]:
+                      discount: torch.Tensor, next_obs: torch.Tensor) -> Metrics:
         with torch.no_grad():
             next_conv = self.critic.encoder.trunk(next_obs)
             _, next_action, next_log_pi = self.actor(next_conv)
@@ -305,16 +305,16 @@ class SACAgent:
         self.optimizers["critic"].zero_grad(set_to_none=True)
         loss.backward()
         self.optimizers["critic"].step()
-        metrics.update(critic_loss=td_loss.item(), q=q1.mean().item(), target_q=target_q.mean().item(),
-                       batch_reward=reward.mean().item())
+        metrics.update(critic_loss=td_loss.detach(), q=q1.mean().detach(), target_q=target_q.mean(),
+                       batch_reward=reward.mean())
         return metrics
 
     def critic_penalty(self, feature: torch.Tensor, conv: torch.Tensor, next_conv: torch.Tensor,
-                       action: torch.Tensor, q1: torch.Tensor, q2: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+                       action: torch.Tensor, q1: torch.Tensor, q2: torch.Tensor) -> tuple[torch.Tensor, Metrics]:
         """Extra critic loss term (none for plain SAC; CQL's conservative penalty)."""
         return torch.zeros((), device=self.device), {}
 
-    def update_actor_and_alpha(self, obs: torch.Tensor) -> dict[str, float]:
+    def update_actor_and_alpha(self, obs: torch.Tensor) -> Metrics:
         with torch.no_grad():  # the actor sees the critic's conv features, detached (CURL)
             conv = self.critic.encoder.trunk(obs)
             feature = self.critic.encoder.head(conv)
@@ -328,9 +328,9 @@ class SACAgent:
         self.optimizers["alpha"].zero_grad(set_to_none=True)
         alpha_loss.backward()
         self.optimizers["alpha"].step()
-        return {"actor_loss": actor_loss.item(), "alpha": self.alpha.value.item(), "entropy": -log_pi.mean().item()}
+        return {"actor_loss": actor_loss.detach(), "alpha": self.alpha.value.detach(), "entropy": -log_pi.mean().detach()}
 
-    def update_representation(self, raw_obs: torch.Tensor, obs: torch.Tensor) -> dict[str, float]:
+    def update_representation(self, raw_obs: torch.Tensor, obs: torch.Tensor) -> Metrics:
         """Auxiliary representation update (none for plain SAC; CURL's contrastive loss)."""
         return {}
 

@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +49,10 @@ from agents.artefacts import pretrained_artefact, save_atomic
 from agents.contract import Batch, Metrics, Obs
 from agents.online import OnlineConfig, train_online
 from agents.world_model import ActorCritic, BehaviorConfig, DreamerConfig, State, WorldModel, WorldModelConfig
-from agents.world_model import to_torch, with_overrides
+from agents.world_model import autocast, to_torch, with_overrides
 from agents.world_model.nets import MLP, ActionDist, Optimizer
 from agents.protocol import EvalResult
-from agents.training import CsvLog, TrainContext, TrainProgress
+from agents.training import CsvLog, TrainContext, TrainProgress, to_float_rows
 from agents.world_model.agent import DreamerV2Agent
 from collectors.envs.base import EnvSpec
 from collectors.errors import OwbenchError, unknown
@@ -123,13 +124,16 @@ class Teacher(nn.Module):
         """s^k_t: the prior mode of one step from any state (N, ...) under labels `task` (N,)."""
         return self.wm.rssm.feat(self.wm.rssm.img_step(state, self.condition(action, task), sample=False))
 
-    def update(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """One step of Eq. 2 on a mixed batch (`dataset` = label per sequence), then Eq. 4 on the
-        detached posterior states and the actions a_t taken there (row t+1 holds a_t)."""
+    def update(self, batch: dict[str, Tensor], precision: Callable[[], AbstractContextManager] = nullcontext
+               ) -> dict[str, Tensor]:
+        """One step of Eq. 2 on a mixed batch (`dataset` = label per sequence; its losses under `precision`,
+        e.g. autocast), then Eq. 4 on the detached posterior states and the actions a_t taken there
+        (row t+1 holds a_t)."""
         task = batch["dataset"][:, None].expand(batch["is_first"].shape)
-        loss, metrics, post = self.wm.loss({**batch, "action": self.condition(batch["action"], task)})  # Eq. 2
+        with precision():
+            loss, metrics, post = self.wm.loss({**batch, "action": self.condition(batch["action"], task)})  # Eq. 2
         metrics["model_grad_norm"] = self.wm.opt.step(loss)
-        feat = self.wm.rssm.feat(post).detach()
+        feat = self.wm.rssm.feat(post).detach().float()
         replay_loss, replay_metrics = self.replay.loss(feat[:, :-1], self.pad(batch["action"][:, 1:]), task[:, :-1],
                                                        self.replay_kl, mask=~batch["is_first"][:, 1:])  # Eq. 4
         self.replay_opt.step(replay_loss)
@@ -188,14 +192,17 @@ def pretrain(datasets: Sequence[str], config: Config, device: str = "cpu", seed:
         torch.manual_seed(seed)
         teacher = Teacher(wm, _source_names(data), pad, config.replay_latent, config.replay_hidden,
                           config.replay_lr, config.replay_kl, config.dreamer.channels_last).to(device)
-        rows = []
+        rows, pending = [], []  # metrics stay on the device and are read every 100 steps
+        precision = partial(autocast, device, config.dreamer.amp, config.dreamer.cpu_amp)
         with SequenceSampler(data, config.dreamer.batch_size, config.dreamer.seq_len, seed=seed,
                              weights=[1.0] * len(data)) as sampler, \
                 TrainProgress(config.pretrain_steps, 0, progress, "vid2act teacher") as bar:
             for step in range(1, config.pretrain_steps + 1):
-                metrics = {k: float(v) for k, v in teacher.update(to_torch(sampler.sample(), device)).items()}
-                rows.append({"step": step, **metrics})
-                bar.update(step, f"image {metrics['image_loss']:.3g}  replay {metrics['replay_loss']:.3g}")
+                pending.append({"step": step, **teacher.update(to_torch(sampler.sample(), device), precision)})
+                if step % 100 == 0 or step == config.pretrain_steps:
+                    rows += to_float_rows(pending)
+                    pending.clear()
+                    bar.update(step, f"image {rows[-1]['image_loss']:.3g}  replay {rows[-1]['replay_loss']:.3g}")
         CsvLog(path.parent / "pretrain_metrics.csv").append(rows)
         (path.parent / "teacher.json").write_text(json.dumps({**record, "sources": teacher.sources}, indent=1,
                                                              default=str))

@@ -44,7 +44,9 @@ from agents.artefacts import artefact_key, pretrained_artefact, save_atomic
 from agents.wpt_pretrained import Pretrained, load_pretrained
 from agents.contract import Batch, Metrics, Obs
 from agents.online import OnlineConfig, train_online
-from agents.world_model import BehaviorConfig, DreamerConfig, WorldModel, WorldModelConfig, to_torch, with_overrides
+from agents.training import to_float_rows
+from agents.world_model import (BehaviorConfig, DreamerConfig, WorldModel, WorldModelConfig, autocast, to_torch,
+                                with_overrides)
 from agents.world_model.nets import MLP, Encoder, Optimizer
 from agents.world_model.agent import DreamerV2Agent
 from collectors.envs.base import EnvSpec
@@ -160,14 +162,18 @@ def pretrain(pool: Sequence[str], config: Config, device: str = "cpu", seed: int
             return path
         torch.manual_seed(seed)
         wm = WorldModel(cfg, data.action_pad, config.dreamer.channels_last).to(device)
-        rows = []
+        rows, pending = [], []  # metrics stay on the device and are read every 100 steps
         batches = data.sampler(config.dreamer.batch_size, config.dreamer.seq_len, seed)
         for step, batch in zip(range(1, config.pretrain_steps + 1), batches):
-            loss, metrics, _ = wm.loss(to_torch(batch, device))  # Eq. 1
+            with autocast(device, config.dreamer.amp, config.dreamer.cpu_amp):
+                loss, metrics, _ = wm.loss(to_torch(batch, device))  # Eq. 1
             metrics["model_grad_norm"] = wm.opt.step(loss)
-            rows.append({"step": step, **{k: float(v) for k, v in metrics.items()}})
-            if log is not None and (step % 100 == 0 or step == config.pretrain_steps):
-                log(step, rows[-1])
+            pending.append({"step": step, **metrics})
+            if step % 100 == 0 or step == config.pretrain_steps:
+                rows += to_float_rows(pending)
+                pending.clear()
+                if log is not None:
+                    log(step, rows[-1])
         batches.close()
         with (path.parent / "pretrain_metrics.csv").open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -244,8 +250,6 @@ class WPTAgent(DreamerV2Agent):
         dreamer = replace(config.dreamer, wm=wm_cfg)
         super().__init__(spec.action_dim, dreamer, device)
         self.wm = RewardedWorldModel(wm_cfg, spec.action_dim, dreamer.channels_last).to(self.device)  # replaces DreamerV2's
-        if dreamer.compile and self.device.type == "cuda":
-            self.wm.enable_compile()
         if pretrained is not None:
             missing, unexpected = self.wm.load_state_dict(pretrained.wm.state_dict(), strict=False)
             assert not unexpected and all(k.startswith("reward_model.") for k in missing), (missing, unexpected)

@@ -43,7 +43,7 @@ import torch
 from torch import Tensor, nn
 
 from agents.contract import Batch, Metrics, Obs
-from agents.world_model import State, WorldModel, WorldModelConfig, to_torch, with_overrides
+from agents.world_model import State, WorldModel, WorldModelConfig, autocast, to_torch, with_overrides
 from agents.world_model.nets import MLP, Optimizer
 from baselines.modelfree import soft_update
 from collectors.envs.base import EnvSpec
@@ -80,6 +80,7 @@ class LOMPOConfig:
     rollout_batch: int = 16  # posterior states imagined from per agent update (V-D4RL: 64 x 50 every 200 updates)
     imagined_capacity: int = 100_000  # FIFO latent replay buffer of imagined transitions (V-D4RL: dataset size)
     imagined_warmup: int = 50_000  # imagine from every posterior state of a batch until this many (V-D4RL start_training)
+    amp: bool = True  # the world model in bfloat16 autocast on GPUs with native bfloat16 (float32 elsewhere)
 
     @property
     def image_size(self) -> int:
@@ -205,9 +206,10 @@ class LOMPOAgent:
 
     def update_model(self, data: dict[str, Tensor]) -> dict[str, Tensor]:
         """Step 1: the shared world-model loss, then the ensemble heads on the detached posterior."""
-        model_loss, metrics, post = self.wm.loss(data)
+        with autocast(self.device, self.config.amp):
+            model_loss, metrics, post = self.wm.loss(data)
         metrics["model_grad_norm"] = self.wm.opt.step(model_loss)
-        heads = self.ensemble(post["deter"].detach())  # (K, B, T, S)
+        heads = self.ensemble(post["deter"].detach().float())  # (K, B, T, S)
         ensemble_loss = self.wm.rssm.kl(post["stats"].detach().expand_as(heads), heads).mean()
         metrics["ensemble_kl"] = ensemble_loss.detach()
         self.ensemble_opt.step(ensemble_loss)
@@ -258,8 +260,9 @@ class LOMPOAgent:
     def update_agent(self, data: dict[str, Tensor]) -> dict[str, Tensor]:
         """Step 4: twin-Q and actor updates on real transitions and imagined ones from the buffer."""
         c = self.config
-        with torch.no_grad():
+        with torch.no_grad(), autocast(self.device, c.amp):
             post, _, _ = self.wm.observe(data)
+        post = {k: v.float() for k, v in post.items()}  # latent imagination and the critics run in float32
         real = self.real_transitions(data, post)
         fresh, metrics = self.imagined_transitions(post, None if len(self.imagined) < c.imagined_warmup
                                                    else c.rollout_batch)

@@ -29,11 +29,7 @@ class DreamerV2Agent:
         self.config, self.device, self.action_dim = config, torch.device(device), action_dim
         self.wm = WorldModel(config.wm, action_dim, config.channels_last).to(self.device)
         self.behavior = ActorCritic(config.behavior, self.wm.feat_dim, action_dim).to(self.device)
-        self.precision = partial(autocast, self.device.type, config.amp, config.cpu_amp)
-        if config.compile and self.device.type == "cuda":
-            self.wm.enable_compile()
-            self.behavior.actor.compile()
-            self.behavior.critic.compile()
+        self.precision = partial(autocast, self.device, config.amp, config.cpu_amp)
 
     def update(self, batch: Batch) -> Metrics:
         data = to_torch(batch, self.device)

@@ -55,7 +55,7 @@ class ActorCritic(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.actor = MLP(feat_dim, 2 * action_dim, cfg.units, cfg.layers)
-        self.critic = MLP(feat_dim, 1, cfg.units, cfg.layers)
+        self.critic = MLP(feat_dim, 1, cfg.units, cfg.layers, fp32_out=True)  # values of ~100s: float32
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
         self._updates: int | None = None  # `updates` on the host (read once after construction or a load)

@@ -58,7 +58,7 @@ class ActorCritic(nn.Module):
         self.critic = MLP(feat_dim, 1, cfg.units, cfg.layers, fp32_out=True)  # values of ~100s: float32
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
-        self._updates: int | None = None  # `updates` on the host (read once after construction or a load)
+        self._updates: int | None = 0  # `updates` on the host (read from the buffer once after a load)
         self.register_load_state_dict_post_hook(lambda module, _: setattr(module, "_updates", None))
         self.actor_opt = Optimizer([self.actor], cfg.actor_lr, cfg.eps, cfg.weight_decay, cfg.grad_clip)
         self.critic_opt = Optimizer([self.critic], cfg.critic_lr, cfg.eps, cfg.weight_decay, cfg.grad_clip)

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.contract import Batch, Metrics, Obs
+from agents.devices import autocast
 from collectors.errors import OwbenchError, unknown
 
 FrameStack = tuple[np.ndarray, ...]
@@ -55,6 +56,7 @@ class ModelFreeConfig:
     hidden_dim: int = 1024  # actor / critic MLP width (CURL, V-D4RL: 1024)
     actor_log_std_min: float = -10.0  # CURL: [-10, 2]
     actor_log_std_max: float = 2.0
+    amp: bool = True  # the conv trunk in bfloat16 autocast on GPUs with native bfloat16 (heads stay float32)
     # sampler (read by the harness when it builds the TransitionSampler)
     batch_size: int = 512  # CURL paper: 512
     n_step: int = 1  # n-step return (CURL: 1; DrQ-v2 / V-D4RL: 3)
@@ -122,10 +124,12 @@ def mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
 
 
 class ConvTrunk(nn.Module):
-    """4 convs, 3x3, 32 channels, stride 2 first (CURL / DrQ), on pixels scaled to [0, 1]."""
+    """4 convs, 3x3, 32 channels, stride 2 first (CURL / DrQ), on pixels scaled to [0, 1]; with `amp` in
+    bfloat16 where the device computes it natively (agents/devices.py), its output always float32."""
 
-    def __init__(self, channels: int, size: int, num_filters: int, num_layers: int):
+    def __init__(self, channels: int, size: int, num_filters: int, num_layers: int, amp: bool = False):
         super().__init__()
+        self.amp = amp
         layers = [nn.Conv2d(channels, num_filters, 3, stride=2)]
         layers += [nn.Conv2d(num_filters, num_filters, 3, stride=1) for _ in range(num_layers - 1)]
         self.convs = nn.ModuleList(layers)
@@ -135,10 +139,11 @@ class ConvTrunk(nn.Module):
         self.out_dim = num_filters * side * side
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        h = obs / 255.0
-        for conv in self.convs:
-            h = torch.relu(conv(h))
-        return h.flatten(1)
+        with autocast(obs.device, self.amp):
+            h = obs / 255.0
+            for conv in self.convs:
+                h = torch.relu(conv(h))
+        return h.flatten(1).float()
 
 
 class FeatureHead(nn.Module):
@@ -155,7 +160,7 @@ class FeatureHead(nn.Module):
 class Encoder(nn.Module):
     def __init__(self, channels: int, config: ModelFreeConfig):
         super().__init__()
-        self.trunk = ConvTrunk(channels, config.input_size, config.num_filters, config.num_layers)
+        self.trunk = ConvTrunk(channels, config.input_size, config.num_filters, config.num_layers, config.amp)
         self.head = FeatureHead(self.trunk.out_dim, config.feature_dim)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:

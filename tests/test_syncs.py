@@ -94,12 +94,22 @@ def bf16_on_cpu(monkeypatch):
     monkeypatch.setattr(devices, "amp_dtype", lambda device, cpu=False: torch.bfloat16)
 
 
-@pytest.mark.parametrize("name", ["dreamerv2", "coworld", "wpt", "vid2act", "lompo"])
+@pytest.mark.parametrize("name", ["dreamerv2", "coworld", "wpt", "vid2act", "lompo", "curl", "cql"])
 def test_updates_run_under_bfloat16_autocast(bf16_on_cpu, name):
     agent, config, env, kind = build(name)
     for i in range(3):
         metrics = agent.update(synthetic_batch(kind, config, env, seed=i))
     assert all(torch.isfinite(v) for v in metrics.values()), name
+
+
+def test_model_free_convs_run_in_bfloat16_and_hand_float32_features_on(bf16_on_cpu):
+    agent, config, env, _ = build("cql")
+    conv_dtypes = []
+    agent.critic.encoder.trunk.convs[0].register_forward_hook(lambda m, args, out: conv_dtypes.append(out.dtype))
+    obs = agent.frames(synthetic_batch("transition", config, env)["obs"])
+    conv = agent.critic.encoder.trunk(obs)
+    q1, q2 = agent.critic.q(agent.critic.encoder.head(conv), torch.zeros(len(obs), env.action_dim))
+    assert conv_dtypes == [torch.bfloat16] and conv.dtype == q1.dtype == q2.dtype == torch.float32
 
 
 def test_reward_head_and_critic_output_float32_under_bfloat16_autocast(bf16_on_cpu):

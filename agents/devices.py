@@ -134,3 +134,10 @@ def configure(device: str) -> None:
     """Per-process numeric settings of a job on `device`: TF32 on CUDA (float32 elsewhere is untouched)."""
     if parse_device(device)[0] == "cuda":
         set_tf32(True)
+
+
+def use_device(device: str = "auto") -> str:
+    """What a process that computes on `device` calls first: `resolve_device`, then `configure`."""
+    device = resolve_device(device)
+    configure(device)
+    return device

@@ -215,10 +215,9 @@ def run_job(task: Task) -> str:
         print(f"== {job.key} ({job.profile}) started {time.strftime('%Y-%m-%d %H:%M:%S')} on pid {os.getpid()} "
               f"(device {task.device}" + "".join(f", {k}={v}" for k, v in gpu.items()) + ")")
         try:
-            from agents.devices import configure, resolve_device
+            from agents.devices import use_device
 
-            device = resolve_device(task.device)  # the GPU the executor gave this process must be visible
-            configure(device)
+            device = use_device(task.device)  # the GPU the executor gave this process must be visible
             result, steps = _train(task, device)
             if result.frames is not None:
                 write_atomic(run_dir / FRAMES, lambda f: np.savez_compressed(f, frames=result.frames), "wb")

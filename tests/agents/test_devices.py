@@ -29,6 +29,8 @@ def test_auto_is_a_gpu_when_one_is_visible(gpus):
     gpus(2)
     assert devices.resolve_device("auto") == "cuda" and devices.resolve_device("cuda:1") == "cuda:1"
     assert devices.resolve_device("cpu") == "cpu"
+    assert devices.use_device("auto") == "cuda"  # resolve_device, then the process's CUDA settings (TF32)
+    torch.set_float32_matmul_precision("highest")  # undo what use_device switched on
 
 
 @pytest.mark.parametrize("device, n, message", [

@@ -220,8 +220,8 @@ class LOMPOAgent:
         """(s_t, a_t, r_{t+1}, discount_{t+1}, s_{t+1}) inside episodes, `agent_batch_size` at random."""
         feat = self.wm.rssm.feat(post)
         valid = ~data["is_first"][:, 1:].bool()  # a window may cross into the next episode
-        parts = (feat[:, :-1], data["action"][:, 1:], data["reward"][:, 1:], self.config.gamma * data["discount"][:, 1:],
-                 feat[:, 1:])
+        parts = (feat[:, :-1], data["action"][:, 1:], data["reward"][:, 1:],
+                 self.config.gamma * data["discount"][:, 1:], feat[:, 1:])
         # uniform among the valid transitions, drawn on the device (a boolean mask would wait for it)
         pick = torch.multinomial(valid.flatten().float(), self.config.agent_batch_size, replacement=True)
         return tuple(p.flatten(0, 1)[pick] for p in parts)

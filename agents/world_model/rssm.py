@@ -141,7 +141,8 @@ class RSSM(nn.Module):
         action = action * keep
         deters, stochs, stats = [], [], []
         for t in range(T):
-            deter, stoch, stat = self.posterior_cell(stoch * keep[:, t], deter * keep[:, t], action[:, t], embed_proj[:, t], sample)
+            deter, stoch, stat = self.posterior_cell(stoch * keep[:, t], deter * keep[:, t], action[:, t],
+                                                     embed_proj[:, t], sample)
             deters.append(deter)
             stochs.append(stoch)
             stats.append(stat)

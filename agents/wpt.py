@@ -196,7 +196,7 @@ class RewardedWorldModel(WorldModel):
     def __init__(self, cfg: WorldModelConfig, action_dim: int, channels_last: bool = True):
         super().__init__(cfg, action_dim, channels_last)
         assert not self.heads, "WPT's world model has no reward or continue head (Eq. 1)"
-        self.reward_model = MLP(self.feat_dim, 1, cfg.units, cfg.layers)  # r_ξ, not in Eq. 1's optimiser
+        self.reward_model = MLP(self.feat_dim, 1, cfg.units, cfg.layers, fp32_out=True)  # r_ξ, not in Eq. 1's optimiser
         self.reward_opt = Optimizer([self.reward_model], cfg.lr, cfg.eps, cfg.weight_decay, cfg.grad_clip)
 
     def reward(self, feat: Tensor) -> Tensor:

@@ -123,6 +123,19 @@ def test_reward_head_and_critic_output_float32_under_bfloat16_autocast(bf16_on_c
     assert reward.dtype == value.dtype == target.dtype == torch.float32  # ... but not for rewards and values
 
 
+@pytest.mark.parametrize("name", ["wpt", "lompo", "coworld", "vid2act"])
+def test_every_world_model_reward_is_computed_in_float32_under_autocast(bf16_on_cpu, name):
+    agent, *_ = build(name)
+    target = getattr(agent, "target", agent)  # CoWorld: the target agent
+    feat = torch.full((2, target.wm.feat_dim), 0.3)
+    hooks = []  # the dtype the reward's output layer computes in (a .float() afterwards would hide bfloat16)
+    reward_net = getattr(target.wm, "reward_model", None) or target.wm.heads["reward"]
+    reward_net.net[-1].register_forward_hook(lambda m, args, out: hooks.append(out.dtype))
+    with devices.autocast("cpu"):
+        target.wm.reward(feat)
+    assert hooks == [torch.float32], name
+
+
 @pytest.mark.parametrize("capability, dtype", [((7, 5), None), ((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16)])
 def test_bfloat16_only_where_the_gpu_computes_it_natively(monkeypatch, capability, dtype):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)

@@ -11,17 +11,25 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from torch import Tensor
+
+from agents.devices import resolve_device
+
+__all__ = ["Agent", "Batch", "Metrics", "Obs", "resolve_device"]
 
 Batch = dict[str, Any]
 Obs = dict[str, np.ndarray]
+# What `update` returns: detached 0-d tensors, left where they were computed (a GPU) so that an update
+# never waits for the device; the training loop's MetricsLogger reads them once per logging interval.
+Metrics = dict[str, Tensor]
 
 
 @runtime_checkable
 class Agent(Protocol):
     """What the harness, the evaluation protocol and the contract test rely on."""
 
-    def update(self, batch: Batch) -> dict[str, float]:
-        """One training step on `batch`; returns detached scalar metrics."""
+    def update(self, batch: Batch) -> Metrics:
+        """One training step on `batch`; returns detached scalar metrics as 0-d tensors (no host sync)."""
         ...
 
     def act(self, obs: Obs, state: Any = None, eval_mode: bool = False) -> tuple[np.ndarray, Any]:
@@ -35,16 +43,3 @@ class Agent(Protocol):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         ...
-
-
-def resolve_device(device: str = "auto") -> str:
-    """`auto` -> `cuda` when a GPU is present, else `cpu`; anything else is passed through."""
-    import torch
-
-    from collectors.errors import OwbenchError
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise OwbenchError(f"--device {device} asked for CUDA but no GPU is visible; use --device cpu or auto")
-    return device

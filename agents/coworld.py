@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from agents.contract import Batch, Obs
+from agents.contract import Batch, Metrics, Obs
 from agents.coworld_losses import (domain_kl, max_min_value_loss, reduce_domain_kl, relabel_source_reward,
                                    reward_loss_weights, reward_nll, select_source)
 from agents.online import Replay
@@ -230,10 +230,11 @@ class CoWorldAgent:
         self.target.behavior = ValueConstrainedActorCritic(config.behavior, self.target.wm.feat_dim, action_dim,
                                                            config.alpha, config.zeta).to(self.device)
         self.sources = [DreamerV2Agent(action_dim, config, device) for _ in range(n_sources)]
-        self.selected = 0  # index of the source selected on the latest target batch
+        # index of the source selected on the latest target batch, a 0-d tensor on the device (no sync)
+        self.selected = torch.zeros((), dtype=torch.long, device=self.device)
 
     # Algorithm 1, lines 7-13
-    def update(self, batch: Batch, behavior: bool = True) -> dict[str, float]:
+    def update(self, batch: Batch, behavior: bool = True) -> Metrics:
         """One target update on an offline target batch; `behavior=False` trains the world model alone
         (the released code's warm-up, "Step 2")."""
         cfg, wm = self.config, self.target.wm
@@ -250,20 +251,27 @@ class CoWorldAgent:
             if cfg.domain_alignment:
                 model_loss = model_loss + cfg.beta2 * (omega * kls).sum()  # Eq. 3
         metrics["model_grad_norm"] = wm.opt.step(model_loss)
-        self.selected = int(omega.argmax())
+        self.selected = omega.argmax()
         for i, kl in enumerate(kls):
             metrics[f"domain_kl_{i}"] = kl.detach()
-        metrics["domain_kl"] = kls[self.selected].detach()
+        metrics["domain_kl"] = (omega * kls).sum().detach()
         if not behavior:
-            return _floats(metrics)
+            return metrics
         actor_critic = self.target.behavior
-        actor_critic.source_value = self.sources[self.selected].behavior.critic.forward if cfg.value_constraint else None
+        actor_critic.source_value = self.selected_value(omega) if cfg.value_constraint else None
         metrics.update(actor_critic.update(wm, post, data["discount"], self.target.precision))
-        return _floats(metrics)
+        return metrics
+
+    def selected_value(self, omega: Tensor) -> Callable[[Tensor], Tensor]:
+        """v_S of the source ω selects, as Σ_i ω_i·v_i (ω one-hot): chosen on the device, without reading ω."""
+        critics = [s.behavior.critic for s in self.sources]
+        if len(critics) == 1:
+            return critics[0].forward
+        return lambda feat: sum(w * critic(feat).float() for w, critic in zip(omega, critics))
 
     # Algorithm 1, lines 17-22
     def update_source(self, index: int, batch: Batch, target_batch: Batch | None = None,
-                      step: int = 0) -> dict[str, float]:
+                      step: int = 0) -> Metrics:
         """One source update on a source replay batch; with `target_batch` (and reward modulation on)
         its reward head is also fitted to relabelled target rewards (Eq. 4-5), the two reward losses
         weighted as `reward_loss_weights` says at source step `step`."""
@@ -287,7 +295,7 @@ class CoWorldAgent:
         metrics["relabelled_reward"] = label.mean().detach()
         metrics["reward_eta"] = torch.tensor(weight_source)
         metrics.update(source.behavior.update(source.wm, post, data["discount"], source.precision))
-        return _floats(metrics)
+        return metrics
 
     def act(self, obs: Obs, state: Any = None, eval_mode: bool = False) -> tuple[np.ndarray, Any]:
         """The target policy (the one evaluated)."""
@@ -295,7 +303,7 @@ class CoWorldAgent:
 
     def state_dict(self) -> dict[str, Any]:
         return {"target": self.target.state_dict(), "sources": [s.state_dict() for s in self.sources],
-                "selected": self.selected}
+                "selected": int(self.selected)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if len(state["sources"]) != len(self.sources):
@@ -304,12 +312,7 @@ class CoWorldAgent:
         self.target.load_state_dict(state["target"])
         for source, s in zip(self.sources, state["sources"]):
             source.load_state_dict(s)
-        self.selected = state["selected"]
-
-
-def _floats(metrics: dict[str, Tensor]) -> dict[str, float]:
-    values = torch.stack([torch.as_tensor(v).float().cpu() for v in metrics.values()]).tolist()
-    return dict(zip(metrics, values))
+        self.selected = torch.as_tensor(state["selected"], dtype=torch.long, device=self.device)
 
 
 def make_agent(spec: EnvSpec, config: CoWorldConfig, device: str = "cpu", seed: int = 0,
@@ -428,7 +431,7 @@ def train(ctx: TrainContext) -> EvalResult:
                                f"{spec.action_dim}; CoWorld transfers within one embodiment; pick a source of that robot")
     agent = make_agent(spec, cfg, ctx.device, ctx.seed, n_sources=len(source_ids))
     checkpoints = Checkpointer(ctx.run_dir / "checkpoints")
-    saved = checkpoints.load(agent, ctx.device)
+    saved = checkpoints.load(agent)
     progress = Progress(**saved["progress"]) if saved else Progress()
     picks: Counter[int] = Counter(saved["picks"] if saved else {})  # selections per source, this target phase
     rng = np.random.default_rng(ctx.seed)
@@ -438,7 +441,8 @@ def train(ctx: TrainContext) -> EvalResult:
     eval_log = CsvLog(ctx.run_dir / "eval.csv", EVAL_COLUMNS)
     metrics.csv.truncate_after(progress.total if saved else -1)
     eval_log.truncate_after(progress.target if saved else -1)
-    # multi-source: the source selected on every target batch (written with each checkpoint)
+    # multi-source: the source selected on every target batch (written with each checkpoint); the selections
+    # stay on the device as (step, index tensor) until then, so a target update never waits for the GPU
     selection_log, selections = CsvLog(ctx.run_dir / "source_selection.csv", ["step", "source"]), []
     selection_log.truncate_after(progress.target if saved else -1)
     domains = [SourceDomain(ctx.make_env(sid), agent.sources[i],
@@ -463,18 +467,17 @@ def train(ctx: TrainContext) -> EvalResult:
                     progress.pretrain += 1
                 elif phase == "warmup":  # the released code's Step 2: the target world model alone (Eq. 3)
                     update = agent.update(targets.sample(), behavior=False)
-                    picks[agent.selected] += 1
+                    selections.append((progress.target, agent.selected))  # counted as picks at the checkpoint
                     progress.warmup += 1
                 elif phase == "target":  # lines 6-13
                     update = agent.update(targets.sample())
-                    picks[agent.selected] += 1
-                    selections.append({"step": progress.target + 1, "source": source_ids[agent.selected]})
-                    update.update({f"selected_{i}": float(agent.selected == i) for i in range(len(domains))})
+                    selections.append((progress.target + 1, agent.selected))
+                    update.update({f"selected_{i}": (agent.selected == i).float() for i in range(len(domains))})
                     progress.target += 1
                     if ctx.eval_every and progress.target % ctx.eval_every == 0 and progress.target < ctx.steps:
                         log_eval(ctx.run_dir, progress.target, evaluate(agent, ctx.make_env, ctx.eval_episodes, ctx.seed))
                 else:  # lines 16-23, on the source selected most often in the last target phase
-                    i = picks.most_common(1)[0][0] if picks else agent.selected
+                    i = picks.most_common(1)[0][0] if picks else int(agent.selected)
                     domains[i].interact(cfg.train_every, rng)
                     step = cfg.prefill if cfg.reward_anneal_frozen else domains[i].replay.steps
                     update = _prefixed(f"source{i}/", agent.update_source(i, sample(i), targets.sample(), step))
@@ -486,8 +489,11 @@ def train(ctx: TrainContext) -> EvalResult:
                 row = metrics.log(progress.total, update, force=phase_ends)
                 bar.update(progress.total, f"{phase} " + _summary(row) if row else None)
                 if phase_ends or ctx.checkpoint_every and progress.total % ctx.checkpoint_every == 0:
+                    picked = torch.stack([i for _, i in selections]).tolist() if selections else []
+                    picks.update(picked)
                     if len(source_ids) > 1:
-                        selection_log.append(selections)
+                        selection_log.append([{"step": step, "source": source_ids[i]}
+                                              for (step, _), i in zip(selections, picked)])
                     selections.clear()
                     checkpoints.save(progress.total, agent, progress=dataclasses.asdict(progress), picks=dict(picks),
                                      replay_rng=rng.bit_generator.state)
@@ -502,5 +508,5 @@ def train(ctx: TrainContext) -> EvalResult:
     return result
 
 
-def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
+def _prefixed(prefix: str, metrics: Metrics) -> Metrics:
     return {prefix + k: v for k, v in metrics.items()}

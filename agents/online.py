@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.contract import Agent
+from agents.contract import Agent, Metrics
 from agents.protocol import EvalResult, evaluate
 from agents.training import (EVAL_COLUMNS, Checkpointer, CsvLog, MetricsLogger, TrainContext, TrainProgress,
                                 _summary, log_eval)
@@ -155,12 +155,12 @@ class Replay:
 
 
 def train_online(ctx: TrainContext, agent: Agent, cfg: OnlineConfig, batch_size: int, seq_len: int,
-                 on_update: Callable[[int, dict[str, float]], None] | None = None) -> EvalResult:
+                 on_update: Callable[[int, Metrics], None] | None = None) -> EvalResult:
     """Train `agent` online on `ctx.make_env()` for the budget `ctx.steps` (`cfg.budget`); returns
     the final evaluation (with frames). `on_update(update, metrics)` sees every update's metrics."""
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
     checkpoints = Checkpointer(ctx.run_dir / "checkpoints")
-    saved = checkpoints.load(agent, ctx.device)
+    saved = checkpoints.load(agent)
     updates, rng = (saved["step"] if saved else 0), np.random.default_rng(ctx.seed)
     if saved:
         rng.bit_generator.state = saved["replay_rng"]

@@ -12,7 +12,7 @@ import csv
 import os
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from agents.contract import Agent
+from agents.contract import Agent, Metrics
 from agents.protocol import EvalResult, evaluate
 from collectors import envs
 from collectors.envs import Env, EnvSpec
@@ -71,7 +72,13 @@ class TrainContext:
 
 class Checkpointer:
     """`latest.pt` in a folder, written atomically (tmp file + rename) so a kill never corrupts it.
-    Holds the step, the agent's state_dict, RNG states and anything extra."""
+    Holds the step, the agent's state_dict, RNG states and anything extra (tensors and plain Python
+    values only: it is read back with `weights_only=True`).
+
+    A checkpoint loads onto the CPU first (`map_location="cpu"`) and the agent's `load_state_dict` copies
+    parameters and optimiser moments to wherever the agent lives, while Adam's `step` counters stay on the
+    CPU, where Adam expects them (on the GPU every `step` read would be a device sync). So a checkpoint
+    written on one device resumes on any other, and on a machine with fewer GPUs."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
@@ -84,29 +91,36 @@ class Checkpointer:
         torch.save(state, tmp)
         os.replace(tmp, self.path)
 
-    def load(self, agent: Agent, device: str = "cpu") -> dict[str, Any] | None:
+    def load(self, agent: Agent) -> dict[str, Any] | None:
         """Restore `agent` (and the RNGs) from the last checkpoint; returns it, or None when there is none."""
         if not self.path.exists():
             return None
-        state = torch.load(self.path, map_location=device, weights_only=False)
+        state = torch.load(self.path, map_location="cpu", weights_only=True)
         agent.load_state_dict(state["agent"])
         set_rng_state(state["rng"])
         return state
 
 
 def rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
+    """Python, NumPy, torch CPU and (per visible GPU) CUDA generator states as tensors and plain values."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": random.getstate(), "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos),
+                                                    int(has_gauss), float(cached)],
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_initialized():  # CUDA generators exist only once CUDA is in use
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore `rng_state()`; CUDA generators of GPUs this machine lacks (or all, without a GPU) are skipped."""
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"].cpu())
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    cuda = state.get("cuda", [])[:torch.cuda.device_count()]
+    for index, generator in enumerate(cuda):
+        torch.cuda.set_rng_state(generator.cpu(), index)
 
 
 class CsvLog:
@@ -154,14 +168,33 @@ class CsvLog:
         os.replace(tmp, self.path)
 
 
+def to_floats(metrics: Mapping[str, Tensor | float]) -> dict[str, float]:
+    """Metrics as floats, with one device read per device (0-d tensors are stacked, then copied once)."""
+    out = {k: float(v) for k, v in metrics.items() if not isinstance(v, Tensor)}
+    by_device: dict[torch.device, list[str]] = {}
+    for k, v in metrics.items():
+        if isinstance(v, Tensor):
+            by_device.setdefault(v.device, []).append(k)
+    for keys in by_device.values():
+        out.update(zip(keys, torch.stack([metrics[k].detach().float().reshape(()) for k in keys]).tolist()))
+    return {k: out[k] for k in metrics}
+
+
+def to_float_rows(rows: list[Mapping[str, Tensor | float]]) -> list[dict[str, float]]:
+    """`to_floats` of many rows (e.g. one per pretraining step) with one device read for all of them."""
+    floats = to_floats({(i, k): v for i, row in enumerate(rows) for k, v in row.items()})
+    return [{k: floats[i, k] for k in row} for i, row in enumerate(rows)]
+
+
 class MetricsLogger:
     """Averages update metrics over `every` updates into one row of metrics.csv (and TensorBoard
-    scalars when `tensorboard` is installed)."""
+    scalars when `tensorboard` is installed). Tensor metrics are summed where they live (a GPU) and
+    read to the host once per row, so logging costs one device sync per `every` updates."""
 
     def __init__(self, run_dir: Path, every: int = 100, tensorboard: bool = True):
         self.csv = CsvLog(Path(run_dir) / "metrics.csv", ["step"])
         self.every = max(every, 1)
-        self._sums: dict[str, float] = {}
+        self._sums: dict[str, Tensor | float] = {}
         self._count = 0
         self.writer = None
         if tensorboard:
@@ -172,16 +205,17 @@ class MetricsLogger:
             except ImportError:  # tensorboard is optional
                 pass
 
-    def log(self, step: int, metrics: dict[str, float], force: bool = False,
+    def log(self, step: int, metrics: Mapping[str, Tensor | float], force: bool = False,
             counters: dict[str, float] | None = None) -> dict[str, float] | None:
         """Accumulate one update's metrics; returns the averaged row when one is written. `counters`
         (e.g. env_steps) are written at their value at the row's step, not averaged."""
         for k, v in metrics.items():
-            self._sums[k] = self._sums.get(k, 0.0) + float(v)
+            v = v.detach().float() if isinstance(v, Tensor) else float(v)
+            self._sums[k] = self._sums[k] + v if k in self._sums else v
         self._count += 1
         if self._count < self.every and not force:
             return None
-        row = {**(counters or {}), **{k: v / self._count for k, v in self._sums.items()}}
+        row = {**(counters or {}), **{k: v / self._count for k, v in to_floats(self._sums).items()}}
         self.csv.append([{"step": step, **row}])
         if self.writer is not None:
             for k, v in row.items():
@@ -242,7 +276,7 @@ def make_sampler(ctx: TrainContext, config: Any, kind: str, seed: int) -> Any:
 
 
 def train_offline(ctx: TrainContext, module: ModuleType,
-                  on_update: Callable[[int, dict[str, float]], None] | None = None) -> EvalResult:
+                  on_update: Callable[[int, Metrics], None] | None = None) -> EvalResult:
     """The generic offline loop: dataset batches -> `agent.update`, periodic evaluation into eval.csv,
     checkpoints every `checkpoint_every` updates with resume after a kill, metrics.csv, progress.
     Returns the final evaluation with the first episode's frames recorded."""
@@ -250,7 +284,7 @@ def train_offline(ctx: TrainContext, module: ModuleType,
     config = ctx.config(module)
     agent = module.make_agent(ctx.spec, config, ctx.device, ctx.seed)
     checkpoints = Checkpointer(ctx.run_dir / "checkpoints")
-    saved = checkpoints.load(agent, ctx.device)
+    saved = checkpoints.load(agent)
     step = saved["step"] if saved else 0
     metrics = MetricsLogger(ctx.run_dir, min(ctx.log_every, max(ctx.steps, 1)))
     eval_log = CsvLog(ctx.run_dir / "eval.csv", EVAL_COLUMNS)

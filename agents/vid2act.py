@@ -38,9 +38,10 @@ Choices where paper and released code (panmt/Vid2Act) leave room, all documented
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +52,13 @@ from torch.nn import functional as F
 
 from agents.action_replay import ActionReplay
 from agents.artefacts import pretrained_artefact, save_atomic
-from agents.contract import Batch, Obs
+from agents.contract import Batch, Metrics, Obs
 from agents.online import OnlineConfig, train_online
 from agents.world_model import ActorCritic, BehaviorConfig, DreamerConfig, State, WorldModel, WorldModelConfig
-from agents.world_model import to_torch, with_overrides
+from agents.world_model import autocast, to_torch, with_overrides
 from agents.world_model.nets import MLP, ActionDist, Optimizer
 from agents.protocol import EvalResult
-from agents.training import CsvLog, TrainContext, TrainProgress
+from agents.training import CsvLog, TrainContext, TrainProgress, to_float_rows
 from agents.world_model.agent import DreamerV2Agent
 from collectors.envs.base import EnvSpec
 from collectors.errors import OwbenchError, unknown
@@ -155,13 +156,16 @@ class Teacher(nn.Module):
         """One prior step (mode) of the teacher under labels `task` (N,) from its states (N, ...)."""
         return self.wm.rssm.img_step(state, self.condition(action, task), sample=False)
 
-    def update(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """One step of Eq. 2 on a mixed batch (`dataset` = label per sequence), then Eq. 4 on the
-        detached posterior states and the actions a_t taken there (row t+1 holds a_t)."""
+    def update(self, batch: dict[str, Tensor], precision: Callable[[], AbstractContextManager] = nullcontext
+               ) -> dict[str, Tensor]:
+        """One step of Eq. 2 on a mixed batch (`dataset` = label per sequence; its losses under `precision`,
+        e.g. autocast), then Eq. 4 on the detached posterior states and the actions a_t taken there
+        (row t+1 holds a_t)."""
         task = batch["dataset"][:, None].expand(batch["is_first"].shape)
-        loss, metrics, post = self.wm.loss({**batch, "action": self.condition(batch["action"], task)})  # Eq. 2
+        with precision():
+            loss, metrics, post = self.wm.loss({**batch, "action": self.condition(batch["action"], task)})  # Eq. 2
         metrics["model_grad_norm"] = self.wm.opt.step(loss)
-        feat = self.wm.rssm.feat(post).detach()
+        feat = self.wm.rssm.feat(post).detach().float()
         replay_loss, replay_metrics = self.replay.loss(feat[:, :-1], self.pad(batch["action"][:, 1:]), task[:, :-1],
                                                        self.replay_kl, mask=~batch["is_first"][:, 1:])  # Eq. 4
         self.replay_opt.step(replay_loss)
@@ -220,14 +224,17 @@ def pretrain(datasets: Sequence[str], config: Config, device: str = "cpu", seed:
         torch.manual_seed(seed)
         teacher = Teacher(wm, _source_names(data), pad, config.replay_latent, config.replay_hidden,
                           config.replay_lr, config.replay_kl, config.dreamer.channels_last).to(device)
-        rows = []
+        rows, pending = [], []  # metrics stay on the device and are read every 100 steps
+        precision = partial(autocast, device, config.dreamer.amp, config.dreamer.cpu_amp)
         with SequenceSampler(data, config.dreamer.batch_size, config.dreamer.seq_len, seed=seed,
                              weights=[1.0] * len(data)) as sampler, \
                 TrainProgress(config.pretrain_steps, 0, progress, "vid2act teacher") as bar:
             for step in range(1, config.pretrain_steps + 1):
-                metrics = {k: float(v) for k, v in teacher.update(to_torch(sampler.sample(), device)).items()}
-                rows.append({"step": step, **metrics})
-                bar.update(step, f"image {metrics['image_loss']:.3g}  replay {metrics['replay_loss']:.3g}")
+                pending.append({"step": step, **teacher.update(to_torch(sampler.sample(), device), precision)})
+                if step % 100 == 0 or step == config.pretrain_steps:
+                    rows += to_float_rows(pending)
+                    pending.clear()
+                    bar.update(step, f"image {rows[-1]['image_loss']:.3g}  replay {rows[-1]['replay_loss']:.3g}")
         CsvLog(path.parent / "pretrain_metrics.csv").append(rows)
         (path.parent / "teacher.json").write_text(json.dumps({**record, "sources": teacher.sources}, indent=1,
                                                              default=str))
@@ -362,7 +369,7 @@ class Vid2ActAgent(DreamerV2Agent):
         distance = (feat - self.distill(teacher_feat)).pow(2).mean(-1)
         return self.weights(teacher_feat, feat), distance
 
-    def update(self, batch: Batch) -> dict[str, float]:
+    def update(self, batch: Batch) -> Metrics:
         data = to_torch(batch, self.device)
         with self.precision():
             model_loss, metrics, post = self.wm.loss(data)
@@ -380,8 +387,7 @@ class Vid2ActAgent(DreamerV2Agent):
         start = {k: v.flatten(1, 2)[task, torch.arange(len(task), device=task.device)] for k, v in teacher.items()}
         with self._guided(ImaginedGuide(self.teacher, start, task)):
             metrics.update(self.behavior.update(self.wm, post, data["discount"], self.precision))  # Eqs. 8-9
-        values = torch.stack([v.float() for v in metrics.values()]).tolist()
-        return dict(zip(metrics, values))
+        return metrics
 
     def _guided(self, guide: Guide) -> Any:
         return self.behavior.guided(guide) if isinstance(self.behavior, GuidedActorCritic) else nullcontext()

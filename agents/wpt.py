@@ -47,9 +47,11 @@ from torch import Tensor, nn
 from agents import retrieval
 from agents.artefacts import artefact_key, pretrained_artefact, save_atomic
 from agents.wpt_pretrained import Pretrained, load_pretrained
-from agents.contract import Batch, Obs
+from agents.contract import Batch, Metrics, Obs
 from agents.online import OnlineConfig, train_online
-from agents.world_model import BehaviorConfig, DreamerConfig, WorldModel, WorldModelConfig, to_torch, with_overrides
+from agents.training import to_float_rows
+from agents.world_model import (BehaviorConfig, DreamerConfig, WorldModel, WorldModelConfig, autocast, to_torch,
+                                with_overrides)
 from agents.world_model.nets import MLP, Encoder, Optimizer
 from agents.world_model.agent import DreamerV2Agent
 from collectors.envs.base import EnvSpec
@@ -169,14 +171,18 @@ def pretrain(pool: Sequence[str], config: Config, device: str = "cpu", seed: int
             return path
         torch.manual_seed(seed)
         wm = WorldModel(cfg, data.action_pad, config.dreamer.channels_last).to(device)
-        rows = []
+        rows, pending = [], []  # metrics stay on the device and are read every 100 steps
         batches = data.sampler(config.dreamer.batch_size, config.dreamer.seq_len, seed)
         for step, batch in zip(range(1, config.pretrain_steps + 1), batches):
-            loss, metrics, _ = wm.loss(to_torch(batch, device))  # Eq. 1
+            with autocast(device, config.dreamer.amp, config.dreamer.cpu_amp):
+                loss, metrics, _ = wm.loss(to_torch(batch, device))  # Eq. 1
             metrics["model_grad_norm"] = wm.opt.step(loss)
-            rows.append({"step": step, **{k: float(v) for k, v in metrics.items()}})
-            if log is not None and (step % 100 == 0 or step == config.pretrain_steps):
-                log(step, rows[-1])
+            pending.append({"step": step, **metrics})
+            if step % 100 == 0 or step == config.pretrain_steps:
+                rows += to_float_rows(pending)
+                pending.clear()
+                if log is not None:
+                    log(step, rows[-1])
         batches.close()
         with (path.parent / "pretrain_metrics.csv").open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -199,7 +205,7 @@ class RewardedWorldModel(WorldModel):
     def __init__(self, cfg: WorldModelConfig, action_dim: int, channels_last: bool = True):
         super().__init__(cfg, action_dim, channels_last)
         assert not self.heads, "WPT's world model has no reward or continue head (Eq. 1)"
-        self.reward_model = MLP(self.feat_dim, 1, cfg.units, cfg.layers)  # r_ξ, not in Eq. 1's optimiser
+        self.reward_model = MLP(self.feat_dim, 1, cfg.units, cfg.layers, fp32_out=True)  # r_ξ, not in Eq. 1's optimiser
         self.reward_opt = Optimizer([self.reward_model], cfg.lr, cfg.eps, cfg.weight_decay, cfg.grad_clip)
 
     def reward(self, feat: Tensor) -> Tensor:
@@ -261,8 +267,6 @@ class WPTAgent(DreamerV2Agent):
         dreamer = replace(config.dreamer, wm=wm_cfg)
         super().__init__(spec.action_dim, dreamer, device)
         self.wm = RewardedWorldModel(wm_cfg, spec.action_dim, dreamer.channels_last).to(self.device)  # replaces DreamerV2's
-        if dreamer.compile and self.device.type == "cuda":
-            self.wm.enable_compile()
         if pretrained is not None:
             missing, unexpected = self.wm.load_state_dict(pretrained.wm.state_dict(), strict=False)
             assert not unexpected and all(k.startswith("reward_model.") for k in missing), (missing, unexpected)
@@ -278,33 +282,31 @@ class WPTAgent(DreamerV2Agent):
         self.rng = np.random.default_rng(seed)
 
     # -- world model, reward model and behaviour (Alg. 1, "Update Models") --
-    def mix(self, batch: Batch) -> tuple[dict[str, Tensor], Tensor]:
+    def mix(self, batch: Batch) -> tuple[dict[str, Tensor], int]:
         """B_on ∪ B_retrieval: the last `offline_batch` online windows replaced by retrieved ones;
-        actions zero-padded to the model's input. Returns the batch and the online mask (B,)."""
+        actions zero-padded to the model's input. Returns the batch and the number of online windows,
+        which come first (a prefix: sliced, never masked, so that no step waits for the device)."""
         online = to_torch({k: batch[k] for k in SEQUENCE_KEYS}, self.device)
         online["action"] = self.wm.pad_action(online["action"])
         B = online["reward"].shape[0]
-        is_online = torch.ones(B, dtype=torch.bool, device=self.device)
         if self.retrieved is None:
-            return online, is_online
+            return online, B
         offline = to_torch({k: v for k, v in self.retrieved.sample().items() if k in SEQUENCE_KEYS}, self.device)
         offline["action"] = self.wm.pad_action(offline["action"])
         n = B - self.offline_batch
-        is_online[n:] = False
-        return {k: torch.cat([online[k][:n], offline[k]]) for k in SEQUENCE_KEYS}, is_online
+        return {k: torch.cat([online[k][:n], offline[k]]) for k in SEQUENCE_KEYS}, n
 
-    def update(self, batch: Batch) -> dict[str, float]:
-        data, is_online = self.mix(batch)
+    def update(self, batch: Batch) -> Metrics:
+        data, online = self.mix(batch)
         with self.precision():
             model_loss, metrics, post = self.wm.loss(data)  # Eq. 1 on B_on ∪ B_retrieval
         metrics["model_grad_norm"] = self.wm.opt.step(model_loss)
-        feat = self.wm.rssm.feat(post).detach()[is_online]
-        reward_loss = 0.5 * (self.wm.reward_model(feat).float() - data["reward"][is_online]).pow(2).mean()  # -log p_ξ(r|s), B_on
+        feat = self.wm.rssm.feat(post).detach()[:online].float()  # r_ξ learns in float32, outside autocast
+        reward_loss = 0.5 * (self.wm.reward(feat) - data["reward"][:online]).pow(2).mean()  # -log p_ξ(r|s), B_on
         metrics["reward_loss"] = reward_loss.detach()
         metrics["reward_grad_norm"] = self.wm.reward_opt.step(reward_loss)
         metrics.update(self.behavior.update(self.wm, post, data["discount"], self.precision))  # Eqs. 2-4 from both
-        values = torch.stack([v.float() for v in metrics.values()]).tolist()
-        return dict(zip(metrics, values))
+        return metrics
 
     # -- acting with execution guidance (Alg. 1, "Collect Data") --
     def guidance_probability(self) -> float:

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from agents.contract import Metrics
 from baselines.modelfree import LogScalar, ModelFreeConfig, SACAgent, adam, seed_torch
 from collectors.envs.base import EnvSpec
 
@@ -105,14 +106,14 @@ class ConservativeCritic:
         return out
 
     def critic_penalty(self, feature: torch.Tensor, conv: torch.Tensor, next_conv: torch.Tensor,
-                       action: torch.Tensor, q1: torch.Tensor, q2: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+                       action: torch.Tensor, q1: torch.Tensor, q2: torch.Tensor) -> tuple[torch.Tensor, Metrics]:
         c = self.config
         sampled = self.sampled_action_values(feature, conv, next_conv)
         gap = torch.stack([conservative_penalty(q_data, [(s[i], s[2]) for s in sampled], c.cql_weight,
                                                 c.cql_temperature, c.cql_importance_sample)
                            for i, q_data in enumerate((q1, q2))])
-        metrics = {"cql_penalty": gap.mean().item(), "cql_q_random": sampled[0][0].mean().item(),
-                   "cql_q_policy": sampled[1][0].mean().item()}
+        metrics = {"cql_penalty": gap.mean().detach(), "cql_q_random": sampled[0][0].mean().detach(),
+                   "cql_q_policy": sampled[1][0].mean().detach()}
         if not c.cql_lagrange:
             return gap.sum(), metrics
         # CQL-Lagrange (Eq. 30): alpha' grows while the gap exceeds tau, shrinks otherwise
@@ -121,7 +122,7 @@ class ConservativeCritic:
         self.optimizers["cql_alpha"].zero_grad(set_to_none=True)
         alpha_loss.backward()
         self.optimizers["cql_alpha"].step()
-        metrics["cql_alpha"] = alpha_prime.item()
+        metrics["cql_alpha"] = alpha_prime.detach()
         return (alpha_prime.detach() * (gap - c.cql_target_gap)).sum(), metrics
 
 

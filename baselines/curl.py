@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from agents.contract import Metrics
 from baselines.modelfree import ModelFreeConfig, SACAgent, adam, seed_torch
 from collectors.envs.base import EnvSpec
 
@@ -74,7 +75,7 @@ class ContrastiveRepresentation:
             positive = self.critic_target.encoder(positive_obs)  # momentum key encoder f_theta_k
         return self.bilinear(anchor, positive)
 
-    def update_representation(self, raw_obs: torch.Tensor, obs: torch.Tensor) -> dict[str, float]:
+    def update_representation(self, raw_obs: torch.Tensor, obs: torch.Tensor) -> Metrics:
         if self.updates % self.config.curl_update_freq != 0:
             return {}
         logits = self.contrastive_logits(obs, self.augment(raw_obs))
@@ -86,7 +87,7 @@ class ContrastiveRepresentation:
         self.optimizers["encoder"].step()
         self.optimizers["bilinear"].step()
         accuracy = (logits.argmax(1) == labels).float().mean()
-        return {"curl_loss": loss.item(), "curl_accuracy": accuracy.item()}
+        return {"curl_loss": loss.detach(), "curl_accuracy": accuracy}
 
 
 class CURLAgent(ContrastiveRepresentation, SACAgent):

@@ -44,8 +44,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from agents.contract import Batch, Obs
-from agents.world_model import State, WorldModel, WorldModelConfig, to_torch, with_overrides
+from agents.contract import Batch, Metrics, Obs
+from agents.world_model import State, WorldModel, WorldModelConfig, autocast, to_torch, with_overrides
 from agents.world_model.nets import MLP, Optimizer
 from baselines.modelfree import soft_update
 from collectors.envs.base import EnvSpec
@@ -81,6 +81,7 @@ class LOMPOConfig:
     rollout_batch: int = 16  # posterior states imagined from per agent update (V-D4RL: 64 x 50 every 200 updates)
     imagined_capacity: int = 100_000  # FIFO latent replay buffer of imagined transitions (V-D4RL: dataset size)
     imagined_warmup: int = 50_000  # imagine from every posterior state of a batch until this many (V-D4RL start_training)
+    amp: bool = True  # the world model in bfloat16 autocast on GPUs with native bfloat16 (float32 elsewhere)
 
     @property
     def image_size(self) -> int:
@@ -119,10 +120,12 @@ def latent_log_prob(wm: WorldModel, stats: Tensor, stoch: Tensor) -> Tensor:
 
 
 class LatentBuffer:
-    """FIFO replay of imagined latent transitions (s, a, r~, discount, s'), kept on the agent's device."""
+    """FIFO replay of imagined latent transitions (s, a, r~, discount, s', valid), kept on the agent's device.
+    Rollouts are stored whole, with `valid` 0 for the steps after a predicted termination (a mask the
+    device never has to count); `sample` draws among the valid ones."""
 
     def __init__(self, capacity: int, feat_dim: int, action_dim: int, device: torch.device):
-        shapes = ((feat_dim,), (action_dim,), (), (), (feat_dim,))
+        shapes = ((feat_dim,), (action_dim,), (), (), (feat_dim,), ())
         self.columns = tuple(torch.zeros(capacity, *shape, device=device) for shape in shapes)
         self.capacity, self.size, self.position = capacity, 0, 0
 
@@ -138,8 +141,9 @@ class LatentBuffer:
         self.size = min(self.size + len(rows), self.capacity)
 
     def sample(self, n: int) -> tuple[Tensor, ...]:
-        pick = torch.randint(0, self.size, (n,), device=self.columns[0].device)
-        return tuple(column[pick] for column in self.columns)
+        """`n` stored transitions, uniformly among the valid ones (on the device: no host read)."""
+        pick = torch.multinomial(self.columns[5][:self.size], n, replacement=True)
+        return tuple(column[pick] for column in self.columns[:5])
 
 
 class LOMPOAgent:
@@ -178,19 +182,19 @@ class LOMPOAgent:
         return torch.stack([q(x) for q in critics])  # (2, N)
 
     # -- learning ----------------------------------------------------------------------------------
-    def update(self, batch: Batch) -> dict[str, float]:
+    def update(self, batch: Batch) -> Metrics:
         data = to_torch(batch, self.device)
         if self.updates < self.config.model_train_steps:
             metrics = self.update_model(data)
         else:
             metrics = self.update_agent(data)
         self.updates += 1
-        values = torch.stack([torch.as_tensor(v, dtype=torch.float32).cpu() for v in metrics.values()]).tolist()
-        return dict(zip(metrics, values))
+        return metrics
 
     def update_model(self, data: dict[str, Tensor]) -> dict[str, Tensor]:
         """Step 1: the shared world-model loss, its prior one random ensemble head per timestep."""
-        model_loss, metrics, _ = self.wm.loss(data)
+        with autocast(self.device, self.config.amp):
+            model_loss, metrics, _ = self.wm.loss(data)
         metrics["model_grad_norm"] = self.wm.opt.step(model_loss)
         return metrics
 
@@ -199,10 +203,11 @@ class LOMPOAgent:
         """(s_t, a_t, r_{t+1}, discount_{t+1}, s_{t+1}) inside episodes, `agent_batch_size` at random."""
         feat = self.wm.rssm.feat(post)
         valid = ~data["is_first"][:, 1:].bool()  # a window may cross into the next episode
-        parts = (feat[:, :-1][valid], data["action"][:, 1:][valid], data["reward"][:, 1:][valid],
-                 self.config.gamma * data["discount"][:, 1:][valid], feat[:, 1:][valid])
-        pick = torch.randint(0, len(parts[0]), (self.config.agent_batch_size,), device=self.device)
-        return tuple(p[pick] for p in parts)
+        parts = (feat[:, :-1], data["action"][:, 1:], data["reward"][:, 1:],
+                 self.config.gamma * data["discount"][:, 1:], feat[:, 1:])
+        # uniform among the valid transitions, drawn on the device (a boolean mask would wait for it)
+        pick = torch.multinomial(valid.flatten().float(), self.config.agent_batch_size, replacement=True)
+        return tuple(p.flatten(0, 1)[pick] for p in parts)
 
     @torch.no_grad()
     def imagined_transitions(self, post: State, starts: int | None) -> tuple[tuple[Tensor, ...], dict[str, Tensor]]:
@@ -214,30 +219,33 @@ class LOMPOAgent:
         if starts is not None:
             pick = torch.randint(0, len(state["deter"]), (starts,), device=self.device)
             state = {k: v[pick] for k, v in state.items()}
-        alive = torch.ones(len(state["deter"]), dtype=torch.bool, device=self.device)
-        steps, penalties = [], []
+        alive = torch.ones(len(state["deter"]), device=self.device)  # 0 after a predicted termination
+        steps = []
         for _ in range(c.horizon):
             feat = rssm.feat(state)
             action = self.policy(feat, c.exploration)
             deter = rssm.recurrent(state["stoch"], state["deter"], self.wm.pad_action(action))
             stats = rssm.priors(deter)  # (K, N, S)
-            k = int(torch.randint(0, len(stats), ()))
-            state = {"deter": deter, "stoch": rssm.sample(stats[k]), "stats": stats[k]}
+            k = torch.randint(0, len(stats), (1,), device=self.device)  # a random head per step, no host read
+            head = stats.index_select(0, k)[0]
+            state = {"deter": deter, "stoch": rssm.sample(head), "stats": head}
             next_feat = rssm.feat(state)
             disagreement = latent_log_prob(self.wm, stats, state["stoch"]).std(0, unbiased=False)
             reward = self.wm.reward(next_feat) - c.penalty * disagreement  # LOMPO Eq. 5
-            cont = self.wm.continuation(next_feat) >= c.done_threshold
-            steps.append((feat[alive], action[alive], reward[alive], c.gamma * cont[alive].float(), next_feat[alive]))
-            penalties.append(disagreement[alive])
-            alive = alive & cont
-        transitions = tuple(torch.cat(parts) for parts in zip(*steps))
-        return transitions, {"imag_penalty": torch.cat(penalties).mean(), "imag_reward": transitions[2].mean()}
+            cont = (self.wm.continuation(next_feat) >= c.done_threshold).float()
+            steps.append((feat, action, reward, c.gamma * cont, next_feat, alive, disagreement))
+            alive = alive * cont
+        *transitions, penalty = (torch.cat(parts) for parts in zip(*steps))
+        valid = transitions[5]
+        mean = lambda x: (x * valid).sum() / valid.sum()  # noqa: E731 - over the valid steps only
+        return tuple(transitions), {"imag_penalty": mean(penalty), "imag_reward": mean(transitions[2])}
 
     def update_agent(self, data: dict[str, Tensor]) -> dict[str, Tensor]:
         """Step 4: twin-Q and actor updates on real transitions and imagined ones from the buffer."""
         c = self.config
-        with torch.no_grad():
+        with torch.no_grad(), autocast(self.device, c.amp):
             post, _, _ = self.wm.observe(data)
+        post = {k: v.float() for k, v in post.items()}  # latent imagination and the critics run in float32
         real = self.real_transitions(data, post)
         fresh, metrics = self.imagined_transitions(post, None if len(self.imagined) < c.imagined_warmup
                                                    else c.rollout_batch)

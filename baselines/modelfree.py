@@ -30,7 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.contract import Batch, Obs
+from agents.contract import Batch, Metrics, Obs
+from agents.devices import autocast
 from collectors.errors import OwbenchError, unknown
 
 FrameStack = tuple[np.ndarray, ...]
@@ -55,6 +56,7 @@ class ModelFreeConfig:
     hidden_dim: int = 1024  # actor / critic MLP width (CURL, V-D4RL: 1024)
     actor_log_std_min: float = -10.0  # CURL: [-10, 2]
     actor_log_std_max: float = 2.0
+    amp: bool = True  # the conv trunk in bfloat16 autocast on GPUs with native bfloat16 (heads stay float32)
     # sampler (read by the harness when it builds the TransitionSampler)
     batch_size: int = 512  # CURL paper: 512
     n_step: int = 1  # n-step return (CURL: 1; DrQ-v2 / V-D4RL: 3)
@@ -122,10 +124,12 @@ def mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
 
 
 class ConvTrunk(nn.Module):
-    """4 convs, 3x3, 32 channels, stride 2 first (CURL / DrQ), on pixels scaled to [0, 1]."""
+    """4 convs, 3x3, 32 channels, stride 2 first (CURL / DrQ), on pixels scaled to [0, 1]; with `amp` in
+    bfloat16 where the device computes it natively (agents/devices.py), its output always float32."""
 
-    def __init__(self, channels: int, size: int, num_filters: int, num_layers: int):
+    def __init__(self, channels: int, size: int, num_filters: int, num_layers: int, amp: bool = False):
         super().__init__()
+        self.amp = amp
         layers = [nn.Conv2d(channels, num_filters, 3, stride=2)]
         layers += [nn.Conv2d(num_filters, num_filters, 3, stride=1) for _ in range(num_layers - 1)]
         self.convs = nn.ModuleList(layers)
@@ -135,10 +139,11 @@ class ConvTrunk(nn.Module):
         self.out_dim = num_filters * side * side
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        h = obs / 255.0
-        for conv in self.convs:
-            h = torch.relu(conv(h))
-        return h.flatten(1)
+        with autocast(obs.device, self.amp):
+            h = obs / 255.0
+            for conv in self.convs:
+                h = torch.relu(conv(h))
+        return h.flatten(1).float()
 
 
 class FeatureHead(nn.Module):
@@ -155,7 +160,7 @@ class FeatureHead(nn.Module):
 class Encoder(nn.Module):
     def __init__(self, channels: int, config: ModelFreeConfig):
         super().__init__()
-        self.trunk = ConvTrunk(channels, config.input_size, config.num_filters, config.num_layers)
+        self.trunk = ConvTrunk(channels, config.input_size, config.num_filters, config.num_layers, config.amp)
         self.head = FeatureHead(self.trunk.out_dim, config.feature_dim)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
@@ -241,7 +246,7 @@ class SACAgent:
             "alpha": adam(self.alpha, config.alpha_lr, config.alpha_beta),
         }
         self.updates = 0
-        self._actor_metrics: dict[str, float] = {}
+        self._actor_metrics: Metrics = {}
 
     # modules saved in checkpoints; subclasses extend
     def modules(self) -> dict[str, nn.Module]:
@@ -270,7 +275,7 @@ class SACAgent:
         return torch.as_tensor(value, dtype=torch.float32, device=self.device)
 
     # -- learning ------------------------------------------------------------------------------
-    def update(self, batch: Batch) -> dict[str, float]:
+    def update(self, batch: Batch) -> Metrics:
         """One SAC step (+ the subclass's representation / conservative terms) on a transition batch."""
         raw_obs, raw_next = self.frames(batch["obs"]), self.frames(batch["next_obs"])
         action, reward, discount = (self.tensor(batch[k]) for k in ("action", "reward", "discount"))
@@ -288,7 +293,7 @@ class SACAgent:
         return metrics
 
     def update_critic(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor,
-                      discount: torch.Tensor, next_obs: torch.Tensor) -> dict[str, float]:
+                      discount: torch.Tensor, next_obs: torch.Tensor) -> Metrics:
         with torch.no_grad():
             next_conv = self.critic.encoder.trunk(next_obs)
             _, next_action, next_log_pi = self.actor(next_conv)
@@ -305,16 +310,16 @@ class SACAgent:
         self.optimizers["critic"].zero_grad(set_to_none=True)
         loss.backward()
         self.optimizers["critic"].step()
-        metrics.update(critic_loss=td_loss.item(), q=q1.mean().item(), target_q=target_q.mean().item(),
-                       batch_reward=reward.mean().item())
+        metrics.update(critic_loss=td_loss.detach(), q=q1.mean().detach(), target_q=target_q.mean(),
+                       batch_reward=reward.mean())
         return metrics
 
     def critic_penalty(self, feature: torch.Tensor, conv: torch.Tensor, next_conv: torch.Tensor,
-                       action: torch.Tensor, q1: torch.Tensor, q2: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+                       action: torch.Tensor, q1: torch.Tensor, q2: torch.Tensor) -> tuple[torch.Tensor, Metrics]:
         """Extra critic loss term (none for plain SAC; CQL's conservative penalty)."""
         return torch.zeros((), device=self.device), {}
 
-    def update_actor_and_alpha(self, obs: torch.Tensor) -> dict[str, float]:
+    def update_actor_and_alpha(self, obs: torch.Tensor) -> Metrics:
         with torch.no_grad():  # the actor sees the critic's conv features, detached (CURL)
             conv = self.critic.encoder.trunk(obs)
             feature = self.critic.encoder.head(conv)
@@ -328,9 +333,9 @@ class SACAgent:
         self.optimizers["alpha"].zero_grad(set_to_none=True)
         alpha_loss.backward()
         self.optimizers["alpha"].step()
-        return {"actor_loss": actor_loss.item(), "alpha": self.alpha.value.item(), "entropy": -log_pi.mean().item()}
+        return {"actor_loss": actor_loss.detach(), "alpha": self.alpha.value.detach(), "entropy": -log_pi.mean().detach()}
 
-    def update_representation(self, raw_obs: torch.Tensor, obs: torch.Tensor) -> dict[str, float]:
+    def update_representation(self, raw_obs: torch.Tensor, obs: torch.Tensor) -> Metrics:
         """Auxiliary representation update (none for plain SAC; CURL's contrastive loss)."""
         return {}
 

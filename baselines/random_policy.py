@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.contract import Batch, Obs
+from agents.contract import Batch, Metrics, Obs
 from collectors.envs.base import EnvSpec
 
 
@@ -32,7 +32,7 @@ class RandomAgent:
         self.config = config
         self._rng = np.random.default_rng(config.seed)
 
-    def update(self, batch: Batch) -> dict[str, float]:
+    def update(self, batch: Batch) -> Metrics:
         return {}
 
     def act(self, obs: Obs, state: Any = None, eval_mode: bool = False) -> tuple[np.ndarray, Any]:

@@ -453,7 +453,7 @@ def measure_world_model(cfg: PerfConfig, device: str) -> list[Figure]:
         fast = perf_wm.measure_world_model_updates(preset, device, cfg.wm_iters, optimized=True, overrides=overrides)
         plain = perf_wm.measure_world_model_updates(preset, device, cfg.wm_iters, optimized=False, overrides=overrides)
         shape = (f"{device}, batch {fast['batch']}x{fast['seq_len']} at {fast['image_size']} px, {fast['threads']} "
-                 f"torch threads, {fast['iters']} timed updates; plain = no channels-last/bf16/compile/prefetch")
+                 f"torch threads, {fast['iters']} timed updates; plain = no channels-last/bf16/prefetch")
         figures += [Figure("world-model", f"world-model updates/s, preset {preset}", "updates/s",
                            fast["updates_per_s"], plain["updates_per_s"], note=shape),
                     Figure("world-model", f"agent updates/s (+ actor-critic), preset {preset}", "updates/s",

@@ -5,6 +5,12 @@ Each job (suite, method, pair, seed) owns `<out>/<suite>/<method>/<source>__<tar
 and, written atomically last, `final_frames.npz` and `result.json`, which mark the job done.
 A re-run skips done jobs, and re-starts unfinished ones, whose training loop resumes from
 `checkpoints/latest.pt`. A failed job is reported with its log and does not stop the others.
+
+Devices (agents/devices.py): the driver resolves `--device` before anything runs. On GPUs every job
+gets one GPU of its own: locally each worker process sees one GPU (`CUDA_VISIBLE_DEVICES`, round-robin
+over the visible GPUs, one per running job; `MUJOCO_EGL_DEVICE_ID` names the same GPU for rendering),
+and `--workers` defaults to the number of GPUs; on Ray each task requests one GPU and uses the one Ray
+assigns it.
 """
 from __future__ import annotations
 
@@ -110,7 +116,8 @@ def prepare_datasets(jobs: list[Job], collect: bool = True, workers: int = 1,
 
 @dataclass(frozen=True)
 class Task:
-    """A job with what the worker needs besides it: the method, its folder, the device, dataset locations."""
+    """A job with what the worker needs besides it: the method, its folder, the device as the job's process
+    sees it (`cuda` is the one GPU the executor gave it; see agents/devices.py), dataset locations."""
 
     job: Job
     method: Method
@@ -180,17 +187,37 @@ def _train(task: Task, device: str) -> tuple[Any, int]:
     return training.train_offline(ctx, module), ctx.steps
 
 
+def _render_check(datasets: tuple[str, ...], job: Job) -> dict[str, str]:
+    """The GL backend and renderer of this job's evaluation; warns in the job's log when the target dataset
+    was rendered by another renderer (NVIDIA EGL and Mesa llvmpipe can draw slightly different pixels)."""
+    from collectors.envs import gl_info
+    from collectors.store import open_dataset
+
+    try:
+        info = dict(gl_info())
+    except OwbenchError as exc:  # no GL here: recorded as such (a job that evaluated had one)
+        return {"error": str(exc)}
+    for need, loc in zip(job.data, datasets):
+        recorded = open_dataset(loc).attrs.get("render", {}).get("renderer") if need.role == "target" else None
+        if recorded and recorded != info["renderer"]:
+            print(f"== warning: evaluation renders with {info['renderer']!r} but {loc} was rendered with "
+                  f"{recorded!r}; pixels may differ slightly between them")
+    return info
+
+
 def run_job(task: Task) -> str:
     """Run one job with its output in job.log; write final_frames.npz then result.json. Returns the status."""
     job, run_dir = task.job, Path(task.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     start = time.time()
     with _log_to(run_dir / LOG):
-        print(f"== {job.key} ({job.profile}) started {time.strftime('%Y-%m-%d %H:%M:%S')} on pid {os.getpid()}")
+        gpu = {k: os.environ[k] for k in ("CUDA_VISIBLE_DEVICES", "MUJOCO_EGL_DEVICE_ID") if k in os.environ}
+        print(f"== {job.key} ({job.profile}) started {time.strftime('%Y-%m-%d %H:%M:%S')} on pid {os.getpid()} "
+              f"(device {task.device}" + "".join(f", {k}={v}" for k, v in gpu.items()) + ")")
         try:
-            from agents.contract import resolve_device
+            from agents.devices import use_device
 
-            device = resolve_device(task.device)
+            device = use_device(task.device)  # the GPU the executor gave this process must be visible
             result, steps = _train(task, device)
             if result.frames is not None:
                 write_atomic(run_dir / FRAMES, lambda f: np.savez_compressed(f, frames=result.frames), "wb")
@@ -198,7 +225,7 @@ def run_job(task: Task) -> str:
                 "suite": job.suite, "profile": job.profile, "method": job.method, "source": job.pair.source,
                 "sources": list(job.pair.sources), "target": job.pair.target, "seed": job.seed,
                 "steps": steps, "eval_episodes": job.budget.eval_episodes,
-                "device": device, "datasets": list(task.datasets),
+                "device": device, **gpu, "render": _render_check(task.datasets, job), "datasets": list(task.datasets),
                 "reference_returns": _reference_returns(task.datasets, job),
                 "returns": [float(r) for r in result.returns], "successes": [bool(s) for s in result.successes],
                 "lengths": [int(n) for n in result.lengths], "eval_seeds": [int(s) for s in result.seeds],
@@ -213,8 +240,10 @@ def run_job(task: Task) -> str:
             return "failed"
 
 
-def _worker_main(task: Task) -> None:
-    """Entry point of a spawned worker: run the job, exit if the sweep process dies."""
+def _worker_main(task: Task, env: dict[str, str]) -> None:
+    """Entry point of a spawned worker: take its GPU (`env`, before CUDA or EGL start), run the job, exit
+    if the sweep process dies."""
+    os.environ.update(env)
     parent = os.getppid()
 
     def watch_parent() -> None:
@@ -229,15 +258,28 @@ def _worker_main(task: Task) -> None:
 # -- executors -----------------------------------------------------------------------------------
 
 class LocalExecutor:
-    """A pool of worker processes started with `spawn` (a GL context must not cross a fork), one per job."""
+    """A pool of worker processes started with `spawn` (a GL context must not cross a fork), one per job.
+    On a GPU `device` worker slot i computes and renders on GPU i mod n of the run's n GPUs (`job_gpus`):
+    each running job has a GPU of its own while there are at least as many GPUs as workers."""
 
-    def __init__(self, workers: int):
-        self.workers = workers
+    def __init__(self, device: str, workers: int | None = None):
+        from agents.devices import default_workers, job_gpus
+
+        self.device, self.gpus, self.workers = device, job_gpus(device), workers or default_workers(device)
         self._ctx = mp.get_context("spawn")
+        self._slots: dict[Any, int] = {}  # running process -> its worker slot
+
+    def env(self, slot: int) -> dict[str, str]:
+        """The environment of worker slot `slot`: its GPU (nothing on CPU)."""
+        from agents.devices import gpu_env
+
+        return gpu_env(self.gpus[slot % len(self.gpus)]) if self.gpus else {}
 
     def submit(self, task: Task) -> Any:
-        proc = self._ctx.Process(target=_worker_main, args=(task,), name=task.job.key)
+        slot = min(set(range(len(self._slots) + 1)) - set(self._slots.values()))  # the lowest free slot
+        proc = self._ctx.Process(target=_worker_main, args=(task, self.env(slot)), name=task.job.key)
         proc.start()
+        self._slots[proc] = slot
         return proc
 
     def wait(self, handles: list[Any], timeout: float) -> list[Any]:
@@ -246,32 +288,63 @@ class LocalExecutor:
         done = [p for p in handles if p.exitcode is not None]
         for p in done:
             p.join()
+            self._slots.pop(p, None)
         return done
 
     def close(self, handles: list[Any]) -> None:
         for p in handles:
             p.terminate()
             p.join()
+            self._slots.pop(p, None)
+
+    def shutdown(self) -> None:
+        """Nothing to release: every worker process has ended by now."""
+
+
+def _ray_job(task: Task) -> str:
+    """A Ray task: render on the GPU Ray assigned (it set `CUDA_VISIBLE_DEVICES` itself), then run the job."""
+    from agents.devices import ray_task_env
+
+    os.environ.update(ray_task_env())
+    return run_job(task)
 
 
 class RayExecutor:
-    """The same tasks as Ray tasks (one CPU each; one GPU each when `device` is cuda). `out` must be on a
-    filesystem every node sees. A local Ray gets `workers` CPUs; on a cluster, as many jobs run as it has CPUs."""
+    """The same tasks as Ray tasks: one CPU each, and one GPU each on a GPU `device` (the task uses the GPU
+    Ray assigns it; a fresh worker process per GPU task, so that CUDA and EGL start on that GPU). `out` must
+    be on a filesystem every node sees. A local Ray gets `workers` CPUs (default: one per GPU on a GPU
+    device, else one); on a cluster, as many jobs run as it has GPUs (GPU device) or CPUs.
+    `device`: as given; `auto` resolves against the cluster's GPUs, `cuda:N` is refused (Ray picks GPUs)."""
 
-    def __init__(self, workers: int, address: str | None, device: str):
+    def __init__(self, workers: int | None, address: str | None, device: str):
+        from agents.devices import default_workers, parse_device, resolve_device
+
+        if parse_device(device)[1] is not None:
+            raise OwbenchError(f"--device {device} pins one GPU, but Ray gives each task a GPU of its own; "
+                               "use --device cuda (or auto) with --executor ray")
         try:
             import ray
         except ImportError as exc:
             raise OwbenchError("--executor ray needs Ray: pip install 'owbench[ray]'") from exc
-        self.ray, self.workers = ray, workers
+        self.ray = ray
+        if address is None:  # a local Ray: resolved against this machine's GPUs before Ray starts
+            self.device = resolve_device(device)
+            self.workers = workers or default_workers(self.device)
         self._started = not ray.is_initialized()
         if self._started:
-            opts = {"num_cpus": workers} if address is None else {"address": address}
+            opts = {"num_cpus": self.workers} if address is None else {"address": address}
             ray.init(include_dashboard=False, log_to_driver=False, **opts)
         if address is not None:
-            self.workers = max(int(ray.cluster_resources().get("CPU", workers)), 1)
-        gpus = 1 if device.startswith("cuda") else 0
-        self._remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(run_job)
+            resources = ray.cluster_resources()
+            try:
+                self.device = resolve_device(device, gpus=int(resources.get("GPU", 0)))
+            except OwbenchError:
+                self.shutdown()
+                raise
+            kind = "GPU" if self.device == "cuda" else "CPU"
+            self.workers = max(int(resources.get(kind, workers or 1)), 1)
+        one_gpu = {"num_gpus": 1, "max_calls": 1} if self.device == "cuda" else {}  # a fresh process per GPU task
+        self._remote = ray.remote(num_cpus=1, max_retries=0, **one_gpu)(_ray_job)
 
     def submit(self, task: Task) -> Any:
         return self._remote.remote(task)
@@ -288,6 +361,9 @@ class RayExecutor:
     def close(self, handles: list[Any]) -> None:
         for ref in handles:
             self.ray.cancel(ref, force=True)
+
+    def shutdown(self) -> None:
+        """Stop the Ray this executor started (one it joined keeps running)."""
         if self._started:
             self.ray.shutdown()
 
@@ -315,14 +391,22 @@ def check_out_dir(out: Path, jobs: list[Job]) -> None:
                                    f"or another --out for profile {job.profile!r}")
 
 
-def run_sweep(jobs: list[Job], out: Path, device: str = "auto", executor: str = "local", workers: int = 1,
+def run_sweep(jobs: list[Job], out: Path, device: str = "auto", executor: str = "local", workers: int | None = None,
               ray_address: str | None = None, collect: bool = True, progress: bool = True,
               report: bool = True) -> Sweep:
-    """Collect missing datasets, run unfinished jobs with at most `workers` at once, then write the report."""
+    """Collect missing datasets, run unfinished jobs with at most `workers` at once (default: one per GPU
+    on a GPU device, else one), then write the report. `device` is resolved here, before anything runs
+    (a GPU device without a visible GPU is refused)."""
+    from agents.devices import parse_device, resolve_device
+
     if executor not in EXECUTORS:
         raise unknown("executor", executor, EXECUTORS)
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise OwbenchError(f"--workers {workers} must be at least 1")
+    if executor == "local" or ray_address is None:
+        device = resolve_device(device)  # refused here, before anything runs, when the GPU is not visible
+    else:
+        parse_device(device)  # a Ray cluster's GPUs are counted once connected (RayExecutor)
     out = Path(out)
     check_out_dir(out, jobs)
     sweep = Sweep(skipped=[j.key for j in jobs if job_state(out, j) == "done"])
@@ -330,12 +414,17 @@ def run_sweep(jobs: list[Job], out: Path, device: str = "auto", executor: str = 
     if todo:
         from rich.console import Console
 
+        from agents.devices import job_device
+
         say = Console().print if progress else (lambda line: None)
-        locations = prepare_datasets(todo, collect=collect, workers=workers, say=say)
-        tasks = [Task(j, get_method(j.base[0]), str(job_dir(out, j)), device, tuple(locations[n] for n in j.data))
-                 for j in todo]
-        pool = LocalExecutor(workers) if executor == "local" else RayExecutor(workers, ray_address, device)
-        _execute(pool, tasks, sweep, len(jobs), progress)
+        pool = LocalExecutor(device, workers) if executor == "local" else RayExecutor(workers, ray_address, device)
+        try:
+            locations = prepare_datasets(todo, collect=collect, workers=workers or 1, say=say)
+            tasks = [Task(j, get_method(j.base[0]), str(job_dir(out, j)), job_device(pool.device),
+                          tuple(locations[n] for n in j.data)) for j in todo]
+            _execute(pool, tasks, sweep, len(jobs), progress)
+        finally:
+            pool.shutdown()
     if report:
         from benchmark.report import write_report
 

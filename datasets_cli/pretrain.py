@@ -53,13 +53,13 @@ def vid2act(datasets: str, preset: str, steps: int | None, action_pad: int, out:
             seed: int, sets: tuple[str, ...]) -> None:
     """Vid2Act teacher: the task-conditioned video-prediction RSSM and the action-replay VAE (Eqs. 1-4)."""
     from agents import vid2act as lib
-    from agents.contract import resolve_device
+    from agents.devices import use_device
 
     overrides = _overrides(sets)
     if steps is not None:
         overrides["pretrain_steps"] = steps
     config = lib.Config.preset(preset, **overrides)
-    path = lib.pretrain(_csv(datasets), config, device=resolve_device(device), seed=seed,
+    path = lib.pretrain(_csv(datasets), config, device=use_device(device), seed=seed,
                         action_pad=action_pad, out=Path(out) if out else None)
     teacher = lib.load_teacher(path, "cpu")
     console.print(f"vid2act teacher: {len(teacher.sources)} sources ({', '.join(teacher.sources)}), "
@@ -81,7 +81,7 @@ def wpt(pool: str, preset: str, steps: int | None, image_size: int | None, actio
         device: str, seed: int) -> None:
     """WPT: one task- and embodiment-agnostic world model, reward-free, on a non-curated pool (Eq. 1)."""
     from agents import wpt as lib
-    from agents.contract import resolve_device
+    from agents.devices import use_device
 
     overrides: dict[str, int] = {}
     if steps is not None:
@@ -89,7 +89,7 @@ def wpt(pool: str, preset: str, steps: int | None, image_size: int | None, actio
     if image_size is not None:
         overrides["dreamer.wm.image_size"] = image_size
     config = lib.Config.preset(preset, **overrides)
-    path = lib.pretrain(_csv(pool), config, device=resolve_device(device), seed=seed, action_pad=action_pad,
+    path = lib.pretrain(_csv(pool), config, device=use_device(device), seed=seed, action_pad=action_pad,
                         out=Path(out) if out else None)
     model = lib.load_pretrained(path)
     console.print(f"wpt world model: pool of {len(model.pool)} datasets ({', '.join(model.pool_env_ids)}), "

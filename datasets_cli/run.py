@@ -72,15 +72,16 @@ def show(name: str, profile: str) -> None:
               help="Run directory [$OWBENCH_HOME/runs].")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("--executor", type=click.Choice(runner.EXECUTORS), default="local", show_default=True)
-@click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
-              help="Jobs at once (local processes, or CPUs of a local Ray); also collection workers.")
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="Jobs at once (local processes, or CPUs of a local Ray); also collection workers. "
+                   "[one per GPU with a GPU device, else 1]")
 @click.option("--ray-address", default=None, help="Ray cluster address (e.g. ray://head:10001); local Ray if unset.")
 @click.option("--collect/--no-collect", default=True, show_default=True,
               help="Collect missing datasets first into the dataset home.")
 @click.option("--dry-run", is_flag=True, help="Print the jobs and the datasets to collect; run nothing.")
 def run(suite_name: str, profile: str, methods: str | None, pairs: str | None, seeds: int | None,
-        steps: int | None, out: str | None, device: str, executor: str, workers: int, ray_address: str | None,
-        collect: bool, dry_run: bool) -> None:
+        steps: int | None, out: str | None, device: str, executor: str, workers: int | None,
+        ray_address: str | None, collect: bool, dry_run: bool) -> None:
     """Run a suite: collect missing datasets, run every job, write results, tables, plots and report.html."""
     jobs = suite_lib.plan(suite_name, profile, _csv(methods), _csv(pairs), seeds, steps)
     out_dir = Path(out) if out else owbench_home() / "runs"

@@ -2,14 +2,14 @@
 
 For each method name: build it with its `smoke` preset on CPU, feed it a tiny synthetic batch of
 its batch kind ("sequence" / "transition" / "none", benchmark/methods.py) and check that
-- `update` returns finite float metrics,
+- `update` returns finite scalar metrics kept as detached 0-d tensors (read by the logger, not by update),
 - `act` returns an action in [-1, 1]^A and is deterministic in eval mode,
-- state_dict -> a fresh agent (other seed) -> load_state_dict gives identical actions.
+- a checkpoint (agents.training.Checkpointer: read back with weights_only=True) -> a fresh agent (other
+  seed) gives identical actions.
 To add a method, append its name to METHODS.
 """
 from __future__ import annotations
 
-import io
 import math
 from typing import Any
 
@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from agents.contract import Agent
+from agents.training import Checkpointer, to_floats
 from benchmark.methods import get_method
 from collectors.envs import EnvSpec, spec
 
@@ -87,14 +88,16 @@ def _seeded():
 
 
 @pytest.mark.parametrize("name", METHODS)
-def test_update_returns_finite_float_metrics(name):
+def test_update_returns_finite_metrics_as_tensors(name):
     agent, config, env, kind = build(name)
     assert isinstance(agent, Agent)
     for i in range(2):
         metrics = agent.update(synthetic_batch(kind, config, env, seed=i))
         assert isinstance(metrics, dict)
         for key, value in metrics.items():
-            assert isinstance(key, str) and isinstance(value, float), f"{name}: metric {key}={value!r}"
+            assert isinstance(key, str) and isinstance(value, torch.Tensor), f"{name}: metric {key}={value!r}"
+            assert value.ndim == 0 and not value.requires_grad, f"{name}: metric {key} is {value!r}"
+        for key, value in to_floats(metrics).items():
             assert math.isfinite(value), f"{name}: metric {key} is {value}"
 
 
@@ -113,14 +116,13 @@ def test_act_is_in_range_and_deterministic_in_eval_mode(name):
 
 
 @pytest.mark.parametrize("name", METHODS)
-def test_checkpoint_round_trip_gives_identical_actions(name):
+def test_checkpoint_round_trip_gives_identical_actions(name, tmp_path):
     agent, config, env, kind = build(name, seed=0)
     agent.update(synthetic_batch(kind, config, env))
-    buffer = io.BytesIO()
-    torch.save(agent.state_dict(), buffer)
+    checkpoints = Checkpointer(tmp_path)
+    checkpoints.save(1, agent)  # every state_dict holds only what weights_only=True reads back
     fresh, *_ = build(name, seed=1)
-    buffer.seek(0)
-    fresh.load_state_dict(torch.load(buffer, weights_only=False))
+    assert checkpoints.load(fresh)["step"] == 1
     obs = observations(config, env)
     np.testing.assert_array_equal(rollout(agent, obs), rollout(fresh, obs),
                                   err_msg=f"{name}: a restored agent acts differently")

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.contract import Batch, Obs
+from agents.contract import Batch, Metrics, Obs
 from agents.world_model.behavior import ActorCritic
 from agents.world_model.config import DreamerConfig
 from agents.world_model.world_model import WorldModel, autocast, to_torch
@@ -29,20 +29,15 @@ class DreamerV2Agent:
         self.config, self.device, self.action_dim = config, torch.device(device), action_dim
         self.wm = WorldModel(config.wm, action_dim, config.channels_last).to(self.device)
         self.behavior = ActorCritic(config.behavior, self.wm.feat_dim, action_dim).to(self.device)
-        self.precision = partial(autocast, self.device.type, config.amp, config.cpu_amp)
-        if config.compile and self.device.type == "cuda":
-            self.wm.enable_compile()
-            self.behavior.actor.compile()
-            self.behavior.critic.compile()
+        self.precision = partial(autocast, self.device, config.amp, config.cpu_amp)
 
-    def update(self, batch: Batch) -> dict[str, float]:
+    def update(self, batch: Batch) -> Metrics:
         data = to_torch(batch, self.device)
         with self.precision():
             model_loss, metrics, post = self.wm.loss(data)
         metrics["model_grad_norm"] = self.wm.opt.step(model_loss)
         metrics.update(self.behavior.update(self.wm, post, data["discount"], self.precision))
-        values = torch.stack([v.float() for v in metrics.values()]).tolist()  # one device sync
-        return dict(zip(metrics, values))
+        return metrics
 
     @torch.no_grad()
     def act(self, obs: Obs, state: Any = None, eval_mode: bool = False) -> tuple[np.ndarray, Any]:

@@ -55,9 +55,11 @@ class ActorCritic(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.actor = MLP(feat_dim, 2 * action_dim, cfg.units, cfg.layers)
-        self.critic = MLP(feat_dim, 1, cfg.units, cfg.layers)
+        self.critic = MLP(feat_dim, 1, cfg.units, cfg.layers, fp32_out=True)  # values of ~100s: float32
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+        self._updates: int | None = 0  # `updates` on the host (read from the buffer once after a load)
+        self.register_load_state_dict_post_hook(lambda module, _: setattr(module, "_updates", None))
         self.actor_opt = Optimizer([self.actor], cfg.actor_lr, cfg.eps, cfg.weight_decay, cfg.grad_clip)
         self.critic_opt = Optimizer([self.critic], cfg.critic_lr, cfg.eps, cfg.weight_decay, cfg.grad_clip)
 
@@ -104,7 +106,10 @@ class ActorCritic(nn.Module):
             actor_loss, critic_loss, metrics = self.loss(wm, start, start_cont)
         metrics["actor_grad_norm"] = self.actor_opt.step(actor_loss)
         metrics["critic_grad_norm"] = self.critic_opt.step(critic_loss)
-        if int(self.updates) % self.cfg.target_update == 0:
+        if self._updates is None:
+            self._updates = int(self.updates)
+        if self._updates % self.cfg.target_update == 0:
             self.target_critic.load_state_dict(self.critic.state_dict())
+        self._updates += 1
         self.updates += 1
         return metrics

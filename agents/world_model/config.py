@@ -75,9 +75,8 @@ class DreamerConfig:
     behavior: BehaviorConfig = BehaviorConfig()
     batch_size: int = 16  # sequences per batch
     seq_len: int = 50  # timesteps per sequence
-    amp: bool = True  # bfloat16 autocast on CUDA
+    amp: bool = True  # bfloat16 autocast on GPUs with native bfloat16 (Ampere+; float32 on older ones)
     cpu_amp: bool = False  # bfloat16 autocast on CPUs with native bfloat16 (AVX512-BF16/AMX); opt-in
-    compile: bool = False  # torch.compile the conv nets and the RSSM cell on CUDA
     channels_last: bool = True  # channels-last memory format for the conv nets
 
     @property

@@ -80,17 +80,24 @@ class Decoder(nn.Module):
 
 
 class MLP(nn.Module):
-    """`layers` hidden ELU layers of `units`, then a linear output of `out_dim` (squeezed when 1)."""
+    """`layers` hidden ELU layers of `units`, then a linear output of `out_dim` (squeezed when 1).
+    With `fp32_out` the output layer runs in float32 even under autocast (values and rewards of a few
+    hundred would be rounded to whole numbers in bfloat16)."""
 
-    def __init__(self, in_dim: int, out_dim: int, units: int, layers: int):
+    def __init__(self, in_dim: int, out_dim: int, units: int, layers: int, fp32_out: bool = False):
         super().__init__()
         dims = [in_dim] + [units] * layers
         body = [m for i in range(layers) for m in (nn.Linear(dims[i], dims[i + 1]), nn.ELU())]
         self.net = nn.Sequential(*body, nn.Linear(dims[-1], out_dim))
-        self.out_dim = out_dim
+        self.out_dim, self.fp32_out = out_dim, fp32_out
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.net(x)
+        if self.fp32_out:
+            hidden = self.net[:-1](x)
+            with torch.autocast(hidden.device.type, enabled=False):
+                out = self.net[-1](hidden.float())
+        else:
+            out = self.net(x)
         return out.squeeze(-1) if self.out_dim == 1 else out
 
 

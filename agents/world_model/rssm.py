@@ -12,8 +12,6 @@ the posterior and the prior head run once over the whole sequence.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -44,13 +42,6 @@ class RSSM(nn.Module):
         self.obs_deter = nn.Linear(cfg.deter, cfg.hidden, bias=False)
         self.obs_embed = nn.Linear(embed_dim, cfg.hidden)
         self.obs_out = nn.Sequential(nn.ELU(), nn.Linear(cfg.hidden, stats_dim))
-        self._cell: Callable[..., tuple[Tensor, Tensor, Tensor]] = self.posterior_cell
-        self._img_cell: Callable[..., tuple[Tensor, Tensor, Tensor]] = self.prior_cell
-
-    def enable_compile(self) -> None:
-        """torch.compile the per-timestep cells (used on CUDA); state_dict keys are unchanged."""
-        self._cell = torch.compile(self.posterior_cell, dynamic=False)
-        self._img_cell = torch.compile(self.prior_cell, dynamic=False)
 
     # -- distributions ------------------------------------------------------------------
     def initial(self, batch: int, device: torch.device | str) -> State:
@@ -123,7 +114,7 @@ class RSSM(nn.Module):
 
     def img_step(self, state: State, action: Tensor, sample: bool = True) -> State:
         """One prior transition from any state (imagination; Vid2Act's teacher rollouts)."""
-        deter, stoch, stats = self._img_cell(state["stoch"], state["deter"], action, sample)
+        deter, stoch, stats = self.prior_cell(state["stoch"], state["deter"], action, sample)
         return {"deter": deter, "stoch": stoch, "stats": stats}
 
     def posterior(self, deter: Tensor, embed: Tensor) -> Tensor:
@@ -153,7 +144,7 @@ class RSSM(nn.Module):
 
     def obs_step(self, state: State, action: Tensor, embed: Tensor, sample: bool = True) -> State:
         """One posterior (filtering) step, used when acting."""
-        deter, stoch, stats = self._cell(state["stoch"], state["deter"], action, self.obs_embed(embed), sample)
+        deter, stoch, stats = self.posterior_cell(state["stoch"], state["deter"], action, self.obs_embed(embed), sample)
         return {"deter": deter, "stoch": stoch, "stats": stats}
 
     def observe(self, embed: Tensor, action: Tensor, is_first: Tensor, state: State | None = None,
@@ -171,7 +162,8 @@ class RSSM(nn.Module):
         action = action * keep
         deters, stochs, stats = [], [], []
         for t in range(T):
-            deter, stoch, stat = self._cell(stoch * keep[:, t], deter * keep[:, t], action[:, t], embed_proj[:, t], sample)
+            deter, stoch, stat = self.posterior_cell(stoch * keep[:, t], deter * keep[:, t], action[:, t],
+                                                     embed_proj[:, t], sample)
             deters.append(deter)
             stochs.append(stoch)
             stats.append(stat)

@@ -10,7 +10,6 @@ Hooks for the methods built on it:
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -18,6 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from agents.devices import autocast, cpu_bf16_supported  # noqa: F401 - re-exported (agents.world_model)
 from agents.world_model.config import WorldModelConfig
 from agents.world_model.nets import MLP, Decoder, Encoder, Optimizer, bernoulli_nll, normalize_image
 from agents.world_model.rssm import RSSM, State
@@ -36,24 +36,6 @@ def to_torch(batch: dict[str, Any], device: str | torch.device) -> dict[str, Ten
     return out
 
 
-def cpu_bf16_supported() -> bool:
-    """Whether oneDNN has native bfloat16 kernels on this CPU (AVX512-BF16 / AMX)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def autocast(device: str | torch.device, enabled: bool, cpu: bool = False) -> AbstractContextManager:
-    """bfloat16 autocast on CUDA when `enabled`, and on CPUs with native bfloat16 when `cpu`;
-    a no-op elsewhere."""
-    if enabled and str(device).startswith("cuda"):
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    if cpu and str(device) == "cpu" and cpu_bf16_supported():
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return nullcontext()
-
-
 class WorldModel(nn.Module):
     def __init__(self, cfg: WorldModelConfig, action_dim: int, channels_last: bool = True):
         super().__init__()
@@ -67,8 +49,8 @@ class WorldModel(nn.Module):
         feat = self.rssm.feat_dim
         self.decoder = Decoder(feat, cfg.image_size, cfg.depth, channels_last)
         heads = {name: MLP(feat, dim, cfg.units, cfg.layers) for name, dim in cfg.extra_heads}
-        if cfg.reward_head:
-            heads["reward"] = MLP(feat, 1, cfg.units, cfg.layers)
+        if cfg.reward_head:  # rewards near 200 are 1.0 apart in bfloat16: the output layer runs in float32
+            heads["reward"] = MLP(feat, 1, cfg.units, cfg.layers, fp32_out=True)
         if cfg.discount_head:
             heads["discount"] = MLP(feat, 1, cfg.units, cfg.layers)  # logits of the continuation flag
         self.heads = nn.ModuleDict(heads)
@@ -77,12 +59,6 @@ class WorldModel(nn.Module):
     @property
     def feat_dim(self) -> int:
         return self.rssm.feat_dim
-
-    def enable_compile(self) -> None:
-        """torch.compile the conv nets, heads and RSSM cells in place (keeps state_dict keys)."""
-        for module in (self.encoder, self.decoder, *self.heads.values()):
-            module.compile()
-        self.rssm.enable_compile()
 
     def pad_action(self, action: Tensor) -> Tensor:
         """Zero-pad actions (..., A) to the model's input dimension; wider actions are an error (a

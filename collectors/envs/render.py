@@ -59,3 +59,10 @@ def gl_info() -> dict[str, str]:
     except Exception as exc:  # any failure to open a context means no working backend
         raise OwbenchError(f"{INSTALL_HINT} (MUJOCO_GL={backend}: {exc})") from exc
     return {"backend": backend, "renderer": renderer, "version": version}
+
+
+def gl_device_env(gpu: str) -> dict[str, str]:
+    """The environment that makes EGL render on GPU `gpu` (its index among the GPUs, as CUDA numbers
+    them in PCI order: set `CUDA_DEVICE_ORDER=PCI_BUS_ID` for the two numberings to agree). Empty for a
+    GPU named by UUID, which EGL cannot be pointed at by index."""
+    return {"MUJOCO_EGL_DEVICE_ID": gpu} if gpu.isdigit() else {}

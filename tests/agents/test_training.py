@@ -76,7 +76,7 @@ def test_metrics_logger_averages_every_k_updates(tmp_path):
     logger = training.MetricsLogger(tmp_path, every=2, tensorboard=False)
     assert logger.log(1, {"loss": 1.0}) is None
     assert logger.log(2, {"loss": 3.0}) == {"loss": 2.0}
-    assert logger.log(3, {"loss": 5.0}, force=True) == {"loss": 5.0}
+    assert logger.log(3, {"loss": torch.tensor(5.0)}, force=True) == {"loss": 5.0}  # tensors, as updates return
     assert [(r["step"], float(r["loss"])) for r in read_csv(tmp_path / "metrics.csv")] == [("2", 2.0), ("3", 5.0)]
 
 
@@ -95,6 +95,75 @@ def test_checkpointer_round_trip_restores_agent_and_rng(tmp_path):
     for a, b in zip(agent.wm.parameters(), other.wm.parameters()):
         assert torch.equal(a, b)
     assert not list(ckpt.folder.glob("*.tmp"))
+
+
+def dreamer_agent(seed=0):
+    module = get_method("dreamerv2").load()
+    return module.make_agent(spec(ENV_ID), module.Config.preset("smoke"), "cpu", seed)
+
+
+def test_checkpointer_restores_python_numpy_and_torch_generators(tmp_path):
+    import random
+
+    ckpt = training.Checkpointer(tmp_path)
+    ckpt.save(1, dreamer_agent())
+    expected = (random.random(), np.random.random(), np.random.normal(), torch.rand(2))
+    ckpt.load(dreamer_agent(1))
+    got = (random.random(), np.random.random(), np.random.normal(), torch.rand(2))
+    assert got[:3] == expected[:3] and torch.equal(got[3], expected[3])
+
+
+def test_checkpoint_written_on_a_gpu_resumes_on_the_cpu(tmp_path, monkeypatch):
+    """Storages tagged `cuda:0` (as torch.save writes a GPU agent's) load here: the Checkpointer maps them to
+    the CPU, and the agent's own load_state_dict moves them to its device (Adam's `step` stays on the CPU)."""
+    import torch.serialization as serialization
+
+    agent = dreamer_agent()
+    agent.update({k: v for k, v in _sequence_batch(agent).items()})
+    ckpt = training.Checkpointer(tmp_path)
+    with monkeypatch.context() as m:
+        m.setattr(serialization, "location_tag", lambda storage: "cuda:0")
+        ckpt.save(3, agent)
+    with pytest.raises(RuntimeError, match="CUDA"):  # what loading without map_location="cpu" does here
+        torch.load(ckpt.path, weights_only=True)
+    other = dreamer_agent(1)
+    assert ckpt.load(other)["step"] == 3
+    for a, b in zip(agent.wm.parameters(), other.wm.parameters()):
+        assert torch.equal(a, b)
+    steps = [s["step"] for s in other.wm.opt.opt.state.values()]
+    assert steps and all(s.device.type == "cpu" for s in steps)
+
+
+def test_checkpointer_never_unpickles_objects(tmp_path):
+    """weights_only=True: a checkpoint holding a pickled object (code on load) is refused, not executed."""
+    ckpt = training.Checkpointer(tmp_path)
+    ckpt.save(1, dreamer_agent(), evil=Killed("x"))
+    with pytest.raises(Exception, match="weights_only|Unsupported global"):
+        ckpt.load(dreamer_agent(1))
+
+
+def test_cuda_generators_restore_only_on_the_gpus_this_machine_has(monkeypatch):
+    """A checkpoint from a 2-GPU job resumes on a 1-GPU (only GPU 0 restored) or CPU-only machine."""
+    restored = []
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: restored.append(device))
+    state = {**training.rng_state(), "cuda": [torch.zeros(16, dtype=torch.uint8)] * 2}
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    training.set_rng_state(state)
+    assert restored == [0]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    training.set_rng_state(state)
+    assert restored == [0]
+
+
+def _sequence_batch(agent):
+    rng = np.random.default_rng(0)
+    B, T, S, A = agent.config.batch_size, agent.config.seq_len, agent.config.image_size, agent.action_dim
+    first = np.zeros((B, T), bool)
+    first[:, 0] = True
+    return {"image": rng.integers(0, 256, (B, T, S, S, 3), dtype=np.uint8),
+            "action": rng.uniform(-1, 1, (B, T, A)).astype(np.float32), "reward": rng.random((B, T), np.float32),
+            "discount": np.ones((B, T), np.float32), "is_first": first, "is_last": np.roll(first, -1, 1),
+            "is_terminal": np.zeros((B, T), bool)}
 
 
 def test_train_offline_resumes_after_a_kill(tmp_path, fake_evaluate):

@@ -95,8 +95,9 @@ def test_rehearsal_mixes_retrieved_windows_and_padding_never_leaks(pool: list[st
     assert stored.n_episodes == 2 and np.all(stored.read("action")[:, 4:] == 0) and np.all(stored.read("reward") == 0)
     spec = envs.spec("walker_walk")
     agent = wpt.WPTAgent(spec, smoke(action_pad=8), retrieved=retrieved)
-    data, is_online = agent.mix(online_batch(6))
-    assert agent.offline_batch == 1 and is_online.tolist() == [True, True, True, False]  # mix ratio 0.25 of 4
+    data, online = agent.mix(online_batch(6))
+    assert agent.offline_batch == 1 and online == 3  # mix ratio 0.25 of 4: the online windows come first
+    is_online = torch.arange(4) < online
     assert data["action"].shape == (4, 8, 8)
     assert torch.all(data["action"][is_online][..., 6:] == 0)  # walker's padding stays zero
     assert torch.all(data["action"][~is_online][..., 4:] == 0)  # hopper's padding stays zero

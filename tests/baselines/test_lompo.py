@@ -118,13 +118,14 @@ def test_imagined_buffer_warms_up_from_every_state_then_tops_up() -> None:
 def test_latent_buffer_keeps_the_newest_rows() -> None:
     buffer = lompo.LatentBuffer(5, feat_dim=2, action_dim=1, device=torch.device("cpu"))
     rows = lambda lo, hi: (torch.arange(lo, hi).float()[:, None].repeat(1, 2), torch.zeros(hi - lo, 1),  # noqa: E731
-                           torch.zeros(hi - lo), torch.ones(hi - lo), torch.zeros(hi - lo, 2))
+                           torch.zeros(hi - lo), torch.ones(hi - lo), torch.zeros(hi - lo, 2),
+                           (torch.arange(lo, hi) != 4).float())  # valid: all but row 4 (after a termination)
     buffer.add(rows(0, 3))
     buffer.add(rows(3, 7))
     assert len(buffer) == 5 and sorted(buffer.columns[0][:, 0].tolist()) == [2, 3, 4, 5, 6]
-    feat, action, reward, discount, next_feat = buffer.sample(16)
-    assert feat.shape == (16, 2) and action.shape == (16, 1) and reward.shape == discount.shape == (16,)
-    assert set(feat[:, 0].tolist()) <= {2, 3, 4, 5, 6}
+    feat, action, reward, discount, next_feat = buffer.sample(64)
+    assert feat.shape == (64, 2) and action.shape == (64, 1) and reward.shape == discount.shape == (64,)
+    assert set(feat[:, 0].tolist()) == {2, 3, 5, 6}  # uniform among the valid rows, never the invalid one
     buffer.add(rows(10, 30))  # more than the capacity at once: the last five
     assert sorted(buffer.columns[0][:, 0].tolist()) == [25, 26, 27, 28, 29]
 

@@ -127,7 +127,7 @@ def dataset_location(need: DataNeed, budget: Budget) -> str:
 
     if need.location:
         return store.resolve_location(need.location)
-    return store.resolve_location(collect.dataset_id(need.env_id, need.quality, budget.variant))
+    return store.resolve_location(collect.dataset_id(need.env_id, need.quality, budget.variant, budget.image_size))
 
 
 def check_user_datasets(jobs: list[Job]) -> None:

@@ -7,6 +7,7 @@ import click
 from rich.table import Table
 
 from benchmark import runner, suites as suite_lib
+from benchmark.tables import profile_banner
 from collectors.home import owbench_home
 from datasets_cli.common import console
 
@@ -36,13 +37,6 @@ def _settings(sets: tuple[str, ...], config: str | None, presets: tuple[str, ...
             raise click.ClickException("--logger tensorboard needs TensorBoard: pip install 'owbench[tensorboard]'")
     return overrides.Settings(from_file + overrides.parse_sets(sets), overrides.parse_presets(presets),
                               overrides.parse_sweep(sweep), tensorboard=logger == "tensorboard")
-
-
-def banner(profile: str) -> str | None:
-    """The warning every non-paper result carries (the same words as report.html and table.md)."""
-    from benchmark.tables import profile_banner
-
-    return profile_banner(profile)
 
 
 @click.group("suites", invoke_without_command=True)
@@ -137,12 +131,10 @@ def run(suite_name: str, profile: str, methods: str | None, pairs: str | None, s
     jobs = suite_lib.plan(suite_name, profile, _csv(methods), _csv(pairs), seeds, steps, settings,
                           _datasets(datasets))
     out_dir = Path(out) if out else owbench_home() / "runs"
-    note = banner(profile)
+    note = profile_banner(profile)  # the words of report.html and table.md
     if dry_run:
         _dry_run(jobs, suite_name, profile, out_dir, device)
         return
-    if note:
-        console.print(f"[bold yellow]{note}[/]", soft_wrap=True)
     sweep_result = runner.run_sweep(jobs, out_dir, device=device, executor=executor, workers=workers,
                                     ray_address=ray_address, collect=collect, rerun_stale=rerun_stale,
                                     tensorboard=settings.tensorboard)
@@ -150,6 +142,8 @@ def run(suite_name: str, profile: str, methods: str | None, pairs: str | None, s
                   f"{len(sweep_result.failed)} failed")
     for key, log in sweep_result.failed.items():
         console.print(f"[red]failed[/] {key}: log {log}")
+    if note and sweep_result.reports:
+        console.print(f"[bold yellow]{note}[/]", soft_wrap=True)
     for path in sweep_result.reports:
         _print_table(Path(path).parent / "table.md")
         console.print(f"report: {path}")

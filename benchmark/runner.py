@@ -357,7 +357,12 @@ class RayExecutor:
         self._started = not ray.is_initialized()
         if self._started:
             opts = {"num_cpus": workers} if address is None else {"address": address}
-            ray.init(include_dashboard=False, log_to_driver=False, **opts)
+            try:
+                ray.init(include_dashboard=False, log_to_driver=False, **opts)
+            except (ConnectionError, RuntimeError) as exc:
+                raise OwbenchError(f"cannot start or reach Ray{' at ' + address if address else ''}: "
+                                   f"{str(exc).splitlines()[0]}; check --ray-address (`ray status` on the head "
+                                   "node) or drop it for a local Ray") from None
         if address is not None:
             self.workers = max(int(ray.cluster_resources().get("CPU", workers)), 1)
         gpus = 1 if device.startswith("cuda") else 0
@@ -433,16 +438,12 @@ def run_sweep(jobs: list[Job], out: Path, device: str = "auto", executor: str = 
             from rich.console import Console
 
             say = Console().print if progress else (lambda line: None)
-            locations = prepare_datasets(todo, collect=collect, workers=workers, say=say)
-            env = provenance.software()
-            tasks = []
-            for j in todo:
-                run_dir, data = job_dir(out, j), [locations[n] for n in j.data]
-                record = provenance.config_record(j, data, device, env)
-                run_dir.mkdir(parents=True, exist_ok=True)
-                write_atomic(run_dir / CONFIG, lambda f, r=record: json.dump(r, f, indent=1))
-                tasks.append(Task(j, get_method(j.base[0]), str(run_dir), device, tuple(data), record, tensorboard))
             pool = LocalExecutor(workers) if executor == "local" else RayExecutor(workers, ray_address, device)
+            try:
+                tasks = _tasks(todo, out, device, tensorboard, prepare_datasets(todo, collect, workers, say))
+            except BaseException:
+                pool.close([])  # a local Ray started for nothing
+                raise
             _execute(pool, tasks, sweep, jobs, out, progress)
         if report:
             from benchmark.report import write_report
@@ -450,6 +451,20 @@ def run_sweep(jobs: list[Job], out: Path, device: str = "auto", executor: str = 
             for suite in dict.fromkeys(j.suite for j in jobs if (job_dir(out, j) / RESULT).exists()):
                 sweep.reports.append(write_report(out / suite))
     return sweep
+
+
+def _tasks(jobs: list[Job], out: Path, device: str, tensorboard: bool,
+           locations: dict[DataNeed, str]) -> list[Task]:
+    """One Task per job, each job folder created with its config.json (so that no folder of this owbench
+    exists without its identity)."""
+    env, tasks = provenance.software(), []
+    for j in jobs:
+        run_dir, data = job_dir(out, j), [locations[n] for n in j.data]
+        record = provenance.config_record(j, data, device, env)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(run_dir / CONFIG, lambda f, r=record: json.dump(r, f, indent=1))
+        tasks.append(Task(j, get_method(j.base[0]), str(run_dir), device, tuple(data), record, tensorboard))
+    return tasks
 
 
 def updates_done(run_dir: Path) -> int:

@@ -97,16 +97,15 @@ def _pair_labels(wide: pd.DataFrame, arrow: str, escape=lambda s: s) -> list[str
 
 
 def caption(final: pd.DataFrame, suite: str, profile: str, paper: str = "") -> str:
-    """States seeds, episodes and what ± means; a non-paper profile's banner first."""
+    """States seeds, episodes and what ± means (and, for the paper profile, what is bold)."""
     per_seed = final.groupby(["method", "source", "target", "seed"]).size()
     seeds = final.groupby(["method", "source", "target"])["seed"].nunique()
     span = lambda s: f"{s.min()}" if s.min() == s.max() else f"{s.min()}–{s.max()}"  # noqa: E731
-    note = profile_banner(profile)
-    text = (f"{note + ' ' if note else ''}{suite} ({profile} profile): final evaluation return, mean ± standard "
-            f"deviation over all {span(per_seed)} evaluation episodes of each of {span(seeds)} training seeds per "
-            "cell (± is the standard deviation across all those episodes, pooled over seeds; a cell of one "
-            "episode shows its value alone).")
-    if not note:
+    text = (f"{suite} ({profile} profile): final evaluation return, mean ± standard deviation over all "
+            f"{span(per_seed)} evaluation episodes of each of {span(seeds)} training seeds per cell (± is the "
+            "standard deviation across all those episodes, pooled over seeds; a cell of one episode shows its "
+            "value alone).")
+    if profile_banner(profile) is None:
         text += " Best learned method per row in bold."
     if paper:
         text += f" (paper): values reported in {paper}."
@@ -173,8 +172,9 @@ def write_tables(final: pd.DataFrame, out_dir: Path, suite: str, profile: str, p
     text = caption(final, suite, profile, paper if has_paper else "")
     out_dir = Path(out_dir)
     wide.to_csv(out_dir / "table.csv")
-    (out_dir / "table.tex").write_text(latex_table(wide, text, bold=compare))
-    (out_dir / "table.md").write_text((f"> **{profile_banner(profile)}**\n\n" if not compare else "")
+    banner = profile_banner(profile)
+    (out_dir / "table.tex").write_text(latex_table(wide, f"{banner} {text}" if banner else text, bold=compare))
+    (out_dir / "table.md").write_text((f"> **{banner}**\n\n" if banner else "")
                                       + markdown_table(wide, text, success="metaworld" in suite, bold=compare))
     return wide, text
 

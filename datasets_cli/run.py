@@ -142,8 +142,6 @@ def run(suite_name: str, profile: str, methods: str | None, pairs: str | None, s
                   f"{len(sweep_result.failed)} failed")
     for key, log in sweep_result.failed.items():
         console.print(f"[red]failed[/] {key}: log {log}")
-    if note and sweep_result.reports:
-        console.print(f"[bold yellow]{note}[/]", soft_wrap=True)
     for path in sweep_result.reports:
         _print_table(Path(path).parent / "table.md")
         console.print(f"report: {path}")

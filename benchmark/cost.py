@@ -1,7 +1,8 @@
 """Cost before launch (`owbench run --dry-run`): hours per job and in total, disk for the datasets to collect.
 
-Hours come from a few timed updates of each (method, config) at the profile's shapes on synthetic batches,
-cached per machine and device in `$OWBENCH_HOME/cache/update_seconds.json`; a figure recorded on a GPU
+Hours come from a few timed updates of each (method, config) at the profile's shapes on synthetic batches
+(on a CPU, process CPU time over torch's threads, so that other load on a shared machine does not inflate
+them: hours on this machine when it is otherwise idle), cached per machine and device in `$OWBENCH_HOME/cache/update_seconds.json`; a figure recorded on a GPU
 (a dry run there with `--device cuda`) is shown beside this machine's. Methods with their own training
 loop (CoWorld, Vid2Act, WPT) are timed by a DreamerV2 update of their world-model config, a lower bound.
 The estimate counts updates only: evaluation episodes and online environment steps add to it.
@@ -67,6 +68,8 @@ def _transition_batch(config: Any, size: int, action_dim: int, rng: np.random.Ge
 def measure_update_seconds(job: Job, device: str) -> float | None:
     """Seconds per update of the job's method at its config on `device`; None where it cannot be timed
     (a method without `make_agent` or an update on the known batch kinds); 0 for evaluation-only methods."""
+    import torch
+
     from agents.world_model import DreamerConfig
     from collectors.envs import spec
 
@@ -94,10 +97,16 @@ def measure_update_seconds(job: Job, device: str) -> float | None:
         else:
             make = lambda: _transition_batch(config, size, env.action_dim, rng)  # noqa: E731
         agent.update(make())  # warm-up
-        start = time.perf_counter()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for _ in range(TIMED_UPDATES):
             agent.update(make())
-        return (time.perf_counter() - start) / TIMED_UPDATES
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+            return (time.perf_counter() - start) / TIMED_UPDATES
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        return min(wall, cpu / torch.get_num_threads()) / TIMED_UPDATES
     except (NotImplementedError, AttributeError, KeyError, TypeError):
         return None
 
@@ -119,7 +128,7 @@ class Estimate:
             return text + (f" (+ {len(hours) - len(known)} jobs not timed)" if len(known) < len(hours) else "")
 
         gpu = total(self.gpu_hours)
-        return (f"estimated total: {total(self.hours)} on this machine ({self.device}, jobs one after another)"
+        return (f"estimated total: {total(self.hours)} on this machine ({self.device}, idle, jobs one after another)"
                 + (f", {gpu} on a GPU" if gpu != "unknown" else ", GPU: not recorded (run the dry run on a GPU "
                    "machine with --device cuda to record it)")
                 + "; updates only: evaluation episodes and online environment steps add to it")

@@ -273,7 +273,7 @@ def run_job(task: Task) -> str:
     run_dir.mkdir(parents=True, exist_ok=True)
     start = time.time()
     with _log_to(run_dir / LOG):
-        print(f"== {job.key} ({job.profile}) started {time.strftime('%Y-%m-%d %H:%M:%S')} on pid {os.getpid()}")
+        print(f"== {job.key} ({job.profile} profile, {job.config_preset} preset) started {time.strftime('%Y-%m-%d %H:%M:%S')} on pid {os.getpid()}")
         try:
             from agents.contract import resolve_device
 

@@ -29,7 +29,6 @@ class Settings:
     sets: tuple[tuple[str, Any], ...] = ()  # (possibly scoped key, value), in the order given
     presets: tuple[tuple[str, str], ...] = ()  # (method scope or "", preset name)
     sweep: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # (possibly scoped key, values): a grid
-    tensorboard: bool = False  # also log metrics for TensorBoard
 
     def preset_for(self, method: str, base: str, profile: str) -> str:
         """The config preset a method runs with: a scoped --preset, else an unscoped one, else the profile's."""

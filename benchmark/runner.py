@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib.util
 import json
 import multiprocessing as mp
 import multiprocessing.connection
@@ -85,6 +86,19 @@ def out_lock(out: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def check_profiles(out: Path, jobs: list[Job]) -> None:
+    """One profile per suite folder: a report covers one budget (a quick job beside smoke jobs is refused
+    before anything runs, not when the report is built)."""
+    from benchmark.rundir import RESULT_GLOB
+
+    for suite, profile in {(j.suite, j.profile) for j in jobs}:
+        for path in sorted((Path(out) / suite).glob(RESULT_GLOB)):
+            other = json.loads(path.read_text()).get("profile")
+            if other != profile:
+                raise OwbenchError(f"{out / suite} holds {other!r} results ({path.parent}); use --profile {other} "
+                                   f"or another --out for profile {profile!r}")
 
 
 def check_identities(out: Path, jobs: list[Job], identities: dict[str, dict[str, Any]], rerun_stale: bool) -> None:
@@ -427,10 +441,13 @@ def run_sweep(jobs: list[Job], out: Path, device: str = "auto", executor: str = 
         raise OwbenchError(f"--workers {workers} must be at least 1")
     if executor == "ray":
         check_ray_address(ray_address)
+    if tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise OwbenchError("--logger tensorboard needs TensorBoard: pip install 'owbench[tensorboard]'")
     check_user_datasets(jobs)
     out = Path(out)
     identities = {j.key: job_identity(j) for j in jobs}
     with out_lock(out):
+        check_profiles(out, jobs)
         check_identities(out, jobs, identities, rerun_stale)
         sweep = Sweep(skipped=[j.key for j in jobs if job_state(out, j, identities[j.key]) == "done"])
         todo = [j for j in jobs if j.key not in set(sweep.skipped)]

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from benchmark import runner, suites as suite_lib
+from benchmark import overrides, runner, suites as suite_lib
 from benchmark.tables import profile_banner
 from collectors.home import owbench_home
 from datasets_cli.common import console
@@ -19,24 +19,15 @@ def _csv(value: str | None) -> list[str] | None:
 
 def _datasets(items: tuple[str, ...]) -> dict[str, str]:
     """`--dataset TARGET=PATH_OR_ID` pairs."""
-    from benchmark.overrides import parse_assignment
-
-    return dict(parse_assignment(item, "--dataset") for item in items)
+    return dict(overrides.parse_assignment(item, "--dataset") for item in items)
 
 
-def _settings(sets: tuple[str, ...], config: str | None, presets: tuple[str, ...], sweep: tuple[str, ...],
-              logger: str) -> "Settings":  # noqa: F821
+def _settings(sets: tuple[str, ...], config: str | None, presets: tuple[str, ...],
+              sweep: tuple[str, ...]) -> overrides.Settings:
     """--config first, then --set on top (the command line wins)."""
-    from benchmark import overrides
-
     from_file = overrides.read_config_file(config) if config else ()
-    if logger == "tensorboard":
-        try:
-            import tensorboard  # noqa: F401
-        except ImportError:
-            raise click.ClickException("--logger tensorboard needs TensorBoard: pip install 'owbench[tensorboard]'")
     return overrides.Settings(from_file + overrides.parse_sets(sets), overrides.parse_presets(presets),
-                              overrides.parse_sweep(sweep), tensorboard=logger == "tensorboard")
+                              overrides.parse_sweep(sweep))
 
 
 @click.group("suites", invoke_without_command=True)
@@ -127,7 +118,7 @@ def run(suite_name: str, profile: str, methods: str | None, pairs: str | None, s
         sweep: tuple[str, ...], datasets: tuple[str, ...], out: str | None, rerun_stale: bool, device: str,
         executor: str, workers: int, ray_address: str | None, collect: bool, logger: str, dry_run: bool) -> None:
     """Run a suite: collect missing datasets, run every job, write results, tables, plots and report.html."""
-    settings = _settings(sets, config_file, presets, sweep, logger)
+    settings = _settings(sets, config_file, presets, sweep)
     jobs = suite_lib.plan(suite_name, profile, _csv(methods), _csv(pairs), seeds, steps, settings,
                           _datasets(datasets))
     out_dir = Path(out) if out else owbench_home() / "runs"
@@ -137,7 +128,7 @@ def run(suite_name: str, profile: str, methods: str | None, pairs: str | None, s
         return
     sweep_result = runner.run_sweep(jobs, out_dir, device=device, executor=executor, workers=workers,
                                     ray_address=ray_address, collect=collect, rerun_stale=rerun_stale,
-                                    tensorboard=settings.tensorboard)
+                                    tensorboard=logger == "tensorboard")
     console.print(f"jobs: {len(sweep_result.done)} done, {len(sweep_result.skipped)} skipped (finished before), "
                   f"{len(sweep_result.failed)} failed")
     for key, log in sweep_result.failed.items():

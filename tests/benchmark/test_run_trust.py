@@ -3,6 +3,7 @@
 the dry-run cost estimate, --dataset, plug-in methods, --logger."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -65,6 +66,17 @@ def test_changed_budget_is_refused_then_rerun_stale_reruns_it(fake_suite, tmp_pa
     assert set(final_rows(tmp_path / "runs")["step"]) == {4}  # never 2 and 4 averaged
     moved = list((tmp_path / "runs" / ".stale").glob("*/fake/fake-good/walker_walk__walker_downhill/seed0/result.json"))
     assert len(moved) == 1 and json.loads(moved[0].read_text())["steps"] == 2  # kept, not deleted
+
+
+def test_a_second_profile_in_one_suite_folder_is_refused_before_running(fake_suite, tmp_path, monkeypatch):
+    fake = suites.SUITES["fake"]
+    monkeypatch.setitem(suites.SUITES, "fake", suites.Suite("fake", "", fake.groups,
+                                                            {"smoke": harness_fakes.BUDGET, "quick": harness_fakes.BUDGET}))
+    out = str(tmp_path / "runs")
+    assert invoke(*FAKE, "--methods", "fake-good", "--seeds", "1", "--out", out).exit_code == 0
+    quick = invoke(*FAKE, "--methods", "fake-bad", "--seeds", "1", "--profile", "quick", "--out", out)
+    one_line_error(quick, "holds 'smoke' results")
+    assert not (tmp_path / "runs/fake/fake-bad").exists()
 
 
 def test_report_refuses_a_cell_of_two_identities(fake_suite, tmp_path):
@@ -140,13 +152,8 @@ def test_arxiv_preset_scoped_to_coworld_and_code_preset_for_dreamerv2():
 ])
 def test_run_mistakes_exit_2_with_one_line(args, fragment, tmp_path):
     pytest.importorskip("ray") if "ray" in args else None
-    if "tensorboard" in args:
-        pytest.importorskip("torch")
-        try:
-            import tensorboard  # noqa: F401
-            pytest.skip("tensorboard is installed")
-        except ImportError:
-            pass
+    if "tensorboard" in args and importlib.util.find_spec("tensorboard") is not None:
+        pytest.skip("tensorboard is installed")
     res = invoke("run", "--suite", "smoke", "--methods", "random,dreamerv2", "--pairs", "walker_downhill",
                  *args, "--out", str(tmp_path / "runs"), *(["--dry-run"] if "--seeds" in args else []))
     one_line_error(res, fragment)

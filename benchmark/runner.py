@@ -32,7 +32,7 @@ import numpy as np
 
 from benchmark import provenance
 from benchmark.methods import Method, get_method
-from benchmark.rundir import CONFIG, FRAMES, LOG, RESULT
+from benchmark.rundir import CONFIG, FRAMES, LOG, RESULT, RESULT_GLOB
 from benchmark.suites import Budget, DataNeed, Job, datasets_needed
 from collectors.errors import OwbenchError, unknown
 
@@ -91,8 +91,6 @@ def out_lock(out: Path) -> Iterator[None]:
 def check_profiles(out: Path, jobs: list[Job]) -> None:
     """One profile per suite folder: a report covers one budget (a quick job beside smoke jobs is refused
     before anything runs, not when the report is built)."""
-    from benchmark.rundir import RESULT_GLOB
-
     for suite, profile in {(j.suite, j.profile) for j in jobs}:
         for path in sorted((Path(out) / suite).glob(RESULT_GLOB)):
             other = json.loads(path.read_text()).get("profile")

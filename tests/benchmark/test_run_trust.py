@@ -100,12 +100,15 @@ def test_set_reaches_the_trainer_and_config_json_and_is_part_of_identity(fake_su
     one_line_error(invoke(*FAKE, "--methods", "fake-good", "--seeds", "1", "--out", out), "config.batch_size: 3 -> 4")
 
 
-def test_preset_runs_and_is_recorded(fake_suite, tmp_path):
-    res = invoke(*FAKE, "--methods", "fake-good", "--seeds", "1", "--preset", "code", "--out", str(tmp_path))
+def test_preset_and_config_file_run_and_are_recorded(fake_suite, tmp_path):
+    (tmp_path / "c.yaml").write_text("fake-good:\n  batch_size: 7\n")
+    res = invoke(*FAKE, "--methods", "fake-good", "--seeds", "1", "--preset", "code", "--config",
+                 str(tmp_path / "c.yaml"), "--out", str(tmp_path / "runs"))
     assert res.exit_code == 0, res.output
-    job = tmp_path / "fake/fake-good/walker_walk__walker_downhill/seed0"
-    assert "preset code" in (job / "job.log").read_text()
-    assert json.loads((job / "config.json").read_text())["identity"]["preset"] == "code"
+    job = tmp_path / "runs/fake/fake-good/walker_walk__walker_downhill/seed0"
+    assert "with batch 7, preset code" in (job / "job.log").read_text()
+    ident = json.loads((job / "config.json").read_text())["identity"]
+    assert ident["preset"] == "code" and ident["config"]["batch_size"] == 7
 
 
 # -- 2. overrides, presets and config files (plan level: no jobs run) -------------------------------------

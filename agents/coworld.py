@@ -437,7 +437,7 @@ def train(ctx: TrainContext) -> EvalResult:
     rng = np.random.default_rng(ctx.seed)
     if saved:
         rng.bit_generator.state = saved["replay_rng"]
-    metrics = MetricsLogger(ctx.run_dir, ctx.log_every)
+    metrics = MetricsLogger(ctx.run_dir, ctx.log_every, ctx.tensorboard)
     eval_log = CsvLog(ctx.run_dir / "eval.csv", EVAL_COLUMNS)
     metrics.csv.truncate_after(progress.total if saved else -1)
     eval_log.truncate_after(progress.target if saved else -1)

@@ -164,7 +164,7 @@ def train_online(ctx: TrainContext, agent: Agent, cfg: OnlineConfig, batch_size:
     updates, rng = (saved["step"] if saved else 0), np.random.default_rng(ctx.seed)
     if saved:
         rng.bit_generator.state = saved["replay_rng"]
-    metrics = MetricsLogger(ctx.run_dir, min(ctx.log_every, max(ctx.steps, 1)))
+    metrics = MetricsLogger(ctx.run_dir, min(ctx.log_every, max(ctx.steps, 1)), ctx.tensorboard)
     eval_log = CsvLog(ctx.run_dir / "eval.csv", EVAL_COLUMNS)
     for log in (metrics.csv, eval_log):
         log.truncate_after(updates if saved else -1)

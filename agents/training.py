@@ -1,5 +1,5 @@
 """Training-loop utilities shared by every method: the training context the harness hands a method,
-checkpoints that survive a kill, metrics to CSV (+ TensorBoard when installed), evaluation logs and
+checkpoints that survive a kill, metrics to CSV (+ TensorBoard when asked), evaluation logs and
 a rich progress bar with updates/s; and `train_offline`, the generic offline loop.
 
 A run directory holds `checkpoints/latest.pt`, `metrics.csv` (step + one column per metric) and
@@ -52,6 +52,7 @@ class TrainContext:
     image_size: int = 64  # side of the observations (datasets and evaluation environments)
     overrides: dict[str, Any] = field(default_factory=dict)  # config fields on top of the preset
     progress: bool = True  # show a rich progress bar
+    tensorboard: bool = False  # also write metrics as TensorBoard scalars (needs the tensorboard extra)
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
@@ -188,22 +189,19 @@ def to_float_rows(rows: list[Mapping[str, Tensor | float]]) -> list[dict[str, fl
 
 class MetricsLogger:
     """Averages update metrics over `every` updates into one row of metrics.csv (and TensorBoard
-    scalars when `tensorboard` is installed). Tensor metrics are summed where they live (a GPU) and
-    read to the host once per row, so logging costs one device sync per `every` updates."""
+    scalars with `tensorboard`, which needs `pip install 'owbench[tensorboard]'`). Tensor metrics are summed
+    where they live (a GPU) and read to the host once per row, so logging costs one device sync per `every` updates."""
 
-    def __init__(self, run_dir: Path, every: int = 100, tensorboard: bool = True):
+    def __init__(self, run_dir: Path, every: int = 100, tensorboard: bool = False):
         self.csv = CsvLog(Path(run_dir) / "metrics.csv", ["step"])
         self.every = max(every, 1)
         self._sums: dict[str, Tensor | float] = {}
         self._count = 0
         self.writer = None
         if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard import SummaryWriter
 
-                self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"))
-            except ImportError:  # tensorboard is optional
-                pass
+            self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"))
 
     def log(self, step: int, metrics: Mapping[str, Tensor | float], force: bool = False,
             counters: dict[str, float] | None = None) -> dict[str, float] | None:
@@ -229,7 +227,9 @@ class MetricsLogger:
 
 
 def log_eval(run_dir: Path, step: int, result: EvalResult) -> None:
-    """Append one evaluation (one row per episode) to run_dir/eval.csv."""
+    """Append one evaluation (one row per episode) to run_dir/eval.csv and print it as one line."""
+    print(f"eval at update {step}: return {np.mean(result.returns):.1f} (std {np.std(result.returns):.1f}) "
+          f"over {len(result.returns)} episodes", flush=True)
     rows = [{"step": step, "episode": i, "eval_seed": s, "return": float(r), "success": int(bool(ok))}
             for i, (s, r, ok) in enumerate(zip(result.seeds, result.returns, result.successes))]
     CsvLog(Path(run_dir) / "eval.csv", EVAL_COLUMNS).append(rows)
@@ -286,7 +286,7 @@ def train_offline(ctx: TrainContext, module: ModuleType,
     checkpoints = Checkpointer(ctx.run_dir / "checkpoints")
     saved = checkpoints.load(agent)
     step = saved["step"] if saved else 0
-    metrics = MetricsLogger(ctx.run_dir, min(ctx.log_every, max(ctx.steps, 1)))
+    metrics = MetricsLogger(ctx.run_dir, min(ctx.log_every, max(ctx.steps, 1)), ctx.tensorboard)
     eval_log = CsvLog(ctx.run_dir / "eval.csv", EVAL_COLUMNS)
     for log in (metrics.csv, eval_log):
         log.truncate_after(step if saved else -1)

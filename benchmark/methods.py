@@ -6,14 +6,21 @@ A method module exposes:
 - `make_agent(spec: EnvSpec, config, device: str, seed: int) -> Agent` (agents/contract.py);
 - optionally `train(ctx: agents.training.TrainContext) -> EvalResult` when the method needs
   more than the generic offline loop (online source agents, pretraining, fine-tuning).
+
+Other packages add methods without editing owbench: an entry point in the `owbench.methods` group
+names a `Method` (pyproject.toml: `[project.entry-points."owbench.methods"] mymethod = "mypkg.owb:METHOD"`).
+Built-in names win over a plug-in of the same name.
 """
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from types import ModuleType
 
-from collectors.errors import unknown
+from collectors.errors import OwbenchError, unknown
+
+ENTRY_POINT_GROUP = "owbench.methods"
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,25 @@ METHODS: dict[str, Method] = {
 }
 
 
+def plugin_methods() -> dict[str, Method]:
+    """Methods registered by installed packages under the `owbench.methods` entry-point group."""
+    out = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        method = ep.load()
+        if not isinstance(method, Method):
+            raise OwbenchError(f"entry point {ep.name} = {ep.value} of group {ENTRY_POINT_GROUP} must name a "
+                               f"benchmark.methods.Method, not a {type(method).__name__}")
+        out[method.name] = method
+    return out
+
+
+def all_methods() -> dict[str, Method]:
+    """The built-in table and every plug-in method."""
+    return {**plugin_methods(), **METHODS}
+
+
 def get_method(name: str) -> Method:
-    if name not in METHODS:
-        raise unknown("method", name, METHODS, "see `owbench suites show NAME` for a suite's methods")
-    return METHODS[name]
+    methods = METHODS if name in METHODS else all_methods()
+    if name not in methods:
+        raise unknown("method", name, methods, "see `owbench suites show NAME` for a suite's methods")
+    return methods[name]

@@ -13,12 +13,14 @@ import pandas as pd  # noqa: E402
 from benchmark.rundir import FRAMES  # noqa: E402
 
 FILMSTRIP_FRAMES = 8
+REFERENCE_COLOUR = "0.45"  # the random policy: grey, never one of the methods' colours
 
 
 def learning_curves(results: pd.DataFrame, out_dir: Path) -> list[Path]:
     """One PNG per pair: mean return over seeds vs update step per method, ± std across seeds shaded.
 
-    Uses the periodic evaluations; a method without any (evaluation-only) shows its final evaluation.
+    Uses the periodic evaluations; a method without any (evaluation-only) shows its final evaluation as a
+    dashed level with its band; the random policy is grey with its band labelled.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -31,8 +33,10 @@ def learning_curves(results: pd.DataFrame, out_dir: Path) -> list[Path]:
             per_seed = rows.groupby(["step", "seed"])["return"].mean().groupby(level="step")
             mean, std = per_seed.mean(), per_seed.std(ddof=0).fillna(0.0)
             if len(mean) == 1:  # evaluated once, untrained (random policy): a reference level
-                line = ax.axhline(mean.iloc[0], linestyle="--", label=method)
-                ax.axhspan(mean.iloc[0] - std.iloc[0], mean.iloc[0] + std.iloc[0], color=line.get_color(), alpha=0.1)
+                grey = {"color": REFERENCE_COLOUR} if method == "random" else {}
+                line = ax.axhline(mean.iloc[0], linestyle="--", label=f"{method} (mean)", **grey)
+                ax.axhspan(mean.iloc[0] - std.iloc[0], mean.iloc[0] + std.iloc[0], color=line.get_color(), alpha=0.15,
+                           label=f"{method} ± std across seeds")
                 continue
             (line,) = ax.plot(mean.index, mean.to_numpy(), marker="o", markersize=3, label=method)
             ax.fill_between(mean.index, mean - std, mean + std, color=line.get_color(), alpha=0.2)
@@ -41,6 +45,36 @@ def learning_curves(results: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.legend(fontsize=8)
         fig.tight_layout()
         path = out_dir / f"{source}__{target}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def sensitivity_plots(table: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """One PNG per swept method: mean final return (± std across seeds) against the swept value, a line per
+    pair; a grid over several fields is plotted against its points in order."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    fixed = {"method", "pair", "mean", "std across seeds", "seeds"}
+    for method, rows in table.groupby("method", sort=False):
+        keys = [c for c in rows.columns if c not in fixed and rows[c].notna().any()]
+        fig, ax = plt.subplots(figsize=(5, 3.5), dpi=100)
+        for pair, line in rows.groupby("pair", sort=False):
+            line = line.sort_values(keys)
+            numeric = len(keys) == 1 and pd.api.types.is_numeric_dtype(line[keys[0]])
+            x = line[keys[0]].to_numpy(float) if numeric else np.arange(len(line))
+            ax.errorbar(x, line["mean"], yerr=line["std across seeds"], marker="o", capsize=3, label=pair)
+            if not numeric:
+                ax.set_xticks(x, [", ".join(f"{k}={r[k]}" for k in keys) for _, r in line.iterrows()],
+                              rotation=30, fontsize=7)
+        ax.set(title=f"{method}: sensitivity", xlabel=keys[0] if len(keys) == 1 else "setting",
+               ylabel="final evaluation return")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = out_dir / f"{method}.png"
         fig.savefig(path)
         plt.close(fig)
         paths.append(path)

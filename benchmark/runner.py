@@ -1,10 +1,14 @@
 """Run a suite's jobs: collect missing datasets, then execute jobs locally (spawned processes) or on Ray.
 
 Each job (suite, method, pair, seed) owns `<out>/<suite>/<method>/<source>__<target>/seed<k>/`:
-`job.log` (everything the job printed), the training loop's `checkpoints/`, `metrics.csv`, `eval.csv`,
-and, written atomically last, `final_frames.npz` and `result.json`, which mark the job done.
-A re-run skips done jobs, and re-starts unfinished ones, whose training loop resumes from
-`checkpoints/latest.pt`. A failed job is reported with its log and does not stop the others.
+`config.json` (the job's identity and provenance, written before it starts), `job.log` (everything the
+job printed), the training loop's `checkpoints/`, `metrics.csv`, `eval.csv`, and, written atomically
+last, `final_frames.npz` and `result.json`, which mark the job done.
+A re-run skips done jobs of the same identity, and re-starts unfinished ones, whose training loop
+resumes from `checkpoints/latest.pt`. A job folder of another identity (another budget, config or
+dataset) is never reused: the run stops, or with `rerun_stale` moves it to `<out>/.stale/` first.
+One `owbench run` at a time writes to a run directory (a lock on `<out>/.owbench-run.lock`).
+A failed job is reported with its log and does not stop the others.
 
 Devices (agents/devices.py): the driver resolves `--device` before anything runs. On GPUs every job
 gets one GPU of its own: locally each worker process sees one GPU (`CUDA_VISIBLE_DEVICES`, round-robin
@@ -15,6 +19,8 @@ assigns it.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import importlib.util
 import json
 import multiprocessing as mp
 import multiprocessing.connection
@@ -30,24 +36,94 @@ from typing import Any
 
 import numpy as np
 
+from benchmark import provenance
 from benchmark.methods import Method, get_method
-from benchmark.rundir import FRAMES, LOG, RESULT
+from benchmark.rundir import CONFIG, FRAMES, LOG, RESULT, RESULT_GLOB
 from benchmark.suites import Budget, DataNeed, Job, datasets_needed
 from collectors.errors import OwbenchError, unknown
 
 EXECUTORS = ("local", "ray")
+LOCK, STALE = ".owbench-run.lock", ".stale"
 
 
 def job_dir(out: Path, job: Job) -> Path:
-    return Path(out) / job.suite / job.method / job.pair.name / f"seed{job.seed}"
+    return Path(out) / job.suite / job.label / job.pair.name / f"seed{job.seed}"
 
 
-def job_state(out: Path, job: Job) -> str:
-    """`done` (result.json written), `partial` (started before, will resume) or `new`."""
+def job_identity(job: Job) -> dict[str, Any]:
+    """The identity a job's folder must hold to be reused (provenance.identity at its dataset locations)."""
+    return provenance.identity(job, [dataset_location(n, job.budget) for n in job.data])
+
+
+def stored_identity(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / CONFIG
+    return json.loads(path.read_text()).get("identity") if path.exists() else None
+
+
+def job_state(out: Path, job: Job, identity: dict[str, Any] | None = None) -> str:
+    """`done` (result.json written), `partial` (started before, will resume), `new`, or `stale`: the folder
+    holds a job of another identity (or of an owbench that wrote no config.json), never reused."""
     run_dir = job_dir(out, job)
-    if (run_dir / RESULT).exists():
-        return "done"
-    return "partial" if run_dir.exists() else "new"
+    if not run_dir.exists():
+        return "new"
+    if stored_identity(run_dir) != (job_identity(job) if identity is None else identity):
+        return "stale"
+    return "done" if (run_dir / RESULT).exists() else "partial"
+
+
+@contextlib.contextmanager
+def out_lock(out: Path) -> Iterator[None]:
+    """Hold `<out>/.owbench-run.lock` (an flock, released when the process ends, however it ends): a second
+    run into the same directory stops with a one-line error instead of running the same jobs twice."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / LOCK, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise OwbenchError(f"{out} is being written by another owbench run ({holder}); wait for it to end "
+                               "or pass another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def check_profiles(out: Path, jobs: list[Job]) -> None:
+    """One profile per suite folder: a report covers one budget (a quick job beside smoke jobs is refused
+    before anything runs, not when the report is built)."""
+    for suite, profile in {(j.suite, j.profile) for j in jobs}:
+        for path in sorted((Path(out) / suite).glob(RESULT_GLOB)):
+            other = json.loads(path.read_text()).get("profile")
+            if other != profile:
+                raise OwbenchError(f"{out / suite} holds {other!r} results ({path.parent}); use --profile {other} "
+                                   f"or another --out for profile {profile!r}")
+
+
+def check_identities(out: Path, jobs: list[Job], identities: dict[str, dict[str, Any]], rerun_stale: bool) -> None:
+    """Stop when a job's folder holds another identity; with `rerun_stale` move those folders to
+    `<out>/.stale/<time>/` (nothing is deleted) so that the jobs run again from scratch."""
+    stale = [j for j in jobs if job_state(out, j, identities[j.key]) == "stale"]
+    if not stale:
+        return
+    if not rerun_stale:
+        first = stale[0]
+        stored = stored_identity(job_dir(out, first))
+        why = "; ".join(provenance.differences(stored, identities[first.key])) if stored else \
+            "it has no config.json (written by an older owbench)"
+        raise OwbenchError(f"{len(stale)} job folder(s) in {out} hold results of another run, e.g. {first.key} "
+                           f"({why}); pass another --out, or --rerun-stale to move them to {out / STALE} "
+                           "and run them again")
+    aside = Path(out) / STALE / time.strftime("%Y%m%d-%H%M%S")
+    for job in stale:
+        target = aside / job_dir(out, job).relative_to(out)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(job_dir(out, job), target)
 
 
 def write_atomic(path: Path, write: Callable[[Any], None], mode: str = "w") -> None:
@@ -63,18 +139,38 @@ def write_atomic(path: Path, write: Callable[[Any], None], mode: str = "w") -> N
 # -- datasets ------------------------------------------------------------------------------------
 
 def dataset_location(need: DataNeed, budget: Budget) -> str:
-    """Where the dataset of `need` at this budget lives in the dataset home (collected or not)."""
+    """Where the dataset of `need` at this budget lives: the user's (--dataset), or its place in the
+    dataset home (collected or not)."""
     from collectors import collect, store
 
-    return store.resolve_location(collect.dataset_id(need.env_id, need.quality, budget.variant))
+    if need.location:
+        return store.resolve_location(need.location)
+    return store.resolve_location(collect.dataset_id(need.env_id, need.quality, budget.variant, budget.image_size))
+
+
+def check_user_datasets(jobs: list[Job]) -> None:
+    """Every --dataset exists and holds episodes of the target it was given for."""
+    from collectors import store
+
+    for need in datasets_needed(jobs):
+        if not need.location:
+            continue
+        loc = store.resolve_location(need.location)
+        if not store.exists(loc):
+            raise OwbenchError(f"--dataset {need.env_id}={need.location}: no dataset at {loc}; import it with "
+                               "`owbench datasets import FILE --env ENV` or list them with `owbench datasets list`")
+        env_id = store.open_dataset(loc).env_id
+        if env_id != need.env_id:
+            raise OwbenchError(f"--dataset {need.env_id}={need.location} holds episodes of {env_id}, not "
+                               f"{need.env_id}; pass it as --dataset {env_id}=... or import it with --env {need.env_id}")
 
 
 def missing_datasets(jobs: list[Job]) -> list[tuple[DataNeed, str]]:
-    """(need, location) for every dataset the jobs read that has no committed episode yet."""
+    """(need, location) for every dataset to collect that has no committed episode yet."""
     from collectors import store
 
     budgets = _budgets(jobs)
-    locations = [(need, dataset_location(need, budgets[need])) for need in budgets]
+    locations = [(need, dataset_location(need, budgets[need])) for need in budgets if not need.location]
     return [(need, loc) for need, loc in locations if not store.exists(loc)]
 
 
@@ -106,9 +202,10 @@ def prepare_datasets(jobs: list[Job], collect: bool = True, workers: int = 1,
 
     for need, loc in missing:
         say(f"collecting {need.env_id} {need.quality} -> {loc}")
-    return {need: ensure_dataset(need.env_id, need.quality, episodes=b.dataset_episodes, image_size=b.image_size,
-                                 variant=b.variant, workers=workers, max_episode_steps=b.max_episode_steps,
-                                 max_train_steps=b.behaviour_train_steps)
+    return {need: dataset_location(need, b) if need.location else
+            ensure_dataset(need.env_id, need.quality, episodes=b.dataset_episodes, image_size=b.image_size,
+                           variant=b.variant, workers=workers, max_episode_steps=b.max_episode_steps,
+                           max_train_steps=b.behaviour_train_steps)
             for need, b in budgets.items()}
 
 
@@ -124,6 +221,8 @@ class Task:
     run_dir: str
     device: str
     datasets: tuple[str, ...]
+    record: dict[str, Any] = field(default_factory=dict)  # config.json; the worker adds the resolved device
+    tensorboard: bool = False  # also log metrics for TensorBoard
 
 
 @contextlib.contextmanager
@@ -148,13 +247,13 @@ def _log_to(path: Path) -> Iterator[None]:
 
 
 def _reference_returns(datasets: tuple[str, ...], job: Job) -> dict[str, float]:
-    """Reference returns (random, expert) for normalised scores: the target dataset's, or for a target
-    learned online the task's entry in collectors/reference.py."""
+    """Reference returns (random, expert) for normalised scores: the target dataset's, or, for a target
+    learned online or a dataset imported without them, the task's entry in collectors/reference.py."""
     from collectors.reference import reference_returns
     from collectors.store import open_dataset
 
     for need, loc in zip(job.data, datasets):
-        if need.role == "target":
+        if need.role == "target" and "reference_returns" in open_dataset(loc).attrs:
             return open_dataset(loc).attrs["reference_returns"]
     return reference_returns(job.pair.target).as_attrs()
 
@@ -169,10 +268,10 @@ def _train(task: Task, device: str) -> tuple[Any, int]:
     method, overrides = job.base
     ctx = training.TrainContext(
         method=method, batch=task.method.batch, env_id=job.pair.target, source_env_id=job.pair.sources[0] if job.online_source else None,
-        datasets=list(task.datasets), run_dir=Path(task.run_dir), preset=job.profile,
+        datasets=list(task.datasets), run_dir=Path(task.run_dir), preset=job.config_preset,
         steps=b.steps_for(job.method), eval_every=b.eval_every, eval_episodes=b.eval_episodes,
         checkpoint_every=b.checkpoint_every, seed=job.seed, device=device, image_size=b.image_size,
-        overrides=dict(overrides))
+        overrides=dict(overrides), tensorboard=task.tensorboard)
     if job.scratch:  # the online from-scratch baseline of an online-target suite
         from agents.online import train_from_scratch
 
@@ -212,17 +311,21 @@ def run_job(task: Task) -> str:
     start = time.time()
     with _log_to(run_dir / LOG):
         gpu = {k: os.environ[k] for k in ("CUDA_VISIBLE_DEVICES", "MUJOCO_EGL_DEVICE_ID") if k in os.environ}
-        print(f"== {job.key} ({job.profile}) started {time.strftime('%Y-%m-%d %H:%M:%S')} on pid {os.getpid()} "
+        print(f"== {job.key} ({job.profile} profile, {job.config_preset} preset) started "
+              f"{time.strftime('%Y-%m-%d %H:%M:%S')} on pid {os.getpid()} "
               f"(device {task.device}" + "".join(f", {k}={v}" for k, v in gpu.items()) + ")")
         try:
             from agents.devices import use_device
 
             device = use_device(task.device)  # the GPU the executor gave this process must be visible
+            if task.record:
+                write_atomic(run_dir / CONFIG, lambda f: json.dump({**task.record, "device": device}, f, indent=1))
             result, steps = _train(task, device)
             if result.frames is not None:
                 write_atomic(run_dir / FRAMES, lambda f: np.savez_compressed(f, frames=result.frames), "wb")
             record = {
-                "suite": job.suite, "profile": job.profile, "method": job.method, "source": job.pair.source,
+                "suite": job.suite, "profile": job.profile, "method": job.label, "base_method": job.base[0],
+                "preset": job.config_preset, "sweep": dict(job.sweep), "source": job.pair.source,
                 "sources": list(job.pair.sources), "target": job.pair.target, "seed": job.seed,
                 "steps": steps, "eval_episodes": job.budget.eval_episodes,
                 "device": device, **gpu, "render": _render_check(task.datasets, job), "datasets": list(task.datasets),
@@ -333,7 +436,12 @@ class RayExecutor:
         self._started = not ray.is_initialized()
         if self._started:
             opts = {"num_cpus": self.workers} if address is None else {"address": address}
-            ray.init(include_dashboard=False, log_to_driver=False, **opts)
+            try:
+                ray.init(include_dashboard=False, log_to_driver=False, **opts)
+            except (ConnectionError, RuntimeError) as exc:
+                raise OwbenchError(f"cannot start or reach Ray{' at ' + address if address else ''}: "
+                                   f"{str(exc).splitlines()[0]}; check --ray-address (`ray status` on the head "
+                                   "node) or drop it for a local Ray") from None
         if address is not None:
             resources = ray.cluster_resources()
             try:
@@ -380,24 +488,30 @@ class Sweep:
     reports: list[Path] = field(default_factory=list)
 
 
-def check_out_dir(out: Path, jobs: list[Job]) -> None:
-    """Refuse to mix profiles in one run directory (results of different budgets are not comparable)."""
-    for job in jobs:
-        path = job_dir(out, job) / RESULT
-        if path.exists():
-            profile = json.loads(path.read_text()).get("profile")
-            if profile != job.profile:
-                raise OwbenchError(f"{out} holds {profile!r} results of {job.suite}; use --profile {profile} "
-                                   f"or another --out for profile {job.profile!r}")
+def check_ray_address(address: str | None) -> None:
+    """A Ray address (`host:port` or `ray://host:port`) must answer before anything starts."""
+    if not address or address in ("auto", "local"):
+        return
+    import socket
+
+    host, _, port = address.split("://")[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise OwbenchError(f"--ray-address {address!r} is not HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise OwbenchError(f"--ray-address {address}: no Ray cluster answers there ({exc.strerror or exc}); "
+                           "start it with `ray start --head` or drop --ray-address for a local Ray") from None
 
 
 def run_sweep(jobs: list[Job], out: Path, device: str = "auto", executor: str = "local", workers: int | None = None,
               ray_address: str | None = None, collect: bool = True, progress: bool = True,
-              report: bool = True) -> Sweep:
+              report: bool = True, rerun_stale: bool = False, tensorboard: bool = False) -> Sweep:
     """Collect missing datasets, run unfinished jobs with at most `workers` at once (default: one per GPU
     on a GPU device, else one), then write the report. `device` is resolved here, before anything runs
-    (a GPU device without a visible GPU is refused)."""
-    from agents.devices import parse_device, resolve_device
+    (a GPU device without a visible GPU is refused). Holds the run directory's lock throughout; stops (or
+    with `rerun_stale` moves the old folders aside) when a job folder holds another identity."""
+    from agents.devices import job_device, parse_device, resolve_device
 
     if executor not in EXECUTORS:
         raise unknown("executor", executor, EXECUTORS)
@@ -407,44 +521,82 @@ def run_sweep(jobs: list[Job], out: Path, device: str = "auto", executor: str = 
         device = resolve_device(device)  # refused here, before anything runs, when the GPU is not visible
     else:
         parse_device(device)  # a Ray cluster's GPUs are counted once connected (RayExecutor)
+    if executor == "ray":
+        check_ray_address(ray_address)
+    if tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise OwbenchError("--logger tensorboard needs TensorBoard: pip install 'owbench[tensorboard]'")
+    check_user_datasets(jobs)
     out = Path(out)
-    check_out_dir(out, jobs)
-    sweep = Sweep(skipped=[j.key for j in jobs if job_state(out, j) == "done"])
-    todo = [j for j in jobs if job_state(out, j) != "done"]
-    if todo:
-        from rich.console import Console
+    identities = {j.key: job_identity(j) for j in jobs}
+    with out_lock(out):
+        check_profiles(out, jobs)
+        check_identities(out, jobs, identities, rerun_stale)
+        sweep = Sweep(skipped=[j.key for j in jobs if job_state(out, j, identities[j.key]) == "done"])
+        todo = [j for j in jobs if j.key not in set(sweep.skipped)]
+        if todo:
+            from rich.console import Console
 
-        from agents.devices import job_device
+            say = Console().print if progress else (lambda line: None)
+            pool = LocalExecutor(device, workers) if executor == "local" else RayExecutor(workers, ray_address, device)
+            try:
+                locations = prepare_datasets(todo, collect=collect, workers=workers or 1, say=say)
+                tasks = _tasks(todo, out, job_device(pool.device), tensorboard, locations)
+                _execute(pool, tasks, sweep, jobs, out, progress)
+            finally:
+                pool.shutdown()
+        if report:
+            from benchmark.report import write_report
 
-        say = Console().print if progress else (lambda line: None)
-        pool = LocalExecutor(device, workers) if executor == "local" else RayExecutor(workers, ray_address, device)
-        try:
-            locations = prepare_datasets(todo, collect=collect, workers=workers or 1, say=say)
-            tasks = [Task(j, get_method(j.base[0]), str(job_dir(out, j)), job_device(pool.device),
-                          tuple(locations[n] for n in j.data)) for j in todo]
-            _execute(pool, tasks, sweep, len(jobs), progress)
-        finally:
-            pool.shutdown()
-    if report:
-        from benchmark.report import write_report
-
-        for suite in dict.fromkeys(j.suite for j in jobs if job_state(out, j) == "done"):
-            sweep.reports.append(write_report(out / suite))
+            for suite in dict.fromkeys(j.suite for j in jobs if (job_dir(out, j) / RESULT).exists()):
+                sweep.reports.append(write_report(out / suite))
     return sweep
 
 
-def _execute(pool: LocalExecutor | RayExecutor, tasks: list[Task], sweep: Sweep, total: int,
-             progress: bool) -> None:
-    """Keep `pool.workers` jobs in flight; record each as done (result.json exists) or failed."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-        TimeRemainingColumn
+def _tasks(jobs: list[Job], out: Path, device: str, tensorboard: bool,
+           locations: dict[DataNeed, str]) -> list[Task]:
+    """One Task per job, each job folder created with its config.json (so that no folder of this owbench
+    exists without its identity)."""
+    env, tasks = provenance.software(), []
+    for j in jobs:
+        run_dir, data = job_dir(out, j), [locations[n] for n in j.data]
+        record = provenance.config_record(j, data, device, env)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(run_dir / CONFIG, lambda f, r=record: json.dump(r, f, indent=1))
+        tasks.append(Task(j, get_method(j.base[0]), str(run_dir), device, tuple(data), record, tensorboard))
+    return tasks
 
+
+def updates_done(run_dir: Path) -> int:
+    """The last update step a running job logged (metrics.csv or eval.csv), read from the files' tails."""
+    step = 0
+    for name in ("metrics.csv", "eval.csv"):
+        path = Path(run_dir) / name
+        if not path.exists():
+            continue
+        with open(path, "rb") as f:
+            f.seek(max(f.seek(0, os.SEEK_END) - 4096, 0))
+            lines = f.read().decode(errors="replace").strip().splitlines()
+        with contextlib.suppress(ValueError, IndexError):
+            step = max(step, int(float(lines[-1].split(",")[0])))
+    return step
+
+
+def _execute(pool: LocalExecutor | RayExecutor, tasks: list[Task], sweep: Sweep, jobs: list[Job], out: Path,
+             progress: bool) -> None:
+    """Keep `pool.workers` jobs in flight; record each as done (result.json exists) or failed. The bar counts
+    updates across the whole sweep (finished jobs count in full), so its ETA covers the sweep."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    steps = {j.key: max(j.budget.steps_for(j.method), 1) for j in jobs}
+    finished = sum(steps[k] for k in sweep.skipped)
     queue, running = list(tasks), {}
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("running {task.fields[running]} · failed {task.fields[failed]}"),
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(),
+               TextColumn("{task.completed:,.0f}/{task.total:,.0f} updates · jobs {task.fields[jobs]} · "
+                          "running {task.fields[running]} · failed {task.fields[failed]}"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, disable=not progress, transient=False) as bar:
-        sweep_bar = bar.add_task("jobs", total=total, completed=len(sweep.skipped), running=0, failed=0)
+        sweep_bar = bar.add_task("sweep", total=sum(steps.values()), completed=finished, running=0, failed=0,
+                                 jobs=f"{len(sweep.skipped)}/{len(jobs)}")
         try:
             while queue or running:
                 while queue and len(running) < pool.workers:
@@ -452,12 +604,15 @@ def _execute(pool: LocalExecutor | RayExecutor, tasks: list[Task], sweep: Sweep,
                     running[pool.submit(task)] = task
                 for handle in pool.wait(list(running), timeout=1.0):
                     task = running.pop(handle)
+                    finished += steps[task.job.key]
                     if (Path(task.run_dir) / RESULT).exists():
                         sweep.done.append(task.job.key)
                     else:
                         sweep.failed[task.job.key] = str(Path(task.run_dir) / LOG)
                         bar.console.print(f"[red]failed[/] {task.job.key}: see {task.run_dir}/{LOG}")
-                    bar.advance(sweep_bar)
-                bar.update(sweep_bar, running=len(running), failed=len(sweep.failed))
+                current = sum(min(updates_done(Path(t.run_dir)), steps[t.job.key]) for t in running.values())
+                ended = len(sweep.skipped) + len(sweep.done) + len(sweep.failed)
+                bar.update(sweep_bar, completed=finished + current, running=len(running), failed=len(sweep.failed),
+                           jobs=f"{ended}/{len(jobs)}")
         finally:
             pool.close(list(running))

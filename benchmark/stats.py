@@ -6,6 +6,8 @@ run x task scores), the stratified bootstrap (runs resampled with replacement wi
 percentile interval) and the probability of improvement P(X > Y) (per task the Mann-Whitney U statistic
 / (m n), ties counted 1/2, averaged over tasks; its interval resamples X and Y independently per task).
 A "run" is one training seed on one task; its score is the mean over its evaluation episodes.
+An interval from fewer than `MIN_RUNS` runs per task says nothing, so IQM, its CI and P(improvement)
+are left empty there, with a `note` saying why.
 """
 from __future__ import annotations
 
@@ -16,6 +18,13 @@ import pandas as pd
 from scipy import stats as sps
 
 Scores = list[np.ndarray]  # one array of run scores per task (tasks may have different numbers of runs)
+MIN_RUNS = 3  # runs per task below which IQM, CIs and P(improvement) are not reported
+
+
+def too_few_runs(scores: Scores) -> str:
+    """Why aggregate statistics are withheld ("" when every task has at least MIN_RUNS runs)."""
+    fewest = min(len(s) for s in scores)
+    return f"needs >= {MIN_RUNS} runs (seeds) per task, has {fewest}" if fewest < MIN_RUNS else ""
 
 
 def iqm(scores: Scores) -> float:
@@ -80,20 +89,24 @@ def aggregate(final: pd.DataFrame, reps: int = 2000, seed: int = 0) -> tuple[pd.
     """
     column = score_column(final)
     scores = run_scores(final, column)
-    agg = pd.DataFrame([
-        {"method": m, "score": column, "iqm": iqm(list(t.values())),
-         **dict(zip(("iqm_ci_low", "iqm_ci_high"), iqm_ci(list(t.values()), reps, seed=seed))),
-         "mean": float(np.mean(np.concatenate(list(t.values())))),
-         "runs": sum(len(v) for v in t.values()), "tasks": len(t)}
-        for m, t in scores.items()])
+    nan = float("nan")
+    rows = []
+    for m, t in scores.items():
+        runs, note = list(t.values()), too_few_runs(list(t.values()))
+        low, high = (nan, nan) if note else iqm_ci(runs, reps, seed=seed)
+        rows.append({"method": m, "score": column, "iqm": nan if note else iqm(runs), "iqm_ci_low": low,
+                     "iqm_ci_high": high, "mean": float(np.mean(np.concatenate(runs))),
+                     "runs": sum(len(v) for v in runs), "tasks": len(t), "note": note})
+    agg = pd.DataFrame(rows)
     rows = []
     for mx, my in itertools.permutations(scores, 2):
         tasks = [k for k in scores[mx] if k in scores[my]]
         if not tasks:
             continue
         x, y = [scores[mx][k] for k in tasks], [scores[my][k] for k in tasks]
-        low, high = poi_ci(x, y, reps, seed=seed)
-        rows.append({"method_x": mx, "method_y": my, "p_improvement": probability_of_improvement(x, y),
-                     "ci_low": low, "ci_high": high, "tasks": len(tasks)})
-    poi = pd.DataFrame(rows, columns=["method_x", "method_y", "p_improvement", "ci_low", "ci_high", "tasks"])
+        note = too_few_runs(x + y)
+        low, high = (nan, nan) if note else poi_ci(x, y, reps, seed=seed)
+        rows.append({"method_x": mx, "method_y": my, "p_improvement": nan if note else probability_of_improvement(x, y),
+                     "ci_low": low, "ci_high": high, "tasks": len(tasks), "note": note})
+    poi = pd.DataFrame(rows, columns=["method_x", "method_y", "p_improvement", "ci_low", "ci_high", "tasks", "note"])
     return agg, poi

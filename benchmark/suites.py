@@ -6,12 +6,16 @@ A suite is a few `Group`s (pairs that share methods and data) plus a `Budget` pe
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
-from benchmark.methods import get_method
+from benchmark import overrides as overrides_lib
+from benchmark.methods import METHODS, all_methods, get_method
 from collectors.errors import OwbenchError, unknown
 
 PROFILES = ("smoke", "quick", "paper")
+MAX_JOBS = 10_000  # a larger sweep is a typo (`--seeds 100000000`), refused before anything is allocated
 BASELINES = ("curl", "curl+cql", "cql", "dreamerv2", "lompo")
 # Named configurations of a registered method: name -> (method, config overrides).
 VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
@@ -41,6 +45,7 @@ class DataNeed:
     env_id: str
     quality: str
     role: str  # "target": offline data of the evaluated task; "source": a pretraining pool
+    location: str = ""  # a dataset the user chose (`--dataset TARGET=PATH_OR_ID`); "" = collected on demand
 
 
 @dataclass(frozen=True)
@@ -139,15 +144,29 @@ class Job:
     data: tuple[DataNeed, ...]
     online_source: bool  # pass pair.source as the online source task
     scratch: bool  # train online from scratch on the target (agents.online.train_from_scratch)
+    preset: str = ""  # the method's config preset; "" = the profile's name
+    overrides: tuple[tuple[str, Any], ...] = ()  # config fields from --set / --config
+    sweep: tuple[tuple[str, Any], ...] = ()  # this job's point of a --sweep grid (also config fields)
 
     @property
     def base(self) -> tuple[str, dict[str, object]]:
-        """The registered method this job runs and its config overrides."""
-        return base_method(self.method)
+        """The registered method this job runs and its config overrides (variant, --set, sweep point)."""
+        name, variant = base_method(self.method)
+        return name, {**variant, **dict(self.overrides), **dict(self.sweep)}
+
+    @property
+    def config_preset(self) -> str:
+        return self.preset or self.profile
+
+    @property
+    def label(self) -> str:
+        """The method as tables and run directories name it: `coworld`, or `coworld[beta2=0.5]` in a sweep."""
+        point = ",".join(f"{k}={v}" for k, v in self.sweep)
+        return f"{self.method}[{point}]" if point else self.method
 
     @property
     def key(self) -> str:
-        return f"{self.suite}/{self.method}/{self.pair.name}/seed{self.seed}"
+        return f"{self.suite}/{self.label}/{self.pair.name}/seed{self.seed}"
 
 
 def _pairs(*pairs: tuple[str | tuple[str, ...], str], prefix: str = "") -> tuple[Pair, ...]:
@@ -296,35 +315,87 @@ def _select_pairs(suite: Suite, names: list[str] | None) -> set[Pair]:
     return chosen
 
 
+def parse_seeds(text: str | int | None) -> Sequence[int] | None:
+    """`3` -> seeds 0..2; `2,5` -> exactly seeds 2 and 5; None -> the profile's number (a range: its
+    length is known before anything is allocated)."""
+    if text is None:
+        return None
+    items = [t.strip() for t in str(text).split(",") if t.strip()]
+    if not items or not all(t.lstrip("-").isdigit() for t in items):
+        raise OwbenchError(f"--seeds {text!r} is neither a number of seeds (--seeds 3) nor a list (--seeds 2,5)")
+    values = [int(t) for t in items]
+    if len(items) == 1 and "," not in str(text):
+        if values[0] < 1:
+            raise OwbenchError(f"--seeds {text} must be a positive number of training seeds (e.g. --seeds 3)")
+        return range(values[0])
+    if min(values) < 0:
+        raise OwbenchError(f"--seeds {text}: seeds are numbers >= 0 (e.g. --seeds 2,5)")
+    return list(dict.fromkeys(values))
+
+
 def plan(suite_name: str, profile: str = "smoke", methods: list[str] | None = None,
-         pairs: list[str] | None = None, seeds: int | None = None, steps: int | None = None) -> list[Job]:
-    """Expand a suite into jobs (ordered method-major, then pair, then seed)."""
+         pairs: list[str] | None = None, seeds: int | str | list[int] | None = None, steps: int | None = None,
+         settings: overrides_lib.Settings = overrides_lib.Settings(),
+         datasets: dict[str, str] | None = None) -> list[Job]:
+    """Expand a suite into jobs (ordered method-major, then pair, then sweep point, then seed).
+
+    `methods` may name a plug-in method (the `owbench.methods` entry points) outside the suite's list:
+    it joins every group. `settings` are --set / --config / --preset / --sweep; `datasets` maps a target task to the
+    dataset (path or id) its jobs read instead of a collected one."""
     suite = get_suite(suite_name)
     budget = suite.budget(profile)
     if steps is not None:
         budget = replace(budget, steps=steps, method_steps={})
+    registered = all_methods()
+    plugins = set(registered) - set(METHODS)
     for m in methods or ():
-        if m not in suite.methods:
+        if m not in suite.methods and m not in plugins:
             raise unknown("method", m, suite.methods, f"suite {suite.name!r} runs {', '.join(suite.methods)}")
-    if seeds is not None and seeds < 1:
-        raise OwbenchError(f"--seeds {seeds} must be a positive number of training seeds (e.g. --seeds 3)")
+    if methods is not None and not methods:
+        raise OwbenchError("--methods names no method; pass a comma-separated list (e.g. --methods random,dreamerv2)")
+    if pairs is not None and not pairs:
+        raise OwbenchError("--pairs names no pair; pass a comma-separated list (e.g. --pairs walker_downhill)")
+    seed_list = parse_seeds(seeds) if not isinstance(seeds, list) else seeds
+    if seed_list is None:
+        seed_list = range(budget.seeds)
     chosen = _select_pairs(suite, pairs)
-    jobs = []
-    for method in suite.methods:
-        if methods and method not in methods:
-            continue
-        for group in suite.groups:
-            if method not in group.methods:
-                continue
-            for pair in group.pairs:
-                if pair not in chosen:
-                    continue
-                for seed in range(seeds or budget.seeds):
-                    jobs.append(Job(suite.name, profile, method, pair, seed, budget, group.data(pair, method),
-                                    group.online_source, method in group.scratch_methods))
-    if not jobs:
+    extra = tuple(m for m in methods or () if m not in suite.methods)
+    cells = [(method, group, pair) for method in suite.methods + extra if not methods or method in methods
+             for group in suite.groups if method in group.methods or method in extra
+             for pair in group.pairs if pair in chosen]
+    if not cells:
         raise OwbenchError(f"the selection runs no job in suite {suite.name!r}: no chosen method runs on "
                            f"the chosen pairs (see `owbench suites show {suite.name}`)")
+    names = {m: base_method(m)[0] for m, _, _ in cells}
+    resolved = overrides_lib.resolve(settings, names, {m: base_method(m)[1] for m in names}, profile,
+                                     set(registered) | set(VARIANTS))
+    total = sum(len(resolved.grids.get(m, [()])) for m, _, _ in cells) * len(seed_list)
+    if total > MAX_JOBS:
+        raise OwbenchError(f"the selection is {total} jobs, more than {MAX_JOBS}; choose fewer --seeds, --pairs, "
+                           "--methods or --sweep values")
+    for method in {m for m, g, _ in cells if m in g.scratch_methods}:  # trained by the online loop's preset
+        from agents.online import OnlineConfig
+
+        try:
+            OnlineConfig.preset(resolved.presets[method])
+        except OwbenchError as exc:
+            raise OwbenchError(f"{method} learns online from scratch here: {exc}") from exc
+    targets = {p.target for _, _, p in cells}
+    for target in datasets or {}:
+        if target not in targets:
+            raise unknown("target", target, sorted(targets), "--dataset TARGET=PATH_OR_ID names a chosen pair's target")
+    jobs = []
+    for method, group, pair in cells:
+        data = group.data(pair, method)
+        if datasets and pair.target in datasets and data:
+            data = (DataNeed(pair.target, "user", "target", datasets[pair.target]),) + \
+                tuple(d for d in data if d.role != "target")
+        preset = resolved.presets[method]
+        sets = tuple(resolved.overrides.get(method, {}).items())
+        for point in resolved.grids.get(method, [()]):
+            for seed in seed_list:
+                jobs.append(Job(suite.name, profile, method, pair, seed, budget, data, group.online_source,
+                                method in group.scratch_methods, preset if preset != profile else "", sets, point))
     return jobs
 
 

@@ -1,8 +1,10 @@
 """Result tables with pandas: wide table.csv, booktabs table.tex, table.md.
 
 Rows are source→target pairs, columns methods; each cell is the mean ± std of the final-evaluation
-return over all evaluation episodes of all seeds (the papers' convention), best mean per row in bold.
-A `paper` column set comes from the shipped copy of reference/paper_results.csv when the suite has one.
+return over all evaluation episodes of all seeds (the papers' convention; one episode: the value alone).
+Only the paper profile's tables compare: the best learned method per row in bold and a `paper` column set
+from the shipped copy of reference/paper_results.csv when the suite has one. Other profiles carry a banner
+that their numbers check mechanics, and neither bold nor paper numbers.
 """
 from __future__ import annotations
 
@@ -13,6 +15,20 @@ import numpy as np
 import pandas as pd
 
 STATS = ("mean", "std", "episodes", "seeds", "success", "normalized")
+REFERENCE_METHODS = ("random",)  # reference levels, never "best"
+BANNERS = {
+    "smoke": "SMOKE CHECK: smoke-profile numbers (tens of updates, tiny datasets) check that the pipeline runs; "
+             "they say nothing about how well a method performs. Use --profile paper for results.",
+    "quick": "QUICK PROFILE: reduced budgets (hours on a CPU) for trends only; not comparable with the papers' "
+             "numbers. Use --profile paper for results.",
+}
+
+
+def profile_banner(profile: str) -> str | None:
+    """The warning a non-paper profile's output carries, or None for the paper profile."""
+    if profile == "paper":
+        return None
+    return BANNERS.get(profile, f"{profile.upper()} PROFILE: not the papers' budgets; numbers are not results.")
 
 
 def paper_results() -> pd.DataFrame:
@@ -53,20 +69,23 @@ def _methods(wide: pd.DataFrame) -> list[str]:
     return [c.removesuffix(" mean") for c in wide.columns if c.endswith(" mean")]
 
 
-def _cells(wide: pd.DataFrame, pm: str, bold: str) -> pd.DataFrame:
-    """'mean ± std' strings (± written as `pm`), the best mean per row wrapped by `bold`; paper columns last."""
-    def cell(mu: float, sd: float) -> str:
+def _cells(wide: pd.DataFrame, pm: str, bold: str | None) -> pd.DataFrame:
+    """'mean ± std' strings (± written as `pm`; a single episode: the value alone), with `bold` the best
+    learned method's mean per row wrapped by it; paper columns last."""
+    def cell(mu: float, sd: float, n: float = 2) -> str:
         if not np.isfinite(mu):
             return "–"
-        return f"{mu:.1f}{pm}{sd:.1f}" if np.isfinite(sd) else f"{mu:.1f}"
+        return f"{mu:.1f}{pm}{sd:.1f}" if np.isfinite(sd) and n > 1 else f"{mu:.1f}"
 
     methods = _methods(wide)
     means = wide[[f"{m} mean" for m in methods]].to_numpy(np.float64)
-    best = np.nanmax(np.where(np.isnan(means), -np.inf, means), axis=1)
+    ranked = np.array([m not in REFERENCE_METHODS for m in methods])
+    best = np.nanmax(np.where(np.isnan(means) | ~ranked, -np.inf, means), axis=1)
     cells = pd.DataFrame(index=wide.index)
     for j, m in enumerate(methods):
-        text = [cell(mu, sd) for mu, sd in zip(means[:, j], wide[f"{m} std"])]
-        cells[m] = [bold.format(t) if means[i, j] == best[i] else t for i, t in enumerate(text)]
+        text = [cell(mu, sd, n) for mu, sd, n in zip(means[:, j], wide[f"{m} std"], wide[f"{m} episodes"])]
+        cells[m] = [bold.format(t) if bold and ranked[j] and means[i, j] == best[i] else t
+                    for i, t in enumerate(text)]
     for col in wide.columns:
         if col.endswith(" paper"):
             cells[col.replace(" paper", " (paper)")] = [cell(mu, sd) for mu, sd in zip(wide[col], wide[f"{col} std"])]
@@ -78,33 +97,36 @@ def _pair_labels(wide: pd.DataFrame, arrow: str, escape=lambda s: s) -> list[str
 
 
 def caption(final: pd.DataFrame, suite: str, profile: str, paper: str = "") -> str:
-    """States seeds, episodes and what ± means."""
+    """States seeds, episodes and what ± means (and, for the paper profile, what is bold)."""
     per_seed = final.groupby(["method", "source", "target", "seed"]).size()
     seeds = final.groupby(["method", "source", "target"])["seed"].nunique()
     span = lambda s: f"{s.min()}" if s.min() == s.max() else f"{s.min()}–{s.max()}"  # noqa: E731
     text = (f"{suite} ({profile} profile): final evaluation return, mean ± standard deviation over all "
-            f"{span(per_seed)} evaluation episodes of each of {span(seeds)} training seeds per cell "
-            "(± is the standard deviation across all those episodes, pooled over seeds). Best mean per row in bold.")
+            f"{span(per_seed)} evaluation episodes of each of {span(seeds)} training seeds per cell (± is the "
+            "standard deviation across all those episodes, pooled over seeds; a cell of one episode shows its "
+            "value alone).")
+    if profile_banner(profile) is None:
+        text += " Best learned method per row in bold."
     if paper:
         text += f" (paper): values reported in {paper}."
     return text
 
 
-def latex_table(wide: pd.DataFrame, text: str) -> str:
-    """booktabs tabular in a table float; underscores escaped, best per row in \\textbf."""
+def latex_table(wide: pd.DataFrame, text: str, bold: bool = True) -> str:
+    """booktabs tabular in a table float; underscores escaped, with `bold` the best per row in \\textbf."""
     def esc(s: str) -> str:
         return s.replace("_", r"\_").replace("&", r"\&").replace("%", r"\%")
 
-    cells = _cells(wide, " $\\pm$ ", "\\textbf{{{}}}").replace("–", "--")
+    cells = _cells(wide, " $\\pm$ ", "\\textbf{{{}}}" if bold else None).replace("–", "--")
     cells.columns = [esc(c) for c in cells.columns]
     cells.insert(0, "Source $\\rightarrow$ Target", _pair_labels(wide, r" $\rightarrow$ ", esc))
     return cells.to_latex(index=False, escape=False, caption=esc(text).replace("±", "$\\pm$"), label="tab:owbench-results",
                           column_format="l" + "c" * (len(cells.columns) - 1), position="t")
 
 
-def markdown_table(wide: pd.DataFrame, text: str, success: bool = False) -> str:
+def markdown_table(wide: pd.DataFrame, text: str, success: bool = False, bold: bool = True) -> str:
     """The return table and its caption; with `success` (Meta-World) also each cell's success rate."""
-    cells = _cells(wide, " ± ", "**{}**")
+    cells = _cells(wide, " ± ", "**{}**" if bold else None)
     cells.index = pd.Index(_pair_labels(wide, " → "), name="source → target")
     out = cells.to_markdown() + f"\n\n{text}\n"
     if success:
@@ -119,8 +141,8 @@ def success_table(wide: pd.DataFrame) -> pd.DataFrame:
     return _stat_table(wide, "success").astype(float)
 
 
-def html_table(wide: pd.DataFrame) -> str:
-    cells = _cells(wide, " ± ", "<b>{}</b>")
+def html_table(wide: pd.DataFrame, bold: bool = True) -> str:
+    cells = _cells(wide, " ± ", "<b>{}</b>" if bold else None)
     cells.insert(0, "source → target", _pair_labels(wide, " → "))
     return cells.to_html(escape=False, index=False)
 
@@ -141,14 +163,30 @@ def _stat_table(wide: pd.DataFrame, stat: str) -> pd.DataFrame:
 def write_tables(final: pd.DataFrame, out_dir: Path, suite: str, profile: str, paper: str = "",
                  order: tuple[str, ...] = ()) -> tuple[pd.DataFrame, str]:
     """Write table.csv, table.tex and table.md into `out_dir` (method columns in `order` first);
-    returns the wide table and its caption."""
+    returns the wide table and its caption. Only the paper profile gets bold and the papers' numbers."""
     wide = wide_table(final, order)
-    if paper:
+    compare = profile_banner(profile) is None
+    if paper and compare:
         wide = with_paper(wide, suite, paper, _methods(wide))
     has_paper = any(c.endswith(" paper") for c in wide.columns)
     text = caption(final, suite, profile, paper if has_paper else "")
     out_dir = Path(out_dir)
     wide.to_csv(out_dir / "table.csv")
-    (out_dir / "table.tex").write_text(latex_table(wide, text))
-    (out_dir / "table.md").write_text(markdown_table(wide, text, success="metaworld" in suite))
+    banner = profile_banner(profile)
+    (out_dir / "table.tex").write_text(latex_table(wide, f"{banner} {text}" if banner else text, bold=compare))
+    (out_dir / "table.md").write_text((f"> **{banner}**\n\n" if banner else "")
+                                      + markdown_table(wide, text, success="metaworld" in suite, bold=compare))
     return wide, text
+
+
+def sensitivity_table(final: pd.DataFrame, sweeps: dict[str, tuple[str, dict]]) -> pd.DataFrame:
+    """A --sweep's effect (the CoWorld papers' β₂ / k / α figures): one row per (method, swept value(s)),
+    per pair the mean final return over all episodes of all seeds and its std across seeds' means.
+    `sweeps` maps a swept method label to (base method, {field: value})."""
+    rows = []
+    runs = final[final["method"].isin(sweeps)].groupby(["method", "source", "target", "seed"])["return"].mean()
+    for (label, source, target), per_seed in runs.groupby(level=[0, 1, 2]):
+        base, point = sweeps[label]
+        rows.append({"method": base, **{k: v for k, v in point.items()}, "pair": f"{source} → {target}",
+                     "mean": per_seed.mean(), "std across seeds": per_seed.std(ddof=0), "seeds": len(per_seed)})
+    return pd.DataFrame(rows)

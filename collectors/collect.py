@@ -480,11 +480,12 @@ def _collect_replay(args: CollectArgs, q: Quality, behaviour: Behaviour, writer:
 
 
 # -- the dataset home --------------------------------------------------------------------------------------
-def dataset_id(env_id: str, quality: str, variant: str = "") -> str:
-    """`<suite>/<env>/<quality>[-<variant>]-v1`."""
+def dataset_id(env_id: str, quality: str, variant: str = "", image_size: int = 64) -> str:
+    """`<suite>/<env>/<quality>[-<variant>][-<size>px]-v1`; the image size shows when it is not 64."""
     s = spec(env_id)
     q = get_quality(quality)
-    return f"{s.suite}/{s.id}/{q.name}{'-' + variant if variant else ''}-v1"
+    size = f"-{image_size}px" if image_size != 64 else ""
+    return f"{s.suite}/{s.id}/{q.name}{'-' + variant if variant else ''}{size}-v1"
 
 
 def ensure_dataset(env_id: str, quality: str, *, episodes: int | None = None, steps: int | None = None,
@@ -494,7 +495,7 @@ def ensure_dataset(env_id: str, quality: str, *, episodes: int | None = None, st
     """The location of dataset `<suite>/<env>/<quality>[-<variant>]-v1`, collected if missing, resumed if partial.
 
     The variant "smoke" uses the SAC `smoke` preset so that tiny trained-policy datasets finish in seconds."""
-    location = store.resolve_location(dataset_id(env_id, quality, variant))
+    location = store.resolve_location(dataset_id(env_id, quality, variant, image_size))
     collect(env_id, quality, out=location, episodes=episodes, steps=steps, seed=seed, image_size=image_size,
             camera=camera, workers=workers, max_train_steps=max_train_steps, max_episode_steps=max_episode_steps,
             sac_preset="smoke" if variant == "smoke" else "quick")

@@ -36,7 +36,7 @@ def collect(env_id: str, quality: str, episodes: int | None, steps: int | None, 
             workers: int, image_size: int, camera: str | None, fast_render: bool, max_episode_steps: int | None,
             max_train_steps: int | None, sac_preset: str, overwrite: bool) -> None:
     """Collect a dataset: behaviour policy on the state, rendered images, crash-safe and resumable."""
-    out = out or collection.dataset_id(env_id, quality)
+    out = out or collection.dataset_id(env_id, quality, image_size=image_size)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[fps]:>6.1f} frames/s  return {task.fields[ret]}"),
                TimeElapsedColumn(), TimeRemainingColumn())

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from collectors.errors import OwbenchError
 
@@ -15,7 +16,7 @@ err_console = Console(stderr=True)
 
 def fail(message: str) -> "NoReturn":  # noqa: F821
     """Print one line on stderr and exit with code 2."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(2)
 
 

@@ -27,9 +27,11 @@ def datasets() -> None:
 def list_datasets() -> None:
     """Local datasets under $OWBENCH_HOME/datasets with size, episodes, steps and quality."""
     table = Table(title=f"datasets in {store.datasets_home()}")
-    for col in ("id", "quality", "episodes", "steps", "size", "complete"):
+    entries = store.list_local()
+    table.add_column("id", no_wrap=True, min_width=max((len(e.id) for e in entries), default=2))  # never cut
+    for col in ("quality", "episodes", "steps", "size", "complete"):
         table.add_column(col)
-    for entry in store.list_local():
+    for entry in entries:
         table.add_row(entry.id, entry.quality, str(entry.episodes), str(entry.steps),
                       f"{entry.size_bytes / 2**20:.1f} MiB", "yes" if entry.complete else "no")
     console.print(table)

@@ -5,8 +5,10 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +17,7 @@ import numpy as np
 
 from benchmark import methods, suites
 from agents.protocol import EvalResult
+from collectors.errors import unknown
 from collectors.seeds import eval_seeds
 
 PAIR = suites.Pair(("walker_walk",), "walker_downhill")
@@ -23,9 +26,15 @@ BUDGET = suites.Budget(steps=6, eval_every=3, eval_episodes=3, checkpoint_every=
 
 @dataclass(frozen=True)
 class Config:
+    batch_size: int = 4
+    offset: float = 0.0  # added to every return (a swept field with a visible effect)
+    preset_name: str = "smoke"
+
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "Config":
-        return cls()
+        if name not in ("smoke", "quick", "paper", "code"):
+            raise unknown("preset", name, ("smoke", "quick", "paper", "code"))
+        return dataclasses.replace(cls(preset_name=name), **overrides)
 
 
 def make_agent(spec, config, device, seed):  # the harness never needs it: train() is self-contained
@@ -44,7 +53,9 @@ def train(ctx) -> EvalResult:
     start = json.loads(latest.read_text())["step"] if latest.exists() else 0
     with open(ctx.run_dir / "starts.txt", "a") as f:
         f.write(f"{start}\n")
-    print(f"fake train of {ctx.method} from step {start} on {ctx.env_id} (source {ctx.source_env_id})")
+    config = ctx.config(sys.modules[__name__])
+    print(f"fake train of {ctx.method} from step {start} on {ctx.env_id} (source {ctx.source_env_id}) "
+          f"with batch {config.batch_size}, preset {config.preset_name}")
     if ctx.method == "fake-broken":
         raise RuntimeError("fake failure for the harness test")
     seeds = eval_seeds(ctx.eval_episodes, ctx.seed)
@@ -52,14 +63,14 @@ def train(ctx) -> EvalResult:
     for step in range(start + 1, ctx.steps + 1):
         time.sleep(float(os.environ.get("OWB_FAKE_STEP_S", "0")))
         if step % ctx.eval_every == 0:
-            rets = returns_at(ctx.method, ctx.seed, step, ctx.eval_episodes)
+            rets = returns_at(ctx.method, ctx.seed, step, ctx.eval_episodes) + config.offset
             with open(eval_csv, "a") as f:
                 if f.tell() == 0:
                     f.write("step,episode,eval_seed,return,success\n")
                 f.writelines(f"{step},{i},{s},{r},0\n" for i, (s, r) in enumerate(zip(seeds, rets)))
         if step % ctx.checkpoint_every == 0:
             latest.write_text(json.dumps({"step": step}))
-    rets = returns_at(ctx.method, ctx.seed, ctx.steps, ctx.eval_episodes)
+    rets = returns_at(ctx.method, ctx.seed, ctx.steps, ctx.eval_episodes) + config.offset
     frames = np.stack([np.full((8, 8, 3), 20 * t, np.uint8) for t in range(10)])
     return EvalResult(rets, np.zeros(len(rets), bool), np.full(len(rets), 10), seeds, frames)
 

@@ -33,14 +33,14 @@ def fake_suite(monkeypatch):
 
 
 def test_sweep_writes_every_output_and_rerun_skips(fake_suite, tmp_path):
-    jobs = plan("fake", "smoke", methods=["fake-good", "fake-bad"])
+    jobs = plan("fake", "smoke", methods=["fake-good", "fake-bad"], seeds=3)  # 3 runs: P(improvement) reported
     sweep = runner.run_sweep(jobs, tmp_path, workers=2, progress=False, device="cpu")
     assert sorted(sweep.done) == sorted(j.key for j in jobs) and not sweep.failed
     suite_dir = tmp_path / "fake"
     for name in OUTPUTS:
         assert (suite_dir / name).stat().st_size > 0, name
     job = runner.job_dir(tmp_path, jobs[0])
-    assert {"result.json", "final_frames.npz", "job.log", "eval.csv"} <= {p.name for p in job.iterdir()}
+    assert {"config.json", "result.json", "final_frames.npz", "job.log", "eval.csv"} <= {p.name for p in job.iterdir()}
     assert "fake train of fake-good from step 0 on walker_downhill (source walker_walk)" in (job / "job.log").read_text()
 
     results = pd.read_csv(suite_dir / "results.csv")
@@ -50,7 +50,7 @@ def test_sweep_writes_every_output_and_rerun_skips(fake_suite, tmp_path):
     table = pd.read_csv(suite_dir / "table.csv").set_index(["source", "target"])
     for method in ("fake-good", "fake-bad"):  # table.csv equals a recomputation from results.csv
         r = final.loc[final["method"] == method, "return"].to_numpy()
-        expected = np.concatenate([harness_fakes.returns_at(method, s, 6, 3) for s in range(2)])
+        expected = np.concatenate([harness_fakes.returns_at(method, s, 6, 3) for s in range(3)])
         assert np.allclose(np.sort(r), np.sort(expected))
         assert np.isclose(table.loc[("walker_walk", "walker_downhill"), f"{method} mean"], r.mean())
         assert np.isclose(table.loc[("walker_walk", "walker_downhill"), f"{method} std"], r.std())
@@ -138,7 +138,7 @@ def test_cli_run_dry_run_and_report(fake_suite, tmp_path):
     (["run", "--suite", "smoke", "--pairs", "walker_uphill"], "unknown pair 'walker_uphill'"),
     (["run", "--suite", "smoke", "--profile", "huge"], "unknown profile 'huge'"),
     (["run", "--suite", "smoke", "--seeds", "0"], "--seeds 0"),
-    (["run", "--suite", "smoke", "--seeds", "two"], "'two' is not a valid integer"),
+    (["run", "--suite", "smoke", "--seeds", "two"], "--seeds 'two' is neither a number"),
     (["run", "--suite", "smoke", "--executor", "slurm"], "'slurm' is not one of"),
     (["run", "--suite", "smoke", "--methods", "dreamerv2", "--pairs", "walker_downhill", "--no-collect"],
      "owbench collect --env walker_downhill --quality random"),

@@ -38,8 +38,8 @@ def test_wide_table_equals_independent_recomputation():
 
 
 def test_latex_is_booktabs_with_balanced_braces_and_bold_best(tmp_path):
-    final = synthetic_final()
-    wide, caption = tables.write_tables(final, tmp_path, "dmc-transfer", "smoke", paper="coworld-neurips",
+    final = synthetic_final().assign(profile="paper")
+    wide, caption = tables.write_tables(final, tmp_path, "dmc-transfer", "paper", paper="coworld-neurips",
                                         order=("dreamerv2", "coworld"))
     tex = (tmp_path / "table.tex").read_text()
     assert tex.count("{") == tex.count("}")
@@ -68,3 +68,25 @@ def test_metaworld_tables_add_success_rates(tmp_path):
     assert "75%" in rates and "0%" in rates and md.count("walker_walk → walker_downhill") == 2
     tables.write_tables(final, tmp_path, "dmc-transfer", "smoke")
     assert "Success rate" not in (tmp_path / "table.md").read_text()
+
+
+def test_smoke_tables_carry_a_banner_and_neither_bold_nor_paper_numbers(tmp_path):
+    final = synthetic_final()
+    wide, caption = tables.write_tables(final, tmp_path, "dmc-transfer", "smoke", paper="coworld-neurips",
+                                        order=("dreamerv2", "coworld"))
+    assert not any(c.endswith(" paper") for c in wide.columns)
+    md, tex = (tmp_path / "table.md").read_text(), (tmp_path / "table.tex").read_text()
+    assert md.startswith("> **SMOKE CHECK") and "**" not in md.split("\n", 1)[1] and "(paper)" not in md
+    assert "\\textbf" not in tex and "629.0" not in tex and "SMOKE CHECK" in tex and "in bold" not in caption
+
+
+def test_random_is_never_best_and_one_episode_prints_without_plus_minus(tmp_path):
+    final = synthetic_final().assign(profile="paper")
+    final.loc[final["method"] == "dreamerv2", "method"] = "random"
+    final["return"] = np.where(final["method"] == "random", 10_000.0, final["return"])
+    one = final[(final["episode"] == 0) & (final["seed"] == 0)]  # one episode per cell
+    tables.write_tables(one, tmp_path, "dmc-transfer", "paper")
+    md = (tmp_path / "table.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| walker_walk"))
+    coworld = one[(one["method"] == "coworld") & (one["target"] == "walker_downhill")]["return"].iloc[0]
+    assert f"**{coworld:.1f}**" in row and "10000" in row and "**10000" not in row and "±" not in row

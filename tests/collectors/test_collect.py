@@ -153,9 +153,10 @@ def test_medium_replay_resumes_exactly_after_a_crash(tmp_path, monkeypatch):
 def test_ensure_dataset_lives_under_owbench_home(owbench_home):
     location = ensure_dataset("walker_walk", "random", episodes=1, variant="smoke", image_size=16,
                               max_episode_steps=3)
-    assert dataset_id("walker_walk", "random", "smoke") == "dmc/walker_walk/random-smoke-v1"
-    assert Path(location) == owbench_home / "datasets" / "dmc/walker_walk/random-smoke-v1.zarr"
-    assert store.open_dataset("dmc/walker_walk/random-smoke-v1").n_episodes == 1
+    assert dataset_id("walker_walk", "random", "smoke") == "dmc/walker_walk/random-smoke-v1"  # 64 px: no suffix
+    assert dataset_id("walker_walk", "random", "smoke", 16) == "dmc/walker_walk/random-smoke-16px-v1"
+    assert Path(location) == owbench_home / "datasets" / "dmc/walker_walk/random-smoke-16px-v1.zarr"
+    assert store.open_dataset("dmc/walker_walk/random-smoke-16px-v1").n_episodes == 1
     assert ensure_dataset("walker_walk", "random", episodes=1, variant="smoke", image_size=16,
                           max_episode_steps=3) == location
 

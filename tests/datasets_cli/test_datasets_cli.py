@@ -31,7 +31,7 @@ def one_line_error(result, *words: str) -> None:
 def collected(owbench_home):
     result = invoke("collect", "--env", "walker_walk", "--quality", "random", "--episodes", "2", *TINY)
     assert result.exit_code == 0, result.output
-    return store.resolve_location("dmc/walker_walk/random-v1")
+    return store.resolve_location("dmc/walker_walk/random-16px-v1")
 
 
 def test_collect_prints_location_and_summary_and_resumes(collected):
@@ -53,13 +53,13 @@ def test_collect_user_mistakes(collected):
 
 def test_list_info_filmstrip_verify(collected, tmp_path):
     listed = invoke("datasets", "list")
-    assert listed.exit_code == 0 and "dmc/walker_walk/random-v1" in listed.output
+    assert listed.exit_code == 0 and "dmc/walker_walk/random-16px-v1" in listed.output
     strip = tmp_path / "strip.png"
-    info = invoke("datasets", "info", "dmc/walker_walk/random-v1", "--filmstrip", str(strip), "--frames", "5")
+    info = invoke("datasets", "info", "dmc/walker_walk/random-16px-v1", "--filmstrip", str(strip), "--frames", "5")
     assert info.exit_code == 0 and "return mean" in info.output
     assert "SeedSequence([seed, i])" in info.output  # attribute values are printed as text, not rich markup
     assert np.asarray(Image.open(strip)).shape == (16, 80, 3)
-    ok = invoke("datasets", "verify", "dmc/walker_walk/random-v1")
+    ok = invoke("datasets", "verify", "dmc/walker_walk/random-16px-v1")
     assert ok.exit_code == 0 and "ok:" in ok.output
 
 
@@ -85,13 +85,13 @@ def test_verify_missing_commit_record_and_bad_paths(collected, tmp_path):
 
 def test_export_import_round_trip(collected, tmp_path):
     out = tmp_path / "npz"
-    result = invoke("datasets", "export", "dmc/walker_walk/random-v1", "--format", "npz", "--out", str(out))
+    result = invoke("datasets", "export", "dmc/walker_walk/random-16px-v1", "--format", "npz", "--out", str(out))
     assert result.exit_code == 0 and len(list(out.glob("*.npz"))) == 2
-    one_line_error(invoke("datasets", "export", "dmc/walker_walk/random-v1", "--format", "npz", "--out", str(out)),
+    one_line_error(invoke("datasets", "export", "dmc/walker_walk/random-16px-v1", "--format", "npz", "--out", str(out)),
                    "--overwrite")
     back = invoke("datasets", "import", str(out), "--out", str(tmp_path / "back.zarr"))
     assert back.exit_code == 0, back.output
     a, b = store.open_dataset(collected), store.open_dataset(tmp_path / "back.zarr")
     assert np.array_equal(a.read("image"), b.read("image")) and np.array_equal(a.read("physics"), b.read("physics"))
-    usage = invoke("datasets", "export", "dmc/walker_walk/random-v1", "--format", "csv")
+    usage = invoke("datasets", "export", "dmc/walker_walk/random-16px-v1", "--format", "csv")
     assert usage.exit_code == 2 and "csv" in usage.output

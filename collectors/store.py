@@ -301,6 +301,11 @@ def probe(location: str) -> str:
     return "dataset" if {"committed_steps", "committed_episodes"} <= attrs.keys() else "unfinished"
 
 
+def attributes(location: str) -> dict[str, Any]:
+    """The group attributes of an owbench store (complete or not)."""
+    return dict(_open_group(location, "r").attrs)
+
+
 def refuse_foreign(location: str, what: str = "a dataset") -> None:
     """Raise unless `location` is absent or an owbench dataset: owbench never writes over other files."""
     if probe(location) == "foreign":

@@ -198,6 +198,19 @@ class Dataset:
             self.check_chunk(name, c, values[c * rows - lo:(c + 1) * rows - lo])
         return values[start - lo:stop - lo]
 
+    def take(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """Committed rows at any indices, each touched chunk read (and checked) once."""
+        arr, per = self.arrays[name], self.arrays[name].chunks[0]
+        rows = np.asarray(rows, np.int64)
+        if len(rows) and (rows.min() < 0 or rows.max() >= self.n_steps):
+            raise IndexError(f"rows outside the committed {self.n_steps} rows of {self.location}")
+        out = np.empty((len(rows), *arr.shape[1:]), arr.dtype)
+        chunk_of = rows // per
+        for c in np.unique(chunk_of):
+            mask = chunk_of == c
+            out[mask] = self.read(name, int(c) * per, (int(c) + 1) * per)[rows[mask] - int(c) * per]
+        return out
+
     def episode(self, index: int, keys: tuple[str, ...] = STEP_ARRAYS) -> dict[str, np.ndarray]:
         """All rows of one committed episode."""
         if not 0 <= index < self.n_episodes:

@@ -342,27 +342,28 @@ def collect(env_id: str, quality: str, *, out: str | Path, episodes: int | None 
                        max_train_steps, sac_preset)
     location = store.resolve_location(out)
     store.refuse_foreign(location)  # before a lock file is put beside it
-    # one collector per local dataset: a second one (e.g. two harness jobs needing the same data) waits,
-    # then resumes or finds the dataset complete
-    with store.writer_lock(location):
-        return _collect_locked(args, q, location, workers, overwrite, progress)
+    with make(s.id, image_size=image_size, camera=camera, fast_render=fast_render) as env:
+        env.render()  # a camera the task lacks is an error before anything is written
+        # one collector per local dataset: a second one (e.g. two harness jobs needing the same data) waits,
+        # then resumes or finds the dataset complete
+        with store.writer_lock(location):
+            return _collect_locked(args, q, location, env, workers, overwrite, progress)
 
 
-def _collect_locked(args: CollectArgs, q: Quality, location: str, workers: int, overwrite: bool,
+def _collect_locked(args: CollectArgs, q: Quality, location: str, env: Env, workers: int, overwrite: bool,
                     progress: Callable[[Progress], None] | None) -> CollectSummary:
     s = spec(args.env_id)
     started = time.perf_counter()
-    with make(s.id, image_size=args.image_size, camera=args.camera, fast_render=args.fast_render) as env:
-        writer = _writer(args, q, location, env, overwrite)
-        resumed_from = writer.committed_episodes
-        behaviour = Behaviour(args, location, Reference(**writer.attrs["reference_returns"]))
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # the behaviour MLPs are tiny: more threads only contend with rendering
-        try:
-            if not writer.attrs.get("complete"):
-                _run(args, q, behaviour, writer, env, workers, progress)
-        finally:
-            torch.set_num_threads(threads)
+    writer = _writer(args, q, location, env, overwrite)
+    resumed_from = writer.committed_episodes
+    behaviour = Behaviour(args, location, Reference(**writer.attrs["reference_returns"]))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the behaviour MLPs are tiny: more threads only contend with rendering
+    try:
+        if not writer.attrs.get("complete"):
+            _run(args, q, behaviour, writer, env, workers, progress)
+    finally:
+        torch.set_num_threads(threads)
     ds = store.open_dataset(location)
     returns = ds.episodes["return"]
     return CollectSummary(location, s.id, q.name, ds.n_episodes, ds.n_steps - ds.n_episodes,

@@ -627,16 +627,15 @@ def verify(location: str | Path) -> list[VerifyProblem]:
     """
     loc = resolve_location(location)
     state = probe(loc)
-    if state in ("absent", "foreign"):
-        what = "nothing" if state == "absent" else "something that is not an owbench dataset"
-        raise OwbenchError(f"{loc} holds {what}; check the path or list datasets with `owbench datasets list`")
+    if state == "absent":
+        raise OwbenchError(f"no dataset at {loc}; list datasets with `owbench datasets list`")
+    if state == "foreign":
+        raise OwbenchError(f"{loc} is not an owbench dataset (no owbench schema-{SCHEMA_VERSION} attributes), so "
+                           "there is nothing to verify; check the path")
     if state == "unfinished":
         return [VerifyProblem("commit record", None, "missing: the collection was stopped before its first "
                                                      "episode; resume it with `owbench collect`")]
-    try:
-        ds = open_dataset(loc, check_index=False)
-    except OwbenchError as exc:
-        return [VerifyProblem("dataset", None, str(exc))]
+    ds = open_dataset(loc, check_index=False)  # lacking arrays: not a dataset to check, an error
     problems = [VerifyProblem(name, None, "checksum mismatch") for name in ds.index_problems()]
     n, e = ds.n_steps, ds.n_episodes
     for name in STEP_ARRAYS:

@@ -35,7 +35,7 @@ def build(datasets: tuple[str, ...], encoder: str, every: int, kind: str, nprobe
     path = idx.save(out)
     meta = idx.meta
     console.print(f"indexed {meta['count']} keys of {len(idx.datasets)} datasets with {meta['encoder']} "
-                  f"(dim {meta['dim']}, {meta['kind']}, hash {meta['encoder_hash']}) -> {path}")
+                  f"(dim {meta['dim']}, {meta['kind']}, hash {meta['encoder_hash']}) -> {path}", markup=False)
 
 
 @index.command("query")

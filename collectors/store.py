@@ -9,9 +9,11 @@ Rows are timesteps concatenated across episodes. Crash safety comes from the ord
    renames it; object stores replace keys atomically).
 
 Readers trust only the committed prefix; rows or episodes past it are in-flight leftovers that a
-resumed writer overwrites. The manifest holds, per array and chunk, a CRC32 of the chunk's
-committed rows as decoded values, so `verify` catches flipped bytes and truncated chunks without
-being fooled by uncommitted rows that share a chunk with committed ones.
+resumed writer overwrites. The manifest holds, per array and chunk, a checksum (CRC32C; zlib's
+CRC32 in datasets written before, named by the `checksum` attribute) of the chunk's committed rows
+as decoded values, and the commit record a running checksum of each episode-index array, so
+`verify` and every reader catch flipped bytes and truncated chunks without being fooled by
+uncommitted rows that share a chunk with committed ones.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import fsspec
+import google_crc32c
 import numcodecs
 import numpy as np
 import zarr
@@ -90,8 +93,13 @@ def check_url(url: str) -> None:
                            "(s3://, gs://, memory://, ...)") from exc
 
 
-def _crc(values: np.ndarray) -> int:
-    return zlib.crc32(np.ascontiguousarray(values).view(np.uint8).ravel())
+CHECKSUM = "crc32c"  # of new datasets (hardware CRC32C, ~6x cheaper than zlib's CRC32, which older ones use)
+
+
+def _crc(values: np.ndarray, algorithm: str = CHECKSUM, start: int = 0) -> int:
+    """The checksum of `values`' bytes, continued from `start` (the checksum of the bytes before them)."""
+    data = np.ascontiguousarray(values).view(np.uint8).ravel()
+    return google_crc32c.extend(start, data) if algorithm == "crc32c" else zlib.crc32(data, start)
 
 
 def _open_group(location: str, mode: str) -> zarr.Group:
@@ -117,6 +125,7 @@ class Dataset:
 
     def __post_init__(self) -> None:
         self.attrs = dict(self.group.attrs)
+        self.checksum = self.attrs.get("checksum", "crc32")
         if self.attrs.get("schema_version") != SCHEMA_VERSION:
             raise OwbenchError(f"{self.location} is not an owbench schema-{SCHEMA_VERSION} dataset "
                                f"(schema_version={self.attrs.get('schema_version')!r}); check the path")
@@ -157,7 +166,7 @@ class Dataset:
         (datasets written before the index was checksummed have none to compare)."""
         want = self.attrs.get("index_crc", {})
         return [f"episodes/{name}" for name in EPISODE_ARRAYS
-                if name in want and _crc(self.episodes[name]) != want[name]]
+                if name in want and _crc(self.episodes[name], self.checksum) != want[name]]
 
     def chunk_crc(self, name: str, chunk: int) -> tuple[int, int]:
         """(committed rows in chunk `chunk` of array `name`, the checksum they were committed with)."""
@@ -176,7 +185,7 @@ class Dataset:
     def check_chunk(self, name: str, chunk: int, values: np.ndarray) -> None:
         """Raise if the committed rows of a decoded chunk (`values`, from the chunk's first row) are corrupt."""
         count, want = self.chunk_crc(name, chunk)
-        if _crc(values[:count]) != want:
+        if _crc(values[:count], self.checksum) != want:
             raise corrupt(self.location, f"{name} chunk {chunk} fails its checksum")
         self._verified.add((name, chunk))
 
@@ -451,6 +460,7 @@ class DatasetWriter:
         self.location = location
         self.group = group
         attrs = dict(group.attrs)
+        self.checksum = attrs.get("checksum", "crc32")
         self.committed_episodes = int(attrs["committed_episodes"])
         self.committed_steps = int(attrs["committed_steps"])
         nodes = dict(group.members(max_depth=None))  # every array's metadata, read concurrently
@@ -461,7 +471,8 @@ class DatasetWriter:
                        for name in EPISODE_ARRAYS}
         # running CRC32 of each episode-index array's committed entries (older datasets: computed once here)
         self.index_crc = dict(attrs.get("index_crc") or {
-            name: _crc(nodes[f"episodes/{name}"][:self.committed_episodes]) for name in EPISODE_ARRAYS})
+            name: _crc(nodes[f"episodes/{name}"][:self.committed_episodes], self.checksum)
+            for name in EPISODE_ARRAYS})
 
     @property
     def attrs(self) -> dict[str, Any]:
@@ -484,7 +495,7 @@ class DatasetWriter:
             want = (length, *data.array.shape[1:])
             assert values.shape == want, f"{name}: got {values.shape}, want {want}"
             pieces = data.plan(start, values)
-            crcs = np.asarray([_crc(piece) for _, piece in pieces], np.uint32)  # committed rows of each chunk
+            crcs = np.asarray([_crc(piece, self.checksum) for _, piece in pieces], np.uint32)  # committed rows of each chunk
             tail_crc[name] = int(crcs[-1])
             plans += [(data, stop, pieces), self._plan(self._manifests[name], pieces[0][0], crcs)]
         e = self.committed_episodes
@@ -493,7 +504,7 @@ class DatasetWriter:
                  "seed": meta.get("seed", -1)}
         entries = {name: np.asarray([value], EPISODE_ARRAYS[name]) for name, value in index.items()}
         plans += [self._plan(self._index[name], e, entry) for name, entry in entries.items()]
-        index_crc = {name: zlib.crc32(entry.view(np.uint8), self.index_crc[name]) for name, entry in entries.items()}
+        index_crc = {name: _crc(entry, self.checksum, self.index_crc[name]) for name, entry in entries.items()}
         for appender, rows, _ in plans:
             _grow(appender.array, rows)
         pool = _chunk_pool()
@@ -529,7 +540,8 @@ class DatasetWriter:
 
     def set_attrs(self, **attrs: Any) -> None:
         """Add descriptive attributes (e.g. the behaviour policy's eval return once known)."""
-        reserved = {"committed_episodes", "committed_steps", "schema_version", "tail_crc", "index_crc"} & attrs.keys()
+        reserved = {"committed_episodes", "committed_steps", "schema_version", "tail_crc", "index_crc",
+                    "checksum"} & attrs.keys()
         if reserved:
             raise ValueError(f"{sorted(reserved)} are managed by the writer")
         self.group.update_attributes(attrs)
@@ -580,7 +592,8 @@ def create_dataset(location: str | Path, attrs: dict[str, Any], shapes: dict[str
         arrays[name] = (rows, tuple(row_shapes[name]), DTYPES[name])
         arrays[f"manifest/{name}"] = (MANIFEST_CHUNK, (), "uint32")
     arrays.update({f"episodes/{name}": (MANIFEST_CHUNK, (), dtype) for name, dtype in EPISODE_ARRAYS.items()})
-    attrs = {**attrs, "schema_version": SCHEMA_VERSION, "created": datetime.now(timezone.utc).isoformat(),
+    attrs = {**attrs, "schema_version": SCHEMA_VERSION, "checksum": CHECKSUM,
+             "created": datetime.now(timezone.utc).isoformat(),
              "chunk_rows": {"image": image_chunk_rows, "other": SCALAR_CHUNK_ROWS}}
     group = zarr.Group(sync(_create_group(loc, arrays, attrs)))
     return DatasetWriter(loc, group)
@@ -657,7 +670,7 @@ def verify(location: str | Path) -> list[VerifyProblem]:
             except Exception as exc:  # undecodable chunk: truncated or garbled bytes
                 problems.append(VerifyProblem(name, c, f"unreadable ({type(exc).__name__}: {exc})"))
                 continue
-            if _crc(values) != want:
+            if _crc(values, ds.checksum) != want:
                 problems.append(VerifyProblem(name, c, "checksum mismatch"))
     starts, lengths = ds.episodes["start"], ds.episodes["length"]
     if e and (starts[0] != 0 or np.any(starts[1:] != starts[:-1] + lengths[:-1]) or starts[-1] + lengths[-1] != n):

@@ -266,3 +266,23 @@ def test_collect_to_an_fsspec_url_with_policies_beside_it():
     import fsspec
 
     assert fsspec.filesystem("memory").exists(f"/collect-{os.getpid()}/mr.zarr.policy/medium.pt")
+
+
+def test_policy_and_training_state_files_round_trip_through_the_safe_loader(tmp_path):
+    """What `save_beside` writes (networks, optimisers, RNG states, a pending episode) loads with weights_only."""
+    from collectors.collect import Episode, load_beside, save_beside
+    from collectors.policies.sac import SACConfig, SACTrainer
+
+    trainer = SACTrainer(5, 2, SACConfig.preset("smoke"), seed=3)
+    trainer.rng.random()  # a non-initial numpy RNG state
+    rows = {"state": np.ones((3, 5), np.float32), "is_first": np.array([True, False, False])}
+    pending = Episode(4, 123, 0.0, rows, np.float64(1.5), np.bool_(True))
+    location = str(tmp_path / "d.zarr")
+    save_beside(location, "train_state.pt", {"trainer": trainer.state_dict(), "pending": pending.to_saved()})
+    saved = load_beside(location, "train_state.pt")
+    restored = SACTrainer(5, 2, SACConfig.preset("smoke"), seed=0)
+    restored.load_state_dict(saved["trainer"])
+    assert restored.rng.random() == trainer.rng.random()
+    back = Episode.from_saved(saved["pending"])
+    assert (back.index, back.seed, back.ret, back.success) == (4, 123, 1.5, True)
+    assert all(np.array_equal(back.rows[k], rows[k]) and back.rows[k].dtype == rows[k].dtype for k in rows)

@@ -26,11 +26,11 @@ def datasets() -> None:
 @datasets.command("list")
 def list_datasets() -> None:
     """Local datasets under $OWBENCH_HOME/datasets with size, episodes, steps and quality."""
-    table = Table(title=f"datasets in {store.datasets_home()}")
+    table = Table(title=Text(f"datasets in {store.datasets_home()}"))
     for col in ("id", "quality", "episodes", "steps", "size", "complete"):
         table.add_column(col)
     for entry in store.list_local():
-        table.add_row(entry.id, entry.quality, str(entry.episodes), str(entry.steps),
+        table.add_row(Text(entry.id), Text(entry.quality), str(entry.episodes), str(entry.steps),
                       f"{entry.size_bytes / 2**20:.1f} MiB", "yes" if entry.complete else "no")
     console.print(table)
 
@@ -43,9 +43,9 @@ def list_datasets() -> None:
 def info(dataset: str, filmstrip: str | None, episode: int, frames: int) -> None:
     """Attributes and return statistics of DATASET (an id, path or URL)."""
     ds = _open(dataset)
-    table = Table(show_header=False, title=ds.location)
+    table = Table(show_header=False, title=Text(ds.location))
     for key, value in sorted(ds.attrs.items()):
-        table.add_row(key, Text(str(value)))  # plain text: values such as "[seed, i]" are not markup
+        table.add_row(Text(key), Text(str(value)))  # plain text: values such as "[seed, i]" are not markup
     console.print(table)
     stats = store.return_stats(ds)
     console.print(", ".join(f"{k} {v:.3g}" for k, v in stats.items()))

@@ -101,6 +101,9 @@ def test_brackets_in_paths_are_printed_not_parsed(tmp_path):
     assert ok.exit_code == 0 and f"{odd}/d.zarr" in ok.output.replace("\n", ""), ok.output
     line = one_line_error(invoke("datasets", "info", odd / "none.zarr"), "no dataset at")
     assert f"{odd}/none.zarr" in line
+    for command in (["info", odd / "d.zarr"], ["verify", odd / "d.zarr"]):
+        result = invoke("datasets", *command)
+        assert result.exit_code == 0 and "[red]/[/nosuch]x/" in result.output, result.output
 
 
 def test_zarr_stores_that_are_not_owbench_datasets(collected, tmp_path):

@@ -339,7 +339,7 @@ def embed_pool(datasets: Sequence[Dataset], extractor: Extractor, every: int = 0
         st = np.concatenate([key_steps(int(n), every) for n in lengths]) if len(lengths) else np.zeros(0, np.int64)
         rows = starts[ep] + st
         for i in range(0, len(rows), EMBED_BATCH):
-            vectors.append(np.asarray(extractor(ds.arrays["image"].get_orthogonal_selection(rows[i:i + EMBED_BATCH])),
+            vectors.append(np.asarray(extractor(ds.take("image", rows[i:i + EMBED_BATCH])),
                                       np.float32))
         dataset_ids.append(np.full(len(rows), d, np.int32))
         episodes.append(ep.astype(np.int64))

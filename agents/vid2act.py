@@ -62,6 +62,7 @@ from agents.training import CsvLog, TrainContext, TrainProgress, to_float_rows
 from agents.world_model.agent import DreamerV2Agent
 from collectors.envs.base import EnvSpec
 from collectors.errors import OwbenchError, unknown
+from collectors.safeio import load_tensors
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,8 @@ def load_teacher(path: str | Path, device: str | torch.device = "cpu") -> Teache
     """A pretrained teacher from `teacher.pt`, frozen."""
     if not Path(path).exists():
         raise OwbenchError(f"no Vid2Act teacher at {path}; create it with `owbench pretrain vid2act --datasets ...`")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved = load_tensors(path, f"Vid2Act teacher {path}",
+                         "re-create it with `owbench pretrain vid2act --datasets ...` or give a file it wrote")
     wm = saved["wm_config"]
     wm = WorldModelConfig(**{**wm, "extra_heads": tuple(tuple(h) for h in wm["extra_heads"])})
     teacher = Teacher(wm, saved["sources"], saved["action_pad"], **saved["replay"])

@@ -9,6 +9,7 @@ import torch
 
 from agents.world_model import WorldModel, WorldModelConfig
 from collectors.errors import OwbenchError
+from collectors.safeio import load_tensors
 
 
 @dataclass
@@ -25,7 +26,8 @@ class Pretrained:
 def load_pretrained(path: str | Path, device: str | torch.device = "cpu") -> Pretrained:
     if not Path(path).is_file():
         raise OwbenchError(f"no WPT world model at {path}; create it with `owbench pretrain wpt --pool ...`")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved = load_tensors(path, f"WPT world model {path}",
+                         "re-create it with `owbench pretrain wpt --pool ...` or give a file it wrote")
     cfg = WorldModelConfig(**{**saved["wm_config"], "extra_heads": ()})
     wm = WorldModel(cfg, saved["action_pad"])
     wm.load_state_dict(saved["state"])

@@ -13,12 +13,10 @@ folder, so every dataset can be regenerated.
 """
 from __future__ import annotations
 
-import fcntl
 import io
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
@@ -37,6 +35,7 @@ from collectors.policies.scripted import BehaviourPolicy, FrozenSAC, NoisyPolicy
 from collectors.qualities import MEDIUM_FRACTION, NOISE_SCHEDULE, Quality, episode_noise, episode_policy, get_quality
 from collectors.reference import Reference, episode_return, reference_returns
 from collectors.render_pool import RenderPool, render_states
+from collectors.safeio import load_tensors
 from collectors.seeds import behaviour_check_seeds, episode_seed
 
 DEFAULT_EPISODES = 100  # when neither --episodes nor --steps is given (not for medium-replay)
@@ -103,6 +102,17 @@ class Episode:
     def meta(self) -> dict[str, Any]:
         return {"return": self.ret, "success": self.success, "noise_std": self.noise_std, "seed": self.seed}
 
+    def to_saved(self) -> dict[str, Any]:
+        """Tensors and plain values, loadable with `weights_only=True`."""
+        return {"index": int(self.index), "seed": int(self.seed), "noise_std": float(self.noise_std),
+                "ret": float(self.ret), "success": bool(self.success), "rows": {k: torch.from_numpy(np.ascontiguousarray(v))
+                                                  for k, v in self.rows.items()}}
+
+    @classmethod
+    def from_saved(cls, saved: dict[str, Any]) -> "Episode":
+        rows = {k: v.numpy() for k, v in saved["rows"].items()}
+        return cls(saved["index"], saved["seed"], saved["noise_std"], rows, saved["ret"], saved["success"])
+
 
 def rollout(env: Env, act: Callable[[Env], np.ndarray], seed: int, *, render: bool,
             max_steps: int | None = None, on_row: Callable[..., None] | None = None) -> tuple[dict, float, bool]:
@@ -166,12 +176,26 @@ def save_beside(location: str, name: str, obj: Any) -> None:
 
 
 def load_beside(location: str, name: str) -> Any | None:
+    """A file saved by `save_beside`, loaded safely (tensors and plain values only), or None if absent."""
     path = _policy_path(location, name)
     fs, p = fsspec.core.url_to_fs(path)
     if not fs.exists(p):
         return None
     with fs.open(p, "rb") as f:
-        return torch.load(io.BytesIO(f.read()), weights_only=False)
+        return load_tensors(io.BytesIO(f.read()), path,
+                            f"delete it, or re-create the dataset with `owbench collect --overwrite --out {location}`")
+
+
+POLICY_FILES = ("medium.pt", "expert.pt", "train_state.pt")
+
+
+def _remove_policies(location: str) -> None:
+    """Delete the policy files owbench saved beside a dataset (and their temporary files), nothing else."""
+    fs, folder = fsspec.core.url_to_fs(_policy_path(location, ""))
+    for name in POLICY_FILES:
+        for path in (f"{folder.rstrip('/')}/{name}", f"{folder.rstrip('/')}/{name}.tmp"):
+            if fs.exists(path):
+                fs.rm(path)
 
 
 # -- behaviour policies ------------------------------------------------------------------------------------
@@ -276,12 +300,25 @@ def _dataset_attrs(args: CollectArgs, quality: Quality, reference: Reference, lo
     }
 
 
-def _check_same_args(location: str, args: CollectArgs) -> None:
-    old = store.open_writer(location).attrs.get("collect_args", {})
-    diff = [f"{k}={old.get(k)!r} (now {v!r})" for k, v in asdict(args).items() if old.get(k) != v]
-    if diff:
-        raise OwbenchError(f"{location} was collected with other arguments: {', '.join(diff)}; "
-                           "re-run with the same arguments to resume, or pass --overwrite to replace it")
+def _writer(args: CollectArgs, q: Quality, location: str, env: Env, overwrite: bool) -> store.DatasetWriter:
+    """Resume the dataset at `location` if it was collected with the same arguments, else start it afresh:
+    over an owbench store without a committed episode (a failed or killed start), or with --overwrite over
+    any owbench dataset. Anything that is not an owbench dataset is refused, with or without --overwrite."""
+    state = store.probe(location)
+    store.refuse_foreign(location)
+    if state != "absent":
+        old = store.attributes(location)
+        diff = [f"{k}={old.get('collect_args', {}).get(k)!r} (now {v!r})" for k, v in asdict(args).items()
+                if old.get("collect_args", {}).get(k) != v]
+        if state == "dataset" and not diff and not overwrite:
+            return store.open_writer(location)
+        if diff and int(old.get("committed_episodes", 0)) and not overwrite:
+            raise OwbenchError(f"{location} was collected with other arguments: {', '.join(diff)}; "
+                               "re-run with the same arguments to resume, or pass --overwrite to replace it")
+        if diff or overwrite:
+            _remove_policies(location)  # trained for other arguments
+    return store.create_dataset(location, _dataset_attrs(args, q, reference_returns(args.env_id), location),
+                                _row_shapes(args, env), overwrite=True)
 
 
 def collect(env_id: str, quality: str, *, out: str | Path, episodes: int | None = None, steps: int | None = None,
@@ -297,53 +334,36 @@ def collect(env_id: str, quality: str, *, out: str | Path, episodes: int | None 
         raise OwbenchError("give --episodes or --steps, not both")
     if workers < 1:
         raise OwbenchError(f"--workers must be at least 1, got {workers}")
+    if seed < 0:
+        raise OwbenchError(f"--seed must be 0 or more, got {seed}")
     if episodes is None and steps is None and not q.replay:
         episodes = DEFAULT_EPISODES
     args = CollectArgs(s.id, q.name, episodes, steps, seed, image_size, camera, fast_render, max_episode_steps,
                        max_train_steps, sac_preset)
     location = store.resolve_location(out)
-    with _collector_lock(location):
-        return _collect_locked(args, q, location, workers, overwrite, progress)
+    store.refuse_foreign(location)  # before a lock file is put beside it
+    with make(s.id, image_size=image_size, camera=camera, fast_render=fast_render) as env:
+        env.render()  # a camera the task lacks is an error before anything is written
+        # one collector per local dataset: a second one (e.g. two harness jobs needing the same data) waits,
+        # then resumes or finds the dataset complete
+        with store.writer_lock(location):
+            return _collect_locked(args, q, location, env, workers, overwrite, progress)
 
 
-@contextmanager
-def _collector_lock(location: str) -> Iterator[None]:
-    """One collector per local dataset: a second one (e.g. two harness jobs needing the same data) waits,
-    then resumes or finds the dataset complete. fsspec URLs are not locked."""
-    if "://" in location:
-        yield
-        return
-    lock = Path(f"{location}.lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        yield
-
-
-def _collect_locked(args: CollectArgs, q: Quality, location: str, workers: int, overwrite: bool,
+def _collect_locked(args: CollectArgs, q: Quality, location: str, env: Env, workers: int, overwrite: bool,
                     progress: Callable[[Progress], None] | None) -> CollectSummary:
     s = spec(args.env_id)
     started = time.perf_counter()
-    with make(s.id, image_size=args.image_size, camera=args.camera, fast_render=args.fast_render) as env:
-        if store.exists(location) and not overwrite:
-            _check_same_args(location, args)
-            writer = store.open_writer(location)
-        else:
-            writer = store.create_dataset(location, _dataset_attrs(args, q, reference_returns(s.id), location),
-                                          _row_shapes(args, env), overwrite=overwrite)
-            if overwrite:
-                fs, p = fsspec.core.url_to_fs(_policy_path(location, ""))
-                if fs.exists(p):
-                    fs.rm(p, recursive=True)
-        resumed_from = writer.committed_episodes
-        behaviour = Behaviour(args, location, Reference(**writer.attrs["reference_returns"]))
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # the behaviour MLPs are tiny: more threads only contend with rendering
-        try:
-            if not writer.attrs.get("complete"):
-                _run(args, q, behaviour, writer, env, workers, progress)
-        finally:
-            torch.set_num_threads(threads)
+    writer = _writer(args, q, location, env, overwrite)
+    resumed_from = writer.committed_episodes
+    behaviour = Behaviour(args, location, Reference(**writer.attrs["reference_returns"]))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the behaviour MLPs are tiny: more threads only contend with rendering
+    try:
+        if not writer.attrs.get("complete"):
+            _run(args, q, behaviour, writer, env, workers, progress)
+    finally:
+        torch.set_num_threads(threads)
     ds = store.open_dataset(location)
     returns = ds.episodes["return"]
     return CollectSummary(location, s.id, q.name, ds.n_episodes, ds.n_steps - ds.n_episodes,
@@ -448,7 +468,7 @@ def _collect_replay(args: CollectArgs, q: Quality, behaviour: Behaviour, writer:
     if saved is not None:
         trainer.load_state_dict(saved["trainer"])
         status = TrainStatus(**saved["status"])
-        pending: Episode = saved["pending"]
+        pending = Episode.from_saved(saved["pending"])
         if pending.index == writer.committed_episodes:  # killed between checkpoint and commit
             committer.commit(pending)
         elif pending.index != writer.committed_episodes - 1:
@@ -469,7 +489,7 @@ def _collect_replay(args: CollectArgs, q: Quality, behaviour: Behaviour, writer:
         saved_rows = {k: v for k, v in rows.items() if k != "image"}  # frames are re-rendered from physics
         save_beside(writer.location, "train_state.pt",
                     {"trainer": trainer.state_dict(), "status": asdict(status),
-                     "pending": Episode(index, seed, 0.0, saved_rows, ret, success)})
+                     "pending": Episode(index, seed, 0.0, saved_rows, ret, success).to_saved()})
         committer.commit(episode)
     medium = {"agent": trainer.agent.state_dict(), "config": asdict(behaviour.sac_config), **asdict(status)}
     save_beside(writer.location, "medium.pt", medium)

@@ -4,7 +4,9 @@ Memory stays bounded however large the store is: only the images of the sampled 
 read. Low-dimensional columns (action, reward, discount, flags, state; ~1% of a dataset's bytes)
 are held in memory. Image chunks are fetched whole, straight from the store and decoded with
 their codec in background threads (decoding releases the GIL), each touched chunk once per
-window, with a small byte-bounded LRU cache of decoded chunks.
+window, with a small byte-bounded LRU cache of decoded chunks. Every decoded chunk, image or
+column, is checked against the checksum it was committed with: corrupt data stops training
+with an error naming the dataset, never reaches a batch.
 
 Sampling is uniform over valid windows (or over valid transitions), and a mixture picks the
 dataset of each window by `weights` first. A window never crosses an episode boundary unless
@@ -19,6 +21,7 @@ WPT Table 5): those columns are zero-padded to the largest one. Every batch also
 """
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
@@ -35,7 +38,7 @@ from zarr.core.sync import sync
 from zarr.storage import LocalStore
 
 from collectors.errors import OwbenchError
-from collectors.store import Dataset, open_dataset
+from collectors.store import Dataset, corrupt, open_dataset
 
 Batch = dict[str, Any]
 FLAG_KEYS = ("is_first", "is_last", "is_terminal")
@@ -52,8 +55,10 @@ class ChunkReader:
     the fast path.
     """
 
-    def __init__(self, array: zarr.Array):
+    def __init__(self, array: zarr.Array, check: Callable[[int, np.ndarray], None] | None = None,
+                 corrupt: Callable[[str], Exception] | None = None):
         self.array = array
+        self.check, self.corrupt = check, corrupt  # checksum test of a decoded chunk; error for undecodable bytes
         self.rows = array.chunks[0]
         self.row_shape = array.shape[1:]
         codecs = getattr(array.metadata, "codecs", ())  # zarr v2 metadata has none: fallback
@@ -70,6 +75,17 @@ class ChunkReader:
 
     def chunk(self, index: int) -> np.ndarray:
         """Chunk `index` as an array of shape (rows, *row_shape); rows past the end are zeros."""
+        try:
+            out = self._decode(index)
+        except Exception as exc:  # truncated or garbled bytes
+            if self.corrupt is None:
+                raise
+            raise self.corrupt(f"{self.array.path} chunk {index} cannot be decoded ({type(exc).__name__})") from exc
+        if self.check is not None:
+            self.check(index, out)
+        return out
+
+    def _decode(self, index: int) -> np.ndarray:
         if self._decoder is None:
             start = index * self.rows
             out = np.zeros((self.rows, *self.row_shape), self.array.dtype)
@@ -80,6 +96,8 @@ class ChunkReader:
         if raw is None:  # never written: the fill value
             return np.full((self.rows, *self.row_shape), self.array.fill_value, self.array.dtype)
         flat = np.frombuffer(self._decoder.decode(raw), self.array.dtype)
+        if flat.size != self.rows * int(np.prod(self.row_shape)):
+            raise ValueError(f"decoded {flat.size} values, expected a whole chunk")
         return flat.reshape(self.rows, *self.row_shape)
 
     def _raw(self, key: str) -> bytes | None:
@@ -133,7 +151,8 @@ class Source:
         self.starts = ds.episodes["start"].astype(np.int64)
         self.lengths = ds.episodes["length"].astype(np.int64)
         self.columns = {k: ds.read(k) for k in ("action", "state", *SCALAR_KEYS) if k in ds.arrays}
-        self.image = ChunkReader(ds.arrays["image"])
+        self.image = ChunkReader(ds.arrays["image"], functools.partial(ds.check_chunk, "image"),
+                                 functools.partial(corrupt, ds.location))
         self.image_shape = tuple(ds.arrays["image"].shape[1:])
 
     @property

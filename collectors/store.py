@@ -9,22 +9,30 @@ Rows are timesteps concatenated across episodes. Crash safety comes from the ord
    renames it; object stores replace keys atomically).
 
 Readers trust only the committed prefix; rows or episodes past it are in-flight leftovers that a
-resumed writer overwrites. The manifest holds, per array and chunk, a CRC32 of the chunk's
-committed rows as decoded values, so `verify` catches flipped bytes and truncated chunks without
-being fooled by uncommitted rows that share a chunk with committed ones.
+resumed writer overwrites. The manifest holds, per array and chunk, a checksum (CRC32C; zlib's
+CRC32 in datasets written before, named by the `checksum` attribute) of the chunk's committed rows
+as decoded values, and the commit record a running checksum of each episode-index array, so
+`verify` and every reader catch flipped bytes and truncated chunks without being fooled by
+uncommitted rows that share a chunk with committed ones.
 """
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import functools
+import json
 import os
 import zlib
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import fsspec
+import google_crc32c
 import numcodecs
 import numpy as np
 import zarr
@@ -64,6 +72,7 @@ def resolve_location(location: str | Path) -> str:
     """A dataset id (`dmc/walker_walk/medium-replay-v1`), a local path or an fsspec URL -> store location."""
     location = str(location)
     if "://" in location:
+        check_url(location)
         return location
     path = Path(location).expanduser()
     if path.suffix == ".zarr" or path.exists() or path.is_absolute() or location.startswith("."):
@@ -71,8 +80,26 @@ def resolve_location(location: str | Path) -> str:
     return str(datasets_home() / f"{location}.zarr")
 
 
-def _crc(values: np.ndarray) -> int:
-    return zlib.crc32(np.ascontiguousarray(values).view(np.uint8).ravel())
+def check_url(url: str) -> None:
+    """Refuse a URL whose scheme fsspec does not know or whose filesystem package is not installed."""
+    protocol = url.split("://", 1)[0]
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except ImportError as exc:
+        raise OwbenchError(f"{url}: the {protocol}:// filesystem needs a package that is not installed "
+                           f"({exc}); install it, e.g. `pip install owbench[s3]` for s3://") from exc
+    except ValueError as exc:
+        raise OwbenchError(f"{url}: unknown URL scheme {protocol!r}; use a local path or an fsspec URL "
+                           "(s3://, gs://, memory://, ...)") from exc
+
+
+CHECKSUM = "crc32c"  # of new datasets (hardware CRC32C, ~6x cheaper than zlib's CRC32, which older ones use)
+
+
+def _crc(values: np.ndarray, algorithm: str = CHECKSUM, start: int = 0) -> int:
+    """The checksum of `values`' bytes, continued from `start` (the checksum of the bytes before them)."""
+    data = np.ascontiguousarray(values).view(np.uint8).ravel()
+    return google_crc32c.extend(start, data) if algorithm == "crc32c" else zlib.crc32(data, start)
 
 
 def _open_group(location: str, mode: str) -> zarr.Group:
@@ -88,23 +115,39 @@ def _open_group(location: str, mode: str) -> zarr.Group:
 
 @dataclass
 class Dataset:
-    """Read access to the committed prefix of a dataset."""
+    """Read access to the committed prefix of a dataset. Every read checks the checksums of the chunks
+    it decodes (and opening checks the episode index's), so no reader trains on or exports corrupt data."""
 
     location: str
     group: zarr.Group
+    check_index: bool = True
     attrs: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
         self.attrs = dict(self.group.attrs)
+        self.checksum = self.attrs.get("checksum", "crc32")
         if self.attrs.get("schema_version") != SCHEMA_VERSION:
             raise OwbenchError(f"{self.location} is not an owbench schema-{SCHEMA_VERSION} dataset "
-                               f"(schema_version={self.attrs.get('schema_version')!r})")
+                               f"(schema_version={self.attrs.get('schema_version')!r}); check the path")
         if not {"committed_steps", "committed_episodes"} <= self.attrs.keys():
             raise OwbenchError(f"{self.location} has no commit record; resume its collection with `owbench collect`")
-        self.arrays = {name: self.group[name] for name in STEP_ARRAYS if name in self.group}
-        ep = self.group["episodes"]
+        missing = [name for name in (*STEP_ARRAYS, *(f"episodes/{k}" for k in EPISODE_ARRAYS))
+                   if name not in self.group]
+        if missing:
+            raise OwbenchError(f"{self.location} lacks the arrays {', '.join(missing)}; run "
+                               f"`owbench datasets verify {self.location}` and re-create the dataset")
+        self.arrays = {name: self.group[name] for name in STEP_ARRAYS}
         n = self.n_episodes
-        self.episodes = {name: ep[name][:n] for name in EPISODE_ARRAYS}
+        try:
+            self.episodes = {name: self.group[f"episodes/{name}"][:n] for name in EPISODE_ARRAYS}
+        except Exception as exc:  # undecodable chunk of the episode index
+            raise corrupt(self.location, f"the episode index cannot be decoded ({type(exc).__name__})") from exc
+        self._manifests: dict[str, np.ndarray] = {}
+        self._verified: set[tuple[str, int]] = set()  # (array, chunk) whose checksum matched
+        if self.check_index:
+            bad = self.index_problems()
+            if bad:
+                raise corrupt(self.location, f"the episode index ({', '.join(bad)}) fails its checksum")
 
     @property
     def n_steps(self) -> int:
@@ -118,10 +161,64 @@ class Dataset:
     def env_id(self) -> str:
         return self.attrs["env_id"]
 
+    def index_problems(self) -> list[str]:
+        """The episode-index arrays whose committed entries differ from the commit record's checksums
+        (datasets written before the index was checksummed have none to compare)."""
+        want = self.attrs.get("index_crc", {})
+        return [f"episodes/{name}" for name in EPISODE_ARRAYS
+                if name in want and _crc(self.episodes[name], self.checksum) != want[name]]
+
+    def chunk_crc(self, name: str, chunk: int) -> tuple[int, int]:
+        """(committed rows in chunk `chunk` of array `name`, the checksum they were committed with)."""
+        rows, n = self.arrays[name].chunks[0], self.n_steps
+        count = min(rows, n - chunk * rows)
+        tail = self.attrs.get("tail_crc", {})
+        if chunk == (n - 1) // rows and n % rows and name in tail:
+            return count, int(tail[name])
+        if name not in self._manifests:
+            self._manifests[name] = self.group[f"manifest/{name}"][:-(-n // rows)]
+        manifest = self._manifests[name]
+        if chunk >= len(manifest):
+            raise corrupt(self.location, f"manifest/{name} is shorter than the committed rows")
+        return count, int(manifest[chunk])
+
+    def check_chunk(self, name: str, chunk: int, values: np.ndarray) -> None:
+        """Raise if the committed rows of a decoded chunk (`values`, from the chunk's first row) are corrupt."""
+        count, want = self.chunk_crc(name, chunk)
+        if _crc(values[:count], self.checksum) != want:
+            raise corrupt(self.location, f"{name} chunk {chunk} fails its checksum")
+        self._verified.add((name, chunk))
+
     def read(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Rows [start, stop) of one array, never past the committed prefix."""
+        """Rows [start, stop) of one array, never past the committed prefix; chunks not yet checked are read
+        whole and checked against the manifest."""
         stop = self.n_steps if stop is None else min(stop, self.n_steps)
-        return self.arrays[name][start:stop]
+        if stop <= start:
+            return self.arrays[name][start:start]
+        arr, rows = self.arrays[name], self.arrays[name].chunks[0]
+        chunks = range(start // rows, (stop - 1) // rows + 1)
+        todo = [c for c in chunks if (name, c) not in self._verified]
+        lo, hi = (chunks[0] * rows, min((chunks[-1] + 1) * rows, self.n_steps)) if todo else (start, stop)
+        try:
+            values = arr[lo:hi]
+        except Exception as exc:  # undecodable chunk: truncated or garbled bytes
+            raise corrupt(self.location, f"{name} rows {lo}-{hi} cannot be decoded ({type(exc).__name__})") from exc
+        for c in todo:
+            self.check_chunk(name, c, values[c * rows - lo:(c + 1) * rows - lo])
+        return values[start - lo:stop - lo]
+
+    def take(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """Committed rows at any indices, each touched chunk read (and checked) once."""
+        arr, per = self.arrays[name], self.arrays[name].chunks[0]
+        rows = np.asarray(rows, np.int64)
+        if len(rows) and (rows.min() < 0 or rows.max() >= self.n_steps):
+            raise IndexError(f"rows outside the committed {self.n_steps} rows of {self.location}")
+        out = np.empty((len(rows), *arr.shape[1:]), arr.dtype)
+        chunk_of = rows // per
+        for c in np.unique(chunk_of):
+            mask = chunk_of == c
+            out[mask] = self.read(name, int(c) * per, (int(c) + 1) * per)[rows[mask] - int(c) * per]
+        return out
 
     def episode(self, index: int, keys: tuple[str, ...] = STEP_ARRAYS) -> dict[str, np.ndarray]:
         """All rows of one committed episode."""
@@ -129,7 +226,13 @@ class Dataset:
             raise OwbenchError(f"episode {index} out of range: {self.location} has {self.n_episodes} episodes")
         start = int(self.episodes["start"][index])
         stop = start + int(self.episodes["length"][index])
-        return {k: self.arrays[k][start:stop] for k in keys if k in self.arrays}
+        return {k: self.read(k, start, stop) for k in keys if k in self.arrays}
+
+
+def corrupt(location: str, what: str) -> OwbenchError:
+    """The error every reader raises on data that fails its checksum."""
+    return OwbenchError(f"{location} is corrupt: {what}; run `owbench datasets verify {location}` for the full "
+                        "report, then re-create or re-import the dataset")
 
 
 def return_stats(ds: Dataset) -> dict[str, float]:
@@ -178,13 +281,13 @@ def list_local() -> list[LocalDataset]:
     return out
 
 
-def open_dataset(location: str | Path) -> Dataset:
+def open_dataset(location: str | Path, check_index: bool = True) -> Dataset:
     """Open a dataset by id, path or URL for reading."""
     loc = resolve_location(location)
     if "://" not in loc and not Path(loc).exists():
         raise OwbenchError(f"no dataset at {loc}; create it with `owbench collect` "
                            "or list them with `owbench datasets list`")
-    return Dataset(loc, _open_group(loc, "r"))
+    return Dataset(loc, _open_group(loc, "r"), check_index)
 
 
 def exists(location: str | Path) -> bool:
@@ -196,6 +299,70 @@ def exists(location: str | Path) -> bool:
         return True
     except Exception:
         return False
+
+
+# what an owbench dataset holds: only these entries are ever deleted (to replace or re-create a dataset)
+OWNED_ENTRIES = ("zarr.json", *STEP_ARRAYS, "manifest", "episodes")
+
+
+def probe(location: str) -> str:
+    """What is at a store location: "absent", "foreign" (something owbench did not write), "unfinished" (an
+    owbench dataset killed before its first commit record) or "dataset"."""
+    fs, path = fsspec.core.url_to_fs(location)
+    try:
+        if not fs.exists(path):
+            return "absent"
+        if not fs.isdir(path) or not fs.exists(f"{path}/zarr.json"):
+            return "foreign"
+        doc = json.loads(fs.cat_file(f"{path}/zarr.json"))
+    except (OSError, ValueError):
+        return "foreign"
+    attrs = doc.get("attributes", {}) if isinstance(doc, dict) else {}
+    if not isinstance(attrs, dict) or attrs.get("schema_version") != SCHEMA_VERSION:
+        return "foreign"
+    return "dataset" if {"committed_steps", "committed_episodes"} <= attrs.keys() else "unfinished"
+
+
+def attributes(location: str) -> dict[str, Any]:
+    """The group attributes of an owbench store (complete or not)."""
+    return dict(_open_group(location, "r").attrs)
+
+
+def refuse_foreign(location: str, what: str = "a dataset") -> None:
+    """Raise unless `location` is absent or an owbench dataset: owbench never writes over other files."""
+    if probe(location) == "foreign":
+        raise OwbenchError(f"{location} exists and is not an owbench dataset; owbench will not write {what} "
+                           "over it (not even with --overwrite): choose another --out")
+
+
+def remove_dataset(location: str) -> None:
+    """Delete an owbench dataset's own entries (a folder it sits in keeps every other file)."""
+    fs, path = fsspec.core.url_to_fs(location)
+    for name in OWNED_ENTRIES:
+        if fs.exists(f"{path}/{name}"):
+            fs.rm(f"{path}/{name}", recursive=True)
+
+
+@contextmanager
+def writer_lock(location: str, wait: bool = True) -> Iterator[None]:
+    """One writer per local dataset (`<location>.lock`): with `wait` a second writer waits, then resumes or
+    finds the dataset complete; without, it is refused. fsspec URLs are not locked."""
+    if "://" in location:
+        yield
+        return
+    lock = Path(f"{location}.lock")
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        f = open(lock, "a")
+    except OSError as exc:
+        raise OwbenchError(f"cannot write beside {location} ({exc.strerror}); choose another --out") from exc
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise OwbenchError(f"{location} is being written by another owbench process (lock {lock}); "
+                               "wait for it to finish or choose another --out") from None
+        yield
 
 
 class _ChunkAppender:
@@ -293,6 +460,7 @@ class DatasetWriter:
         self.location = location
         self.group = group
         attrs = dict(group.attrs)
+        self.checksum = attrs.get("checksum", "crc32")
         self.committed_episodes = int(attrs["committed_episodes"])
         self.committed_steps = int(attrs["committed_steps"])
         nodes = dict(group.members(max_depth=None))  # every array's metadata, read concurrently
@@ -301,6 +469,10 @@ class DatasetWriter:
                            for name in STEP_ARRAYS}
         self._index = {name: _ChunkAppender(nodes[f"episodes/{name}"], self.committed_episodes)
                        for name in EPISODE_ARRAYS}
+        # running CRC32 of each episode-index array's committed entries (older datasets: computed once here)
+        self.index_crc = dict(attrs.get("index_crc") or {
+            name: _crc(nodes[f"episodes/{name}"][:self.committed_episodes], self.checksum)
+            for name in EPISODE_ARRAYS})
 
     @property
     def attrs(self) -> dict[str, Any]:
@@ -323,15 +495,16 @@ class DatasetWriter:
             want = (length, *data.array.shape[1:])
             assert values.shape == want, f"{name}: got {values.shape}, want {want}"
             pieces = data.plan(start, values)
-            crcs = np.asarray([_crc(piece) for _, piece in pieces], np.uint32)  # committed rows of each chunk
+            crcs = np.asarray([_crc(piece, self.checksum) for _, piece in pieces], np.uint32)  # committed rows of each chunk
             tail_crc[name] = int(crcs[-1])
             plans += [(data, stop, pieces), self._plan(self._manifests[name], pieces[0][0], crcs)]
         e = self.committed_episodes
         index = {"start": start, "length": length, "return": meta.get("return", 0.0),
                  "success": meta.get("success", False), "noise_std": meta.get("noise_std", 0.0),
                  "seed": meta.get("seed", -1)}
-        plans += [self._plan(self._index[name], e, np.asarray([value], EPISODE_ARRAYS[name]))
-                  for name, value in index.items()]
+        entries = {name: np.asarray([value], EPISODE_ARRAYS[name]) for name, value in index.items()}
+        plans += [self._plan(self._index[name], e, entry) for name, entry in entries.items()]
+        index_crc = {name: _crc(entry, self.checksum, self.index_crc[name]) for name, entry in entries.items()}
         for appender, rows, _ in plans:
             _grow(appender.array, rows)
         pool = _chunk_pool()
@@ -341,7 +514,9 @@ class DatasetWriter:
         # The last chunk's checksum also goes into the commit record: an in-flight append rewrites that
         # chunk's manifest entry before its own commit, and verify must not mistake that for corruption.
         self.group.update_attributes({"committed_episodes": self.committed_episodes, "committed_steps": stop,
-                                      "tail_crc": tail_crc, "updated": datetime.now(timezone.utc).isoformat()})
+                                      "tail_crc": tail_crc, "index_crc": index_crc,
+                                      "updated": datetime.now(timezone.utc).isoformat()})
+        self.index_crc = index_crc
         for appender, _, pieces in plans:
             appender.keep(pieces)
 
@@ -365,7 +540,8 @@ class DatasetWriter:
 
     def set_attrs(self, **attrs: Any) -> None:
         """Add descriptive attributes (e.g. the behaviour policy's eval return once known)."""
-        reserved = {"committed_episodes", "committed_steps", "schema_version"} & attrs.keys()
+        reserved = {"committed_episodes", "committed_steps", "schema_version", "tail_crc", "index_crc",
+                    "checksum"} & attrs.keys()
         if reserved:
             raise ValueError(f"{sorted(reserved)} are managed by the writer")
         self.group.update_attributes(attrs)
@@ -396,10 +572,17 @@ def _grow(arr: zarr.Array, rows: int) -> None:
 
 def create_dataset(location: str | Path, attrs: dict[str, Any], shapes: dict[str, tuple[int, ...]],
                    overwrite: bool = False, image_chunk_rows: int = IMAGE_CHUNK_ROWS) -> DatasetWriter:
-    """Create an empty dataset. `shapes` gives per-row shapes of image, state, action and physics."""
+    """Create an empty dataset. `shapes` gives per-row shapes of image, state, action and physics.
+
+    Writes only where nothing is, over an owbench dataset killed before its first commit record, or with
+    `overwrite` over an owbench dataset; anything else at `location` is refused and left untouched."""
     loc = resolve_location(location)
-    if exists(loc) and not overwrite:
+    state = probe(loc)
+    refuse_foreign(loc)
+    if state == "dataset" and not overwrite:
         raise OwbenchError(f"a dataset already exists at {loc}; pass --overwrite to replace it")
+    if state != "absent":
+        remove_dataset(loc)
     if "://" not in loc:
         Path(loc).parent.mkdir(parents=True, exist_ok=True)
     row_shapes = {"reward": (), "discount": (), "is_first": (), "is_last": (), "is_terminal": (), **shapes}
@@ -409,21 +592,24 @@ def create_dataset(location: str | Path, attrs: dict[str, Any], shapes: dict[str
         arrays[name] = (rows, tuple(row_shapes[name]), DTYPES[name])
         arrays[f"manifest/{name}"] = (MANIFEST_CHUNK, (), "uint32")
     arrays.update({f"episodes/{name}": (MANIFEST_CHUNK, (), dtype) for name, dtype in EPISODE_ARRAYS.items()})
-    attrs = {**attrs, "schema_version": SCHEMA_VERSION, "created": datetime.now(timezone.utc).isoformat(),
-             "chunk_rows": {"image": image_chunk_rows, "other": SCALAR_CHUNK_ROWS},
-             "committed_episodes": 0, "committed_steps": 0}
+    attrs = {**attrs, "schema_version": SCHEMA_VERSION, "checksum": CHECKSUM,
+             "created": datetime.now(timezone.utc).isoformat(),
+             "chunk_rows": {"image": image_chunk_rows, "other": SCALAR_CHUNK_ROWS}}
     group = zarr.Group(sync(_create_group(loc, arrays, attrs)))
     return DatasetWriter(loc, group)
 
 
 async def _create_group(location: str, arrays: dict[str, tuple[int, tuple[int, ...], str]],
                         attrs: dict[str, Any]) -> zarr.AsyncGroup:
-    """A new group with its arrays (created concurrently), then its attributes with the empty commit record."""
-    group = await zarr.api.asynchronous.open_group(location, mode="w", zarr_format=3)
+    """A new group with its attributes (marking it as owbench's), its arrays (created concurrently), then the
+    empty commit record: a kill before that leaves an "unfinished" store that the next writer re-creates."""
+    attrs = {k: v for k, v in attrs.items() if k not in ("committed_episodes", "committed_steps", "index_crc")}
+    group = await zarr.api.asynchronous.open_group(location, mode="a", zarr_format=3, attributes=attrs)
     await asyncio.gather(*(group.create_array(path, shape=(rows, *row), chunks=(rows, *row), dtype=dtype,
                                               compressors=[_compressor()], fill_value=0)
                            for path, (rows, row, dtype) in arrays.items()))
-    await group.update_attributes(attrs)
+    await group.update_attributes({"committed_episodes": 0, "committed_steps": 0,
+                                   "index_crc": {name: 0 for name in EPISODE_ARRAYS}})
     return group
 
 
@@ -450,19 +636,22 @@ class VerifyProblem:
 def verify(location: str | Path) -> list[VerifyProblem]:
     """Check shapes, dtypes, the episode index and every committed chunk's checksum.
 
-    Returns the problems found (empty when the dataset is sound).
+    Returns the problems found (empty when the dataset is sound); raises if `location` holds no owbench dataset.
     """
     loc = resolve_location(location)
-    try:
-        ds = open_dataset(loc)
-    except OwbenchError as exc:
-        return [VerifyProblem("commit record", None, str(exc))]
-    problems: list[VerifyProblem] = []
+    state = probe(loc)
+    if state == "absent":
+        raise OwbenchError(f"no dataset at {loc}; list datasets with `owbench datasets list`")
+    if state == "foreign":
+        raise OwbenchError(f"{loc} is not an owbench dataset (no owbench schema-{SCHEMA_VERSION} attributes), so "
+                           "there is nothing to verify; check the path")
+    if state == "unfinished":
+        return [VerifyProblem("commit record", None, "missing: the collection was stopped before its first "
+                                                     "episode; resume it with `owbench collect`")]
+    ds = open_dataset(loc, check_index=False)  # lacking arrays: not a dataset to check, an error
+    problems = [VerifyProblem(name, None, "checksum mismatch") for name in ds.index_problems()]
     n, e = ds.n_steps, ds.n_episodes
     for name in STEP_ARRAYS:
-        if name not in ds.arrays:
-            problems.append(VerifyProblem(name, None, "array missing"))
-            continue
         arr = ds.arrays[name]
         if str(arr.dtype) != DTYPES[name]:
             problems.append(VerifyProblem(name, None, f"dtype {arr.dtype}, expected {DTYPES[name]}"))
@@ -470,26 +659,23 @@ def verify(location: str | Path) -> list[VerifyProblem]:
             problems.append(VerifyProblem(name, None, f"{arr.shape[0]} rows but {n} committed"))
             continue
         rows = arr.chunks[0]
-        manifest = ds.group[f"manifest/{name}"]
-        n_chunks = -(-n // rows)
-        expected = manifest[:n_chunks] if manifest.shape[0] >= n_chunks else None
-        if expected is None:
-            problems.append(VerifyProblem(name, None, "manifest shorter than the committed rows"))
-            continue
-        tail = ds.attrs.get("tail_crc", {})
-        for c in range(n_chunks):
-            want = tail[name] if c == n_chunks - 1 and n % rows and name in tail else int(expected[c])
+        for c in range(-(-n // rows)):
             try:
-                values = arr[c * rows:min((c + 1) * rows, n)]
+                count, want = ds.chunk_crc(name, c)
+            except OwbenchError:
+                problems.append(VerifyProblem(name, None, "manifest shorter than the committed rows"))
+                break
+            try:
+                values = arr[c * rows:c * rows + count]
             except Exception as exc:  # undecodable chunk: truncated or garbled bytes
                 problems.append(VerifyProblem(name, c, f"unreadable ({type(exc).__name__}: {exc})"))
                 continue
-            if _crc(values) != want:
+            if _crc(values, ds.checksum) != want:
                 problems.append(VerifyProblem(name, c, "checksum mismatch"))
     starts, lengths = ds.episodes["start"], ds.episodes["length"]
     if e and (starts[0] != 0 or np.any(starts[1:] != starts[:-1] + lengths[:-1]) or starts[-1] + lengths[-1] != n):
         problems.append(VerifyProblem("episodes", None, "start/length do not tile the committed rows"))
-    elif e and "is_first" in ds.arrays and not problems:
+    elif e and not problems:
         first, last = ds.read("is_first"), ds.read("is_last")
         if not (first[starts].all() and last[starts + lengths - 1].all() and first.sum() == e and last.sum() == e):
             problems.append(VerifyProblem("episodes", None, "is_first/is_last disagree with the episode index"))

@@ -10,7 +10,11 @@ from datasets_cli.common import console
 
 
 def _camera(value: str | None) -> str | int | None:
-    return int(value) if value is not None and value.isdigit() else value
+    """A camera id (`0`, `-1`) or name."""
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return value
 
 
 @click.command("collect")
@@ -18,7 +22,7 @@ def _camera(value: str | None) -> str | int | None:
 @click.option("--quality", required=True, help=f"One of: {', '.join(QUALITIES)}.")
 @click.option("--episodes", type=click.IntRange(1), default=None, help="Episodes to collect (default 100).")
 @click.option("--steps", type=click.IntRange(1), default=None, help="Agent steps to collect (whole episodes).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--out", default=None, help="Path or fsspec URL (default: $OWBENCH_HOME/datasets/<id>.zarr).")
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
               help="Rendering processes: this one plus N-1 spawned helpers.")
@@ -59,9 +63,10 @@ def collect(env_id: str, quality: str, episodes: int | None, steps: int | None, 
                                      fast_render=fast_render, overwrite=overwrite, max_episode_steps=max_episode_steps,
                                      max_train_steps=max_train_steps, sac_preset=sac_preset, progress=report)
     finally:
-        bar.stop()
+        if task is not None:
+            bar.stop()
     resumed = f", resumed after {summary.resumed_from} committed episodes" if summary.resumed_from else ""
-    console.print(f"wrote {summary.location}{resumed}")
+    console.print(f"wrote {summary.location}{resumed}", markup=False)
     console.print(f"{summary.episodes} episodes, {summary.steps} steps, return {summary.mean_return:.1f} "
                   f"± {summary.std_return:.1f}, {summary.seconds:.1f} s")
     for kind, info in summary.behaviour.items():

@@ -1,6 +1,7 @@
 """What every command shares: the rich console, one-line errors with exit code 2."""
 from __future__ import annotations
 
+import errno
 import sys
 from typing import Any
 
@@ -18,6 +19,17 @@ def fail(message: str) -> "NoReturn":  # noqa: F821
     """Print one line on stderr and exit with code 2."""
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(2)
+
+
+# what the disk refuses, and what the user can do about it
+DISK_ERRORS = {errno.ENOSPC: "free some space or choose another --out", errno.EDQUOT: "free some space or choose "
+               "another --out", errno.EROFS: "the filesystem is read-only: choose another --out",
+               errno.EACCES: "choose an --out you may write to", errno.EPERM: "choose an --out you may write to",
+               errno.ENAMETOOLONG: "choose a shorter --out"}
+
+
+def disk_error(exc: OSError) -> "NoReturn":  # noqa: F821
+    fail(f"cannot write {exc.filename or 'the output'}: {exc.strerror}; {DISK_ERRORS[exc.errno]}")
 
 
 class OwbenchGroup(click.Group):
@@ -38,6 +50,10 @@ class OwbenchGroup(click.Group):
             fail(exc.format_message())
         except OwbenchError as exc:
             fail(str(exc))
+        except OSError as exc:
+            if exc.errno not in DISK_ERRORS:
+                raise
+            disk_error(exc)
         if isinstance(rv, int) and rv:
             sys.exit(rv)
         return rv
@@ -47,3 +63,7 @@ class OwbenchGroup(click.Group):
             return super().invoke(ctx)
         except OwbenchError as exc:
             fail(str(exc))
+        except OSError as exc:  # a full or read-only disk, a name too long
+            if exc.errno not in DISK_ERRORS:
+                raise
+            disk_error(exc)

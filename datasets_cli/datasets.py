@@ -5,11 +5,11 @@ import sys
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from collectors import store
-from collectors.errors import OwbenchError
 from collectors.export import FORMATS, export_dataset, import_dataset
 from datasets_cli.common import console, err_console
 
@@ -26,13 +26,13 @@ def datasets() -> None:
 @datasets.command("list")
 def list_datasets() -> None:
     """Local datasets under $OWBENCH_HOME/datasets with size, episodes, steps and quality."""
-    table = Table(title=f"datasets in {store.datasets_home()}")
+    table = Table(title=Text(f"datasets in {store.datasets_home()}"))
     entries = store.list_local()
     table.add_column("id", no_wrap=True, min_width=max((len(e.id) for e in entries), default=2))  # never cut
     for col in ("quality", "episodes", "steps", "size", "complete"):
         table.add_column(col)
     for entry in entries:
-        table.add_row(entry.id, entry.quality, str(entry.episodes), str(entry.steps),
+        table.add_row(Text(entry.id), Text(entry.quality), str(entry.episodes), str(entry.steps),
                       f"{entry.size_bytes / 2**20:.1f} MiB", "yes" if entry.complete else "no")
     console.print(table)
 
@@ -45,9 +45,9 @@ def list_datasets() -> None:
 def info(dataset: str, filmstrip: str | None, episode: int, frames: int) -> None:
     """Attributes and return statistics of DATASET (an id, path or URL)."""
     ds = _open(dataset)
-    table = Table(show_header=False, title=ds.location)
+    table = Table(show_header=False, title=Text(ds.location))
     for key, value in sorted(ds.attrs.items()):
-        table.add_row(key, Text(str(value)))  # plain text: values such as "[seed, i]" are not markup
+        table.add_row(Text(key), Text(str(value)))  # plain text: values such as "[seed, i]" are not markup
     console.print(table)
     stats = store.return_stats(ds)
     console.print(", ".join(f"{k} {v:.3g}" for k, v in stats.items()))
@@ -55,7 +55,7 @@ def info(dataset: str, filmstrip: str | None, episode: int, frames: int) -> None
         from PIL import Image
 
         Image.fromarray(store.filmstrip(ds, episode, frames)).save(filmstrip)
-        console.print(f"wrote {filmstrip} ({frames} frames of episode {episode})")
+        console.print(f"wrote {filmstrip} ({frames} frames of episode {episode})", markup=False)
 
 
 @datasets.command("verify")
@@ -63,15 +63,14 @@ def info(dataset: str, filmstrip: str | None, episode: int, frames: int) -> None
 def verify(dataset: str) -> None:
     """Check shapes, dtypes, the episode index, the commit record and every chunk's checksum."""
     location = store.resolve_location(dataset)
-    if not store.exists(location):
-        raise OwbenchError(f"no dataset at {location}; list datasets with `owbench datasets list`")
     problems = store.verify(location)
     if problems:
         for problem in problems:
-            err_console.print(f"[bold red]corrupt:[/] {location}: {problem}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]corrupt:[/] {escape(f'{location}: {problem}')}", highlight=False,
+                              soft_wrap=True)
         sys.exit(1)
     ds = _open(location)
-    console.print(f"ok: {location} ({ds.n_episodes} episodes, {ds.n_steps} rows, all checksums match)")
+    console.print(f"ok: {location} ({ds.n_episodes} episodes, {ds.n_steps} rows, all checksums match)", markup=False)
 
 
 @datasets.command("export")
@@ -91,7 +90,7 @@ def export(dataset: str, fmt: str, out: str | None, image_size: int | None, epis
     out = out or f"{location.removesuffix('.zarr')}.{fmt}"
     files = export_dataset(location, out, fmt, image_size=image_size, episodes_per_shard=episodes_per_shard,
                            overwrite=overwrite)
-    console.print(f"wrote {len(files)} {fmt} files to {out}")
+    console.print(f"wrote {len(files)} {fmt} files to {out}", markup=False)
 
 
 @datasets.command("import")
@@ -106,4 +105,4 @@ def import_(path: str, out: str | None, fmt: str | None, env_id: str | None, qua
     """Import an hdf5 or npz folder (PATH) into a dataset store."""
     out = out or f"imported/{Path(path).name.removesuffix('.hdf5')}-v1"
     ds = import_dataset(path, out, fmt=fmt, env_id=env_id, quality=quality, overwrite=overwrite)
-    console.print(f"imported {ds.n_episodes} episodes ({ds.n_steps} rows) into {ds.location}")
+    console.print(f"imported {ds.n_episodes} episodes ({ds.n_steps} rows) into {ds.location}", markup=False)

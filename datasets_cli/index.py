@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from datasets_cli.common import console
 
@@ -35,7 +36,7 @@ def build(datasets: tuple[str, ...], encoder: str, every: int, kind: str, nprobe
     path = idx.save(out)
     meta = idx.meta
     console.print(f"indexed {meta['count']} keys of {len(idx.datasets)} datasets with {meta['encoder']} "
-                  f"(dim {meta['dim']}, {meta['kind']}, hash {meta['encoder_hash']}) -> {path}")
+                  f"(dim {meta['dim']}, {meta['kind']}, hash {meta['encoder_hash']}) -> {path}", markup=False)
 
 
 @index.command("query")
@@ -64,5 +65,6 @@ def query(index_path: str, image: str | None, env_id: str | None, seed: int, k: 
     table.add_column("dataset", overflow="fold")
     env_of = dict(zip(idx.datasets, idx.meta["env_ids"]))
     for rank, hit in enumerate(hits, 1):
-        table.add_row(str(rank), env_of[hit.dataset], str(hit.episode), str(hit.step), f"{hit.distance:.4f}", hit.dataset)
+        table.add_row(str(rank), env_of[hit.dataset], str(hit.episode), str(hit.step), f"{hit.distance:.4f}",
+                      Text(hit.dataset))
     console.print(table)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from collectors.envs.render import select_backend
+from collectors.errors import OwbenchError
 
 select_backend()  # before mujoco is imported anywhere below
 import mujoco  # noqa: E402
@@ -54,6 +55,10 @@ class Renderer:
 
     def __init__(self, model: mujoco.MjModel, size: int, camera: str | int, fast: bool = False):
         self.size, self.camera, self.fast = size, camera, fast
+        names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_CAMERA, i) for i in range(model.ncam)]
+        if camera not in names and not (isinstance(camera, int) and -1 <= camera < model.ncam):
+            listed = ", ".join(f"{i} ({n})" if n else str(i) for i, n in enumerate(names))
+            raise OwbenchError(f"no camera {camera!r} in this task; give --camera -1 (free camera) or one of: {listed}")
         self._renderer = mujoco.Renderer(model, size, size)
         _OPEN_RENDERERS.add(self)
         if fast:

@@ -146,3 +146,24 @@ def test_index_cli_build_and_query(pool, tmp_path):
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
     result = runner.invoke(cli, ["index", "query", str(out)])
     assert result.exit_code == 2 and "--image" in result.output
+
+
+def test_index_build_never_unpickles_a_crafted_wpt_file(pool, tmp_path):
+    """A `wpt:PATH` file is loaded with weights_only=True: pickled code in it does not run (exit 2, one line)."""
+    import os
+    import pickle
+
+    from datasets_cli.main import cli
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    crafted = tmp_path / "model.pt"
+    crafted.write_bytes(pickle.dumps({"wm_config": Payload()}))
+    result = CliRunner().invoke(cli, ["index", "build", "--datasets", next(iter(pool.values())),
+                                      "--encoder", f"wpt:{crafted}", "--out", str(tmp_path / "i.index")])
+    assert result.exit_code == 2 and not marker.exists(), result.output
+    assert "never runs pickled code" in result.output and len(result.output.strip().splitlines()) == 1

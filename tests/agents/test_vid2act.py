@@ -247,3 +247,20 @@ def test_cli_pretrain_vid2act(sources: list[str], tmp_path: Path) -> None:
     assert missing.exit_code == 2 and len(missing.output.strip().splitlines()) == 1
     bad = runner.invoke(cli, ["pretrain", "vid2act", "--datasets", sources[0], "--set", "no_such_field=1"])
     assert bad.exit_code == 2 and "no_such_field" in bad.output
+
+
+def test_a_crafted_teacher_file_is_never_unpickled(tmp_path: Path) -> None:
+    import os
+    import pickle
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    crafted = tmp_path / "teacher.pt"
+    crafted.write_bytes(pickle.dumps({"wm_config": Payload()}))
+    with pytest.raises(vid2act.OwbenchError, match="teacher.pt is not a plain tensor file"):
+        vid2act.load_teacher(crafted)
+    assert not marker.exists()

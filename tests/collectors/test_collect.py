@@ -59,6 +59,95 @@ def test_other_arguments_are_refused_unless_overwrite(tmp_path):
         collect("walker_walk", "expret", out=tmp_path / "x.zarr", episodes=1)
 
 
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_an_existing_location_that_is_not_an_owbench_dataset_is_refused_and_untouched(tmp_path, overwrite,
+                                                                                         monkeypatch):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("x")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("y")
+    plain_zarr = tmp_path / "plain.zarr"
+    import zarr
+
+    zarr.open_group(str(plain_zarr), mode="w").attrs["mine"] = 1
+    for out in (folder, a_file, plain_zarr):
+        with pytest.raises(OwbenchError, match="is not an owbench dataset.*not even with --overwrite"):
+            collect("walker_walk", "random", out=out, episodes=1, overwrite=overwrite, **TINY)
+    monkeypatch.chdir(folder)
+    with pytest.raises(OwbenchError, match="is not an owbench dataset"):
+        collect("walker_walk", "random", out=".", episodes=1, overwrite=overwrite, **TINY)
+    assert (folder / "thesis.tex").read_text() == "x" and a_file.read_text() == "y"
+    assert sorted(p.name for p in folder.iterdir()) == ["thesis.tex"] and not (tmp_path / "d.lock").exists()
+    assert dict(zarr.open_group(str(plain_zarr), mode="r").attrs) == {"mine": 1}
+
+
+def test_overwrite_replaces_only_what_owbench_wrote(tmp_path):
+    out = tmp_path / "r.zarr"
+    collect("walker_walk", "random", out=out, episodes=2, **TINY)
+    (out / "README.txt").write_text("mine")
+    (tmp_path / "r.zarr.policy").mkdir()
+    (tmp_path / "r.zarr.policy" / "notes.txt").write_text("mine too")
+    summary = collect("walker_walk", "random", out=out, episodes=1, seed=2, overwrite=True, **TINY)
+    assert summary.episodes == 1 and store.verify(out) == []
+    assert (out / "README.txt").read_text() == "mine" and (tmp_path / "r.zarr.policy" / "notes.txt").exists()
+
+
+class CrashAtCommit(Exception):
+    pass
+
+
+def test_a_kill_before_the_first_commit_record_resumes(tmp_path, monkeypatch):
+    import zarr
+
+    update = zarr.AsyncGroup.update_attributes
+
+    async def crash_at_the_commit_record(self, attrs):
+        if "committed_episodes" in attrs:
+            raise CrashAtCommit  # arrays and attributes written, the (empty) commit record not yet
+        return await update(self, attrs)
+
+    out = tmp_path / "r.zarr"
+    monkeypatch.setattr(zarr.AsyncGroup, "update_attributes", crash_at_the_commit_record)
+    with pytest.raises(CrashAtCommit):
+        collect("walker_walk", "random", out=out, episodes=2, **TINY)
+    monkeypatch.setattr(zarr.AsyncGroup, "update_attributes", update)
+    assert store.probe(str(out)) == "unfinished"
+    assert [p.array for p in store.verify(out)] == ["commit record"]
+    summary = collect("walker_walk", "random", out=out, episodes=2, **TINY)
+    assert (summary.resumed_from, summary.episodes) == (0, 2) and store.verify(out) == []
+
+
+def test_a_failed_collect_does_not_block_the_corrected_command(tmp_path, monkeypatch):
+    def fail(self, steps, meta):
+        raise CrashAtCommit
+
+    out = tmp_path / "r.zarr"
+    with monkeypatch.context() as m:
+        m.setattr(store.DatasetWriter, "append_episode", fail)
+        with pytest.raises(CrashAtCommit):
+            collect("walker_walk", "random", out=out, episodes=2, seed=1, **TINY)
+    assert store.open_dataset(out).n_episodes == 0
+    summary = collect("walker_walk", "random", out=out, episodes=2, seed=2, **TINY)  # other arguments, no --overwrite
+    assert summary.episodes == 2 and store.open_dataset(out).attrs["seed"] == 2
+
+
+def test_a_crafted_policy_file_is_never_unpickled(tmp_path):
+    out = tmp_path / "e.zarr"
+    marker = tmp_path / "pwned"
+    (tmp_path / "e.zarr.policy").mkdir()
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    (tmp_path / "e.zarr.policy" / "expert.pt").write_bytes(pickle.dumps({"agent": Payload()}))
+    with pytest.raises(OwbenchError, match="expert.pt is not a plain tensor file.*never runs pickled code"):
+        collect("walker_walk", "expert", out=out, episodes=1, sac_preset="smoke", **TINY)
+    assert not marker.exists()
+
+
 def test_pool_frames_equal_inline_frames(tmp_path):
     inline = collect("walker_walk", "random", out=tmp_path / "a.zarr", episodes=2, **TINY)
     pooled = collect("walker_walk", "random", out=tmp_path / "b.zarr", episodes=2, workers=2, **TINY)
@@ -193,3 +282,23 @@ def test_behaviour_stop_check_uses_seeds_apart_from_the_benchmark(tmp_path, monk
     assert checked  # the stop check ran
     benchmark = {s for training_seed in range(1000) for s in eval_seeds(10, training_seed)}
     assert not benchmark & set(checked) and min(checked) >= EVAL_SEED_OFFSET
+
+
+def test_policy_and_training_state_files_round_trip_through_the_safe_loader(tmp_path):
+    """What `save_beside` writes (networks, optimisers, RNG states, a pending episode) loads with weights_only."""
+    from collectors.collect import Episode, load_beside, save_beside
+    from collectors.policies.sac import SACConfig, SACTrainer
+
+    trainer = SACTrainer(5, 2, SACConfig.preset("smoke"), seed=3)
+    trainer.rng.random()  # a non-initial numpy RNG state
+    rows = {"state": np.ones((3, 5), np.float32), "is_first": np.array([True, False, False])}
+    pending = Episode(4, 123, 0.0, rows, np.float64(1.5), np.bool_(True))
+    location = str(tmp_path / "d.zarr")
+    save_beside(location, "train_state.pt", {"trainer": trainer.state_dict(), "pending": pending.to_saved()})
+    saved = load_beside(location, "train_state.pt")
+    restored = SACTrainer(5, 2, SACConfig.preset("smoke"), seed=0)
+    restored.load_state_dict(saved["trainer"])
+    assert restored.rng.random() == trainer.rng.random()
+    back = Episode.from_saved(saved["pending"])
+    assert (back.index, back.seed, back.ret, back.success) == (4, 123, 1.5, True)
+    assert all(np.array_equal(back.rows[k], rows[k]) and back.rows[k].dtype == rows[k].dtype for k in rows)

@@ -146,3 +146,43 @@ def test_chunk_reader_fast_and_fallback_paths_agree(tmp_path, codec):
     assert reader.fast_path == isinstance(codec, ZstdCodec)
     got = np.concatenate([reader.chunk(c) for c in range(5)])
     assert np.array_equal(got[:37], values) and not got[37:].any()
+
+
+def _chunk_path(location, array: str, chunk: int):
+    from pathlib import Path
+
+    first = Path(location, array, "c", str(chunk))  # 1-d arrays: c/<chunk>; others: c/<chunk>/0/...
+    return first if first.is_file() else next(f for f in sorted(first.rglob("*")) if f.is_file())
+
+
+def _silently_corrupt(location, array: str, chunk: int) -> None:
+    """Replace a chunk by a valid zstd chunk of other values: it decodes fine, only its checksum tells."""
+    import numcodecs
+
+    path = _chunk_path(location, array, chunk)
+    codec = numcodecs.Zstd()
+    values = np.frombuffer(codec.decode(path.read_bytes()), np.uint8).copy()
+    values[1] ^= 0xFF  # a committed row
+    path.write_bytes(codec.encode(values))
+
+
+@pytest.mark.parametrize("damage", ["silent", "garbled"])
+@pytest.mark.parametrize("sampler", [SequenceSampler, TransitionSampler])
+def test_samplers_refuse_a_corrupt_image_chunk(tmp_path, damage, sampler):
+    path = make_dataset(tmp_path / "a.zarr", [20], image_chunk_rows=32)  # one image chunk: every batch reads it
+    if damage == "silent":
+        _silently_corrupt(path, "image", 0)
+    else:
+        chunk = _chunk_path(path, "image", 0)
+        chunk.write_bytes(chunk.read_bytes()[:-7])
+    kwargs = {"length": 5} if sampler is SequenceSampler else {}
+    with sampler(path, batch_size=2, seed=0, **kwargs) as s, pytest.raises(OwbenchError) as err:
+        s.sample()
+    assert path in str(err.value) and "owbench datasets verify" in str(err.value)
+
+
+def test_samplers_refuse_a_corrupt_column_before_the_first_batch(tmp_path):
+    path = make_dataset(tmp_path / "a.zarr", [20, 20])
+    _silently_corrupt(path, "reward", 0)
+    with pytest.raises(OwbenchError, match="reward chunk 0 fails its checksum.*datasets verify"):
+        SequenceSampler(path, batch_size=2, length=5)

@@ -180,7 +180,17 @@ def test_verify_catches_an_inconsistent_episode_index(tmp_path):
     _write(location)
     group = store.open_writer(location).group
     group["episodes/start"][1] = 41
-    assert [p.array for p in store.verify(location)] == ["episodes"]
+    assert [p.array for p in store.verify(location)] == ["episodes/start", "episodes"]
+
+
+@pytest.mark.parametrize("name,value", [("return", 1e6), ("seed", 12345)])
+def test_the_episode_index_is_checksummed_and_readers_refuse_an_edited_one(tmp_path, name, value):
+    location = str(tmp_path / "d.zarr")
+    _write(location)
+    store.open_writer(location).group[f"episodes/{name}"][1] = value  # tiles as before: only its checksum tells
+    assert [(p.array, p.message) for p in store.verify(location)] == [(f"episodes/{name}", "checksum mismatch")]
+    with pytest.raises(OwbenchError, match=f"corrupt: the episode index .episodes/{name}.*datasets verify"):
+        store.open_dataset(location)
 
 
 def test_missing_commit_record(tmp_path):

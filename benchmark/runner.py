@@ -38,7 +38,7 @@ import numpy as np
 
 from benchmark import provenance
 from benchmark.methods import Method, get_method
-from benchmark.rundir import CONFIG, FRAMES, LOG, RESULT, RESULT_GLOB
+from benchmark.rundir import CONFIG, ERROR, FRAMES, LOG, RESULT, RESULT_GLOB
 from benchmark.suites import Budget, DataNeed, Job, datasets_needed
 from collectors.errors import OwbenchError, unknown
 
@@ -308,6 +308,7 @@ def run_job(task: Task) -> str:
     """Run one job with its output in job.log; write final_frames.npz then result.json. Returns the status."""
     job, run_dir = task.job, Path(task.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / ERROR).unlink(missing_ok=True)  # an earlier attempt's error (owbench wrote it)
     start = time.time()
     with _log_to(run_dir / LOG):
         gpu = {k: os.environ[k] for k in ("CUDA_VISIBLE_DEVICES", "MUJOCO_EGL_DEVICE_ID") if k in os.environ}
@@ -337,6 +338,10 @@ def run_job(task: Task) -> str:
             write_atomic(run_dir / RESULT, lambda f: json.dump(record, f, indent=1))
             print(f"== done: mean return {np.mean(result.returns):.1f} over {len(result.returns)} episodes")
             return "done"
+        except OwbenchError as exc:  # the user's to fix (corrupt dataset, bad setting): one line for the driver
+            print(f"== failed: {exc}")
+            write_atomic(run_dir / ERROR, lambda f: f.write(str(exc)))
+            return "failed"
         except BaseException:  # noqa: BLE001 - any failure is the job's, reported via its log
             traceback.print_exc()
             print("== failed")
@@ -485,6 +490,7 @@ class Sweep:
     skipped: list[str] = field(default_factory=list)
     done: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # job key -> its log path
+    errors: dict[str, str] = field(default_factory=dict)  # failed job key -> the user error that stopped it
     reports: list[Path] = field(default_factory=list)
 
 
@@ -609,6 +615,8 @@ def _execute(pool: LocalExecutor | RayExecutor, tasks: list[Task], sweep: Sweep,
                         sweep.done.append(task.job.key)
                     else:
                         sweep.failed[task.job.key] = str(Path(task.run_dir) / LOG)
+                        if (Path(task.run_dir) / ERROR).exists():
+                            sweep.errors[task.job.key] = (Path(task.run_dir) / ERROR).read_text().strip()
                         bar.console.print(f"[red]failed[/] {task.job.key}: see {task.run_dir}/{LOG}")
                 current = sum(min(updates_done(Path(t.run_dir)), steps[t.job.key]) for t in running.values())
                 ended = len(sweep.skipped) + len(sweep.done) + len(sweep.failed)

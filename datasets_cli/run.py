@@ -8,6 +8,7 @@ from rich.table import Table
 
 from benchmark import overrides, runner, suites as suite_lib
 from benchmark.tables import profile_banner
+from collectors.errors import OwbenchError
 from collectors.home import owbench_home
 from datasets_cli.common import console
 
@@ -140,6 +141,10 @@ def run(suite_name: str, profile: str, methods: str | None, pairs: str | None, s
         console.print(f"report: {path}")
     if note and sweep_result.reports:
         console.print(f"[bold yellow]{note}[/]", soft_wrap=True)
+    if sweep_result.errors:  # a mistake the user can fix: exit 2 with its one line
+        key, message = next(iter(sweep_result.errors.items()))
+        more = len(sweep_result.errors) - 1
+        raise OwbenchError(f"{key}: {message}" + (f" (and {more} more job(s); see their job.log)" if more else ""))
     if sweep_result.failed:
         raise SystemExit(1)
 

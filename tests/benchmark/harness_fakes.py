@@ -1,6 +1,6 @@
 """A fake method (its own `train(ctx)`, no environment) and a fake suite, to test the harness in seconds.
 
-`fake-good` scores higher than `fake-bad`; `fake-broken` raises. `OWB_FAKE_STEP_S` slows each update down
+`fake-good` scores higher than `fake-bad`; `fake-broken` raises (a user error with `OWB_FAKE_USER_ERROR`). `OWB_FAKE_STEP_S` slows each update down
 (so a test can kill a sweep mid-job). Each start appends its resume step to `starts.txt`.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 from benchmark import methods, suites
 from agents.protocol import EvalResult
-from collectors.errors import unknown
+from collectors.errors import OwbenchError, unknown
 from collectors.seeds import eval_seeds
 
 PAIR = suites.Pair(("walker_walk",), "walker_downhill")
@@ -57,6 +57,8 @@ def train(ctx) -> EvalResult:
     print(f"fake train of {ctx.method} from step {start} on {ctx.env_id} (source {ctx.source_env_id}) "
           f"with batch {config.batch_size}, preset {config.preset_name}")
     if ctx.method == "fake-broken":
+        if os.environ.get("OWB_FAKE_USER_ERROR"):  # what a reader raises on a corrupt chunk
+            raise OwbenchError("fake.zarr is corrupt: image chunk 0 fails its checksum; run `owbench datasets verify`")
         raise RuntimeError("fake failure for the harness test")
     seeds = eval_seeds(ctx.eval_episodes, ctx.seed)
     eval_csv = ctx.run_dir / "eval.csv"

@@ -45,6 +45,23 @@ def final_rows(out: Path) -> pd.DataFrame:
     return results[results["phase"] == "final"]
 
 
+def test_a_user_error_inside_a_job_exits_2_with_its_line(fake_suite, tmp_path, monkeypatch):
+    """A job stopped by an OwbenchError (e.g. a chunk failing its checksum) ends the run with exit 2 and that
+    error as the last line, not a traceback; a rerun that succeeds drops the stale error file."""
+    monkeypatch.setenv("OWB_FAKE_USER_ERROR", "1")
+    out = str(tmp_path / "runs")
+    res = invoke(*FAKE, "--methods", "fake-broken,fake-good", "--seeds", "1", "--out", out)
+    assert res.exit_code == 2, res.output
+    last = res.output.strip().splitlines()[-1]
+    assert last.startswith("error: fake/fake-broken/") and "fails its checksum" in last and "datasets verify" in last
+    assert "Traceback" not in res.output
+    job = tmp_path / "runs" / "fake" / "fake-broken" / "walker_walk__walker_downhill" / "seed0"
+    assert (job / "error.txt").read_text().startswith("fake.zarr is corrupt")
+    monkeypatch.delenv("OWB_FAKE_USER_ERROR")
+    assert invoke(*FAKE, "--methods", "fake-broken", "--seeds", "1", "--out", out).exit_code == 1  # a code failure
+    assert not (job / "error.txt").exists()
+
+
 # -- 1. provenance and identity ---------------------------------------------------------------------------
 
 def test_changed_budget_is_refused_then_rerun_stale_reruns_it(fake_suite, tmp_path):

@@ -339,8 +339,9 @@ def run_job(task: Task) -> str:
             print(f"== done: mean return {np.mean(result.returns):.1f} over {len(result.returns)} episodes")
             return "done"
         except OwbenchError as exc:  # the user's to fix (corrupt dataset, bad setting): one line for the driver
-            print(f"== failed: {exc}")
-            write_atomic(run_dir / ERROR, lambda f: f.write(str(exc)))
+            message = str(exc)
+            print(f"== failed: {message}")
+            write_atomic(run_dir / ERROR, lambda f: f.write(message))
             return "failed"
         except BaseException:  # noqa: BLE001 - any failure is the job's, reported via its log
             traceback.print_exc()

@@ -3,15 +3,23 @@
 Sections, each in its own child process with its own time limit, so a failure, a crash or a hang is
 recorded and the others still run:
 - smoke-suite: `owbench run --suite smoke` for every method on the device;
-- updates: every method's `update()` at the `paper` preset, with bf16 autocast and `torch.compile` on and
-  off where its config has those switches (compile time apart), seconds per update and peak GPU memory;
+- updates: every method's `update()` at the `paper` preset, bf16 autocast on and off where its config has
+  the switch for the device (`amp` on CUDA, `cpu_amp` on a CPU; the dtype `agents.devices.amp_dtype` then
+  picks is recorded), seconds per update and peak GPU memory;
 - sync: one `paper` update of CoWorld, DreamerV2, CQL, LOMPO and WPT under
-  `torch.cuda.set_sync_debug_mode("warn")`, AMP and TF32 on and off: host syncs counted, updates/s, peak memory;
+  `torch.cuda.set_sync_debug_mode("warn")`, bf16 autocast and TF32 on and off: host syncs counted, updates/s,
+  peak memory;
 - checkpoint: an agent checkpointed on the device (`agents.training.Checkpointer`), reloaded on the CPU and
   back, one update after each reload;
 - sweep-ray / sweep-local: a 2-job smoke sweep with `--executor ray --device auto` and with
   `--executor local --workers 2`; what each job recorded of its CUDA_VISIBLE_DEVICES, device and GL renderer;
 - projection: hours per job of every suite's `paper` profile from the timed updates and the budgets.
+
+There are no `torch.compile` variants: issue 21 (item 7) removed the option from every config, because
+the compiled RSSM cells recompiled past the limit (training batch vs acting batch of 1, grad vs no-grad,
+float32 vs bfloat16 state) and fell back to eager silently, CoWorld registered a new hook on its compiled
+encoder every update, and CoWorld and Vid2Act replaced the behaviour module after compiling (the actor-critic
+in use was never compiled).
 
 Writes `gpu_check.json` and `gpu_check.md` (tables for docs/performance.md) into the output folder after
 every section. The `tiny` preset (`--device cpu --tiny`) runs the same code at the `smoke` presets with
@@ -54,9 +62,8 @@ class GpuCheckConfig:
     method_preset: str = "paper"  # method preset of the updates, sync and checkpoint sections
     methods: tuple[str, ...] = ("dreamerv2", "curl", "cql", "curl+cql", "lompo", "coworld", "vid2act", "wpt")
     sync_methods: tuple[str, ...] = SYNC_METHODS
-    warmup: int = 1  # untimed updates before the timed ones (a compiled variant's first update is its compile)
+    warmup: int = 1  # untimed updates before the timed ones (lazy state, cuDNN autotuning)
     iters: int = 3  # timed updates per method and variant
-    compile: bool = True  # time the torch.compile variants too
     suite: str = "smoke"  # the smoke-suite section's suite (every method), and the sweeps'
     suite_methods: tuple[str, ...] = ()  # () = all of the suite's methods
     suite_pairs: tuple[str, ...] = ()  # () = all of the suite's pairs
@@ -74,7 +81,7 @@ class GpuCheckConfig:
 
         presets = {
             "gpu": cls(),
-            "tiny": cls(device="cpu", method_preset="smoke", iters=1, compile=False, suite_methods=("random",),
+            "tiny": cls(device="cpu", method_preset="smoke", iters=1, suite_methods=("random",),
                         suite_pairs=("walker_downhill",), suite_workers=1, sweep_methods=("random",),
                         limits={s: 120 for s in SECTIONS}),
         }
@@ -122,25 +129,39 @@ def _peak_mib(device: str) -> float | None:
     return torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None
 
 
-def variants(config: Any, with_compile: bool) -> list[dict[str, bool]]:
-    """Switches a method's config has: bf16 autocast off and on, `compile` off and on (on only with
-    `with_compile`); one empty variant (the preset as it is) when it has neither."""
+def precision_switch(config: Any, device: str) -> str | None:
+    """Dotted path of the config field that turns bf16 autocast on or off on `device`, as the method passes it
+    to `agents.devices.autocast`: `amp` on CUDA, the `cpu_amp` beside it on a CPU; None where the config has
+    no switch for the device (CURL, CQL and LOMPO autocast on CUDA only)."""
     from benchmark.perf_wm import field_path
 
-    amps = [{"bf16": True}, {"bf16": False}] if field_path(config, "amp") else [{}]
-    compiles = ([{"compile": False}] + ([{"compile": True}] if with_compile else [])) \
-        if field_path(config, "compile") else [{}]
-    return [{**a, **c} for c in compiles for a in amps]
+    amp = field_path(config, "amp")
+    if amp is None or device.startswith("cuda"):
+        return amp
+    cpu = amp.removesuffix("amp") + "cpu_amp"
+    return cpu if field_path(config, "cpu_amp") == cpu else None
+
+
+def variants(config: Any, device: str) -> list[dict[str, bool]]:
+    """bf16 autocast on and off where the config has the switch for `device`; else one empty variant (the
+    preset as it is)."""
+    return [{"bf16": True}, {"bf16": False}] if precision_switch(config, device) else [{}]
 
 
 def switch_overrides(config: Any, switches: dict[str, bool], device: str) -> dict[str, bool]:
-    """Config overrides (dotted paths) of a variant: `bf16` sets `amp` on CUDA and `cpu_amp` on a CPU
-    (where it exists), `compile` sets `compile`."""
+    """Config overrides (dotted paths) of a variant: `bf16` sets the config's `precision_switch` for `device`."""
+    return {precision_switch(config, device): switches["bf16"]} if "bf16" in switches else {}
+
+
+def autocast_dtype(config: Any, device: str) -> str:
+    """The dtype a config's updates autocast to on `device` (`agents.devices.amp_dtype` with the config's
+    `amp` and `cpu_amp`): bfloat16 only where it is native, else float32."""
+    from agents.devices import amp_dtype
     from benchmark.perf_wm import field_path
 
-    names = {"bf16": "amp" if device.startswith("cuda") or field_path(config, "cpu_amp") is None else "cpu_amp",
-             "compile": "compile"}
-    return {field_path(config, names[k]): v for k, v in switches.items()}
+    amp, cpu = field_path(config, "amp"), precision_switch(config, "cpu")
+    dtype = amp_dtype(device, bool(cpu and getattr_path(config, cpu))) if amp and getattr_path(config, amp) else None
+    return "float32" if dtype is None else str(dtype).removeprefix("torch.")
 
 
 def config_of(method: str, preset: str) -> Any:
@@ -186,12 +207,14 @@ def timed_updates(agent: Any, batch: dict[str, Any], device: str, n: int) -> lis
 
 @contextmanager
 def tf32(enabled: bool) -> Iterator[None]:
-    """TF32 matmuls and convolutions on or off for the duration (CUDA; harmless elsewhere)."""
+    """TF32 matmuls and convolutions on or off for the duration (`agents.devices.set_tf32`; CUDA's, harmless
+    elsewhere)."""
     import torch
 
+    from agents.devices import set_tf32
+
     saved = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
-    torch.set_float32_matmul_precision("high" if enabled else "highest")
-    torch.backends.cudnn.allow_tf32 = enabled
+    set_tf32(enabled)
     try:
         yield
     finally:
@@ -221,29 +244,28 @@ def counting_syncs(device: str) -> Iterator[list[str]]:
 # ---------------------------------------------------------------- sections
 
 def section_updates(cfg: GpuCheckConfig, rec: Recorder) -> None:
-    """Seconds per `update()` of every method at cfg.method_preset, per precision / compile variant."""
+    """Seconds per `update()` of every method at cfg.method_preset, per precision variant."""
     import torch
 
-    for compiled in (False, True) if cfg.compile else (False,):  # every eager variant before any compile
-        for method in cfg.methods:
+    for method in cfg.methods:
+        try:
+            config = config_of(method, cfg.method_preset)
+            todo = variants(config, cfg.device)
+        except Exception as exc:  # noqa: BLE001 - recorded, the others continue
+            rec.add({"method": method, "variant": {}, "error": _error(exc)})
+            continue
+        for switches in todo:
+            overrides = switch_overrides(config, switches, cfg.device)
+            row: dict[str, Any] = {"method": method, "variant": switches, "overrides": overrides,
+                                   "is_preset": all(getattr_path(config, k) == v for k, v in overrides.items()),
+                                   "preset": cfg.method_preset, "device": cfg.device,
+                                   "matmul_precision": torch.get_float32_matmul_precision()}
             try:
-                config = config_of(method, cfg.method_preset)
-                todo = [v for v in variants(config, cfg.compile) if v.get("compile", False) == compiled]
-            except Exception as exc:  # noqa: BLE001 - recorded, the others continue
-                rec.add({"method": method, "variant": {}, "error": _error(exc)})
-                continue
-            for switches in todo:
-                overrides = switch_overrides(config, switches, cfg.device)
-                row: dict[str, Any] = {"method": method, "variant": switches, "overrides": overrides,
-                                       "is_preset": all(getattr_path(config, k) == v for k, v in overrides.items()),
-                                       "preset": cfg.method_preset, "device": cfg.device,
-                                       "matmul_precision": torch.get_float32_matmul_precision()}
-                try:
-                    row.update(_time_variant(cfg, method, switches))
-                except Exception as exc:  # noqa: BLE001 - a failing compile or OOM is a result
-                    row.update(error=_error(exc), traceback=traceback.format_exc(limit=-3))
-                _free(cfg.device)
-                rec.add(row)
+                row.update(_time_variant(cfg, method, switches))
+            except Exception as exc:  # noqa: BLE001 - an OOM is a result
+                row.update(error=_error(exc), traceback=traceback.format_exc(limit=-3))
+            _free(cfg.device)
+            rec.add(row)
 
 
 def _time_variant(cfg: GpuCheckConfig, method: str, switches: dict[str, bool]) -> dict[str, Any]:
@@ -256,8 +278,7 @@ def _time_variant(cfg: GpuCheckConfig, method: str, switches: dict[str, bool]) -
     first = timed_updates(agent, batch, cfg.device, max(cfg.warmup, 1))
     median = float(np.median(timed_updates(agent, batch, cfg.device, cfg.iters)))
     return {"seconds_per_update": median, "updates_per_s": 1 / median, "first_update_s": first[0],
-            "compile_s": first[0] - median if switches.get("compile") else None, "peak_mib": _peak_mib(cfg.device),
-            "iters": cfg.iters}
+            "autocast": autocast_dtype(config, cfg.device), "peak_mib": _peak_mib(cfg.device), "iters": cfg.iters}
 
 
 def _free(device: str) -> None:
@@ -272,11 +293,9 @@ def _free(device: str) -> None:
 
 def section_sync(cfg: GpuCheckConfig, rec: Recorder) -> None:
     """Host syncs per update under sync debug mode, bf16 autocast and TF32 on and off."""
-    from benchmark.perf_wm import field_path
-
     for method in cfg.sync_methods:
         try:
-            has_bf16 = field_path(config_of(method, cfg.method_preset), "amp") is not None
+            has_bf16 = precision_switch(config_of(method, cfg.method_preset), cfg.device) is not None
         except Exception as exc:  # noqa: BLE001
             rec.add({"method": method, "amp": None, "tf32": None, "error": _error(exc)})
             continue
@@ -305,7 +324,8 @@ def _count_syncs(cfg: GpuCheckConfig, method: str, switches: dict[str, bool], tf
         _sync(cfg.device)
         seconds = time.perf_counter() - start
     return {"syncs": len(syncs) if cfg.device.startswith("cuda") else None, "sync_messages": sorted(set(syncs))[:3],
-            "updates_per_s": 1 / seconds, "peak_mib": _peak_mib(cfg.device)}
+            "autocast": autocast_dtype(config, cfg.device), "updates_per_s": 1 / seconds,
+            "peak_mib": _peak_mib(cfg.device)}
 
 
 def section_checkpoint(cfg: GpuCheckConfig, rec: Recorder) -> None:
@@ -327,7 +347,7 @@ def section_checkpoint(cfg: GpuCheckConfig, rec: Recorder) -> None:
 
         def reload(device: str) -> dict[str, Any]:
             agent, config, kind = build("dreamerv2", cfg.method_preset, device, {}, seed=1)
-            Checkpointer(Path(tmp)).load(agent, device)
+            Checkpointer(Path(tmp)).load(agent)  # to the CPU first, then into the agent on `device`
             saved = {k: v.detach().cpu() for k, v in state["agent"].state_dict().items() if torch.is_tensor(v)}
             loaded = {k: v for k, v in agent.state_dict().items() if torch.is_tensor(v)}
             equal = all(torch.equal(saved[k], loaded[k].detach().cpu()) for k in saved if k in loaded)
@@ -566,7 +586,7 @@ def _num(value: Any, digits: int = 3) -> str:
 
 def _variant(switches: dict[str, bool] | str) -> str:
     if not isinstance(switches, dict) or not switches:
-        return "preset (no switches)"
+        return "preset (no bf16 switch on this device)"
     return ", ".join(f"{k} {'on' if v else 'off'}" for k, v in switches.items())
 
 
@@ -580,16 +600,17 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [f"| {name} | {s['status']} | {s['wall_s']} |" for name, s in sections.items()]
     rows = sections.get("updates", {}).get("rows", [])
     if rows:
-        lines += ["", "| method | variant | s/update | updates/s | compile s | peak MiB | error |",
-                  "|---|---|---:|---:|---:|---:|---|"]
-        lines += [f"| {r['method']} | {_variant(r['variant'])} | {_num(r.get('seconds_per_update'))} | "
-                  f"{_num(r.get('updates_per_s'))} | {_num(r.get('compile_s'))} | {_num(r.get('peak_mib'))} | "
+        lines += ["", "| method | variant | autocast dtype | s/update | updates/s | peak MiB | error |",
+                  "|---|---|---|---:|---:|---:|---|"]
+        lines += [f"| {r['method']} | {_variant(r['variant'])} | {r.get('autocast', '-')} | "
+                  f"{_num(r.get('seconds_per_update'))} | {_num(r.get('updates_per_s'))} | {_num(r.get('peak_mib'))} | "
                   f"{r.get('error', '')} |" for r in rows]
     rows = sections.get("sync", {}).get("rows", [])
     if rows:
-        lines += ["", "| method | bf16 autocast | TF32 | host syncs per update | updates/s | peak MiB | error |",
-                  "|---|---|---|---:|---:|---:|---|"]
+        lines += ["", "| method | bf16 autocast | autocast dtype | TF32 | host syncs per update | updates/s | peak MiB | "
+                  "error |", "|---|---|---|---|---:|---:|---:|---|"]
         lines += [f"| {r['method']} | {'no switch' if r['amp'] is None else 'on' if r['amp'] else 'off'} | "
+                  f"{r.get('autocast', '-')} | "
                   f"{'on' if r['tf32'] else 'off'} | {_num(r.get('syncs'))} | {_num(r.get('updates_per_s'))} | "
                   f"{_num(r.get('peak_mib'))} | {r.get('error', '')} |" for r in rows]
     rows = sections.get("checkpoint", {}).get("rows", [])

@@ -10,11 +10,13 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
+from agents.devices import amp_dtype
 from benchmark.gpu_check import GpuCheckConfig, run_check
 
 FAKES = Path(__file__).parent
@@ -45,12 +47,19 @@ def test_update_sync_checkpoint_and_projection_sections(tmp_path):
     updates = rows(report, "updates")
     assert {r["method"] for r in updates} == set(cfg.methods)
     assert all(r["seconds_per_update"] > 0 and r["peak_mib"] is None for r in updates)  # no GPU memory on a CPU
-    dreamer = {json.dumps(r["variant"], sort_keys=True): r for r in updates if r["method"] == "dreamerv2"}
-    assert set(dreamer) == {'{"bf16": false, "compile": false}', '{"bf16": true, "compile": false}'}
+    dreamer = {r["variant"]["bf16"]: r for r in updates if r["method"] == "dreamerv2"}
+    assert set(dreamer) == {False, True} and all(len(r["variant"]) == 1 for r in dreamer.values())  # no compile
     # bf16 on a CPU is the config's cpu_amp; the smoke preset leaves it off, so "bf16 off" is what a user gets
-    assert dreamer['{"bf16": true, "compile": false}']["overrides"] == {"cpu_amp": True, "compile": False}
-    assert dreamer['{"bf16": false, "compile": false}']["is_preset"]
-    assert [r["variant"] for r in updates if r["method"] == "cql"] == [{}]  # no switches: the preset as it is
+    assert dreamer[True]["overrides"] == {"cpu_amp": True} and dreamer[False]["overrides"] == {"cpu_amp": False}
+    assert dreamer[False]["is_preset"] and not dreamer[True]["is_preset"]
+    # the dtype recorded is agents.devices' choice: bfloat16 only on a CPU with native bfloat16
+    native = amp_dtype("cpu", cpu=True)
+    assert dreamer[True]["autocast"] == ("float32" if native is None else "bfloat16")
+    assert dreamer[False]["autocast"] == "float32"
+    # CURL, CQL and LOMPO autocast on CUDA only (`amp`, no `cpu_amp`): on a CPU no switch, the preset as it is
+    for method in ("curl", "cql", "curl+cql", "lompo"):
+        assert [(r["variant"], r["overrides"], r["autocast"]) for r in updates if r["method"] == method] == \
+            [({}, {}, "float32")], method
     assert all(sum(r["is_preset"] for r in updates if r["method"] == m) == 1 for m in cfg.methods)
 
     sync = rows(report, "sync")
@@ -58,6 +67,7 @@ def test_update_sync_checkpoint_and_projection_sections(tmp_path):
                                                         ("dreamerv2", True), ("wpt", False), ("wpt", True),
                                                         ("cql", None), ("lompo", None)}
     assert all(r["syncs"] is None and r["updates_per_s"] > 0 for r in sync)  # sync debug mode is CUDA's
+    assert {r["autocast"] for r in sync if not r["amp"]} == {"float32"}
 
     save, reload = rows(report, "checkpoint")
     assert save["step"] == "save on cpu" and save["bytes"] > 0
@@ -72,7 +82,9 @@ def test_update_sync_checkpoint_and_projection_sections(tmp_path):
     saved = json.loads((out / "gpu_check.json").read_text())
     assert saved["sections"].keys() == report["sections"].keys()
     md = (out / "gpu_check.md").read_text()
-    for header in ("| method | variant | s/update |", "| method | bf16 autocast | TF32 |", "| checkpoint step |",
+    assert "compile" not in md
+    for header in ("| method | variant | autocast dtype | s/update |", "| method | bf16 autocast | autocast dtype | TF32 |",
+                   "| checkpoint step |",
                    "| suite | method | updates/job |"):
         assert header in md
 
@@ -109,8 +121,10 @@ def test_a_failing_or_overrunning_section_is_recorded_and_the_rest_run(tmp_path)
     status = {name: s["status"] for name, s in report["sections"].items()}
     assert status["updates"] == "ok" and status["projection"] == "ok"
     assert status["checkpoint"].startswith("stopped at its 1 s limit")
+    # one row per method: CURL has no bf16 switch on a CPU (its `amp` is CUDA's), so it runs once, as its preset
     bad, curl = rows(report, "updates")
-    assert "unknown method 'no-such-method'" in bad["error"] and curl["seconds_per_update"] > 0
+    assert "unknown method 'no-such-method'" in bad["error"]
+    assert curl["method"] == "curl" and curl["variant"] == {} and curl["is_preset"] and curl["seconds_per_update"] > 0
     projected = [r for r in rows(report, "projection") if r["method"] == "curl"]
     assert projected and all(r["hours_per_job_preset"] > 0 for r in projected)
 
@@ -128,7 +142,9 @@ def test_script_runs_the_module_and_rejects_an_unknown_section(tmp_path):
     assert len(bad.stderr.strip().splitlines()) == 1
     if not torch.cuda.is_available():  # the default device is cuda: a machine without one is told so, in one line
         no_gpu = subprocess.run(["bash", str(script), "--only", "projection"], env=env, capture_output=True, text=True)
-        assert no_gpu.returncode == 2 and "no GPU is visible; use --device cpu or auto" in no_gpu.stderr
+        assert no_gpu.returncode == 2 and no_gpu.stderr.startswith("error: --device cuda asks for a GPU but none is "
+                                                                     "visible to torch")
+        assert no_gpu.stderr.rstrip().endswith("use --device cpu or auto")
         assert len(no_gpu.stderr.strip().splitlines()) == 1
 
 
@@ -140,13 +156,21 @@ def test_gpu_switches_map_to_each_config_and_syncs_are_counted(monkeypatch):
 
     from benchmark import gpu_check
 
-    dreamer, vid2act, cql = (gpu_check.config_of(m, "paper") for m in ("dreamerv2", "vid2act", "cql"))
-    assert gpu_check.switch_overrides(dreamer, {"bf16": True, "compile": True}, "cuda") == {"amp": True, "compile": True}
+    dreamer, vid2act, cql, lompo = (gpu_check.config_of(m, "paper") for m in ("dreamerv2", "vid2act", "cql", "lompo"))
+    assert gpu_check.switch_overrides(dreamer, {"bf16": True}, "cuda") == {"amp": True}
     assert gpu_check.switch_overrides(vid2act, {"bf16": False}, "cuda:0") == {"dreamer.amp": False}
-    assert gpu_check.variants(dreamer, with_compile=True) == [
-        {"bf16": True, "compile": False}, {"bf16": False, "compile": False},
-        {"bf16": True, "compile": True}, {"bf16": False, "compile": True}]
-    assert gpu_check.variants(cql, with_compile=True) == [{}]
+    assert gpu_check.switch_overrides(vid2act, {"bf16": True}, "cpu") == {"dreamer.cpu_amp": True}
+    # the model-free configs' and LOMPO's `amp` is their switch on CUDA, and only there
+    assert gpu_check.switch_overrides(cql, {"bf16": False}, "cuda") == {"amp": False}
+    assert gpu_check.switch_overrides(lompo, {"bf16": True}, "cuda") == {"amp": True}
+    for config in (dreamer, vid2act, cql, lompo):
+        assert gpu_check.variants(config, "cuda") == [{"bf16": True}, {"bf16": False}]
+    assert gpu_check.variants(cql, "cpu") == gpu_check.variants(lompo, "cpu") == [{}]
+    # the dtype recorded follows agents.devices.amp_dtype: bfloat16 on Ampere+, float32 on an older GPU or amp off
+    for capability, dtype in (((8, 0), "bfloat16"), ((7, 0), "float32")):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
+        assert gpu_check.autocast_dtype(cql, "cuda") == gpu_check.autocast_dtype(dreamer, "cuda") == dtype
+    assert gpu_check.autocast_dtype(replace(cql, amp=False), "cuda") == "float32"
 
     modes = []
     monkeypatch.setattr(torch.cuda, "set_sync_debug_mode", modes.append)

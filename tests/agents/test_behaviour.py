@@ -1,0 +1,117 @@
+"""DreamerV2 as the behaviour agent of medium-replay data (CoWorld §4): tiny model, 16 px, 8-step episodes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from agents import behaviour
+from agents.behaviour import collect_dreamerv2, load_checkpoint, medium_target, with_behaviour
+from collectors import store
+from collectors.errors import OwbenchError
+from collectors.seeds import CHECK_SEED_OFFSET
+
+TINY = dict(image_size=16, max_episode_steps=8, preset="smoke")
+
+
+def test_stops_when_the_stop_check_first_reaches_the_target(tmp_path, monkeypatch):
+    """With a target every policy reaches, collection ends after the first stop check, after the first episode
+    with updates: the prefill (16 rows) spans episode 0 (9 rows) and most of episode 1, which then updates."""
+    seeds = []
+    check = behaviour._stop_check
+    monkeypatch.setattr(behaviour, "_stop_check", lambda agent, env, n, seed: seeds.append(seed) or check(agent, env, n, seed))
+    summary = collect_dreamerv2("walker_walk", "medium-replay", out=tmp_path / "d.zarr", stop_return=-1e9, **TINY)
+    info = summary.behaviour["medium"]
+    assert summary.episodes == 2 and summary.steps == 16 and store.verify(summary.location) == []
+    assert info["reached_target"] and info["stopped_by"] == "the stop check reaching the target"
+    assert info["agent"] == "dreamerv2" and info["train_steps"] == 16 and info["env_steps"] == 32
+    assert info["updates"] > 0 and len(info["evaluations"]) == 1 and seeds == [0]
+    ds = store.open_dataset(summary.location)
+    assert ds.attrs["behaviour_agent"] == "dreamerv2" and ds.attrs["complete"]
+    assert ds.attrs["collect_args"]["behaviour"] == "dreamerv2" and ds.read("image").shape[1:] == (16, 16, 3)
+
+
+def test_stop_check_episodes_use_the_behaviour_check_seeds(tmp_path, monkeypatch):
+    reset_seeds = []
+    run_episode = behaviour.run_episode
+
+    def spy(agent, env, seed, *a, **k):
+        reset_seeds.append(seed)
+        return run_episode(agent, env, seed, *a, **k)
+
+    monkeypatch.setattr(behaviour, "run_episode", spy)
+    collect_dreamerv2("walker_walk", "medium-replay", out=tmp_path / "d.zarr", stop_return=-1e9, **TINY)
+    assert reset_seeds and all(s >= CHECK_SEED_OFFSET for s in reset_seeds)
+
+
+def test_behaviour_steps_caps_an_unreached_target_and_says_so(tmp_path):
+    summary = collect_dreamerv2("walker_walk", "medium-replay", out=tmp_path / "d.zarr", stop_return=1e9,
+                                behaviour_steps=24, **TINY)
+    info = summary.behaviour["medium"]
+    assert summary.steps == 24 and summary.episodes == 3  # whole episodes up to the cap
+    assert not info["reached_target"] and "--behaviour-steps cap of 24" in info["stopped_by"]
+    assert store.open_dataset(summary.location).attrs["collect_args"]["behaviour_steps"] == 24
+    assert len(info["evaluations"]) == 2  # a stop check after each episode with updates (smoke: every step)
+
+
+class Crash(Exception):
+    pass
+
+
+def test_kill_then_resume_continues_from_the_checkpoint_beside_the_dataset(tmp_path, monkeypatch):
+    kwargs = dict(stop_return=1e9, behaviour_steps=40, **TINY)
+    reference = collect_dreamerv2("walker_walk", "medium-replay", out=tmp_path / "ref.zarr", **kwargs)
+    append = store.DatasetWriter.append_episode
+
+    def crash_on_fourth(self, steps, meta):
+        if self.committed_episodes == 3:
+            raise Crash  # the agent's checkpoint holds episode 2; episode 3 never commits
+        append(self, steps, meta)
+
+    out = tmp_path / "mr.zarr"
+    monkeypatch.setattr(store.DatasetWriter, "append_episode", crash_on_fourth)
+    with pytest.raises(Crash):
+        collect_dreamerv2("walker_walk", "medium-replay", out=out, **kwargs)
+    monkeypatch.setattr(store.DatasetWriter, "append_episode", append)
+    assert store.open_dataset(out).n_episodes == 3 and load_checkpoint(str(out))["episodes"] == 3
+    resumed = collect_dreamerv2("walker_walk", "medium-replay", out=out, **kwargs)
+    assert resumed.resumed_from == 3 and resumed.episodes == reference.episodes == 5
+    assert store.verify(out) == []
+    assert resumed.behaviour["medium"]["updates"] == reference.behaviour["medium"]["updates"]
+    a, b = store.open_dataset(reference.location), store.open_dataset(out)
+    for name in ("action", "reward", "image"):  # the resumed run redoes episode 3 from the same state
+        assert np.array_equal(a.read(name), b.read(name)), name
+
+
+def test_checkpoint_is_loaded_with_weights_only(tmp_path):
+    """A checkpoint that needs arbitrary unpickling is refused, not executed."""
+    collect_dreamerv2("walker_walk", "medium-replay", out=tmp_path / "d.zarr", stop_return=1e9,
+                      behaviour_steps=8, **TINY)
+    torch.save({"episodes": 1, "evil": Crash()}, tmp_path / "d.zarr.policy" / "dreamerv2.pt")
+    with pytest.raises(Exception, match="[Ww]eights only"):
+        load_checkpoint(str(tmp_path / "d.zarr"))
+
+
+def test_resume_with_other_arguments_is_refused(tmp_path):
+    out = tmp_path / "d.zarr"
+    collect_dreamerv2("walker_walk", "medium-replay", out=out, stop_return=1e9, behaviour_steps=8, **TINY)
+    with pytest.raises(OwbenchError, match="behaviour_steps=8 .now 16."):
+        collect_dreamerv2("walker_walk", "medium-replay", out=out, stop_return=1e9, behaviour_steps=16, **TINY)
+
+
+def test_other_qualities_are_refused_with_the_fix(tmp_path):
+    with pytest.raises(OwbenchError, match="medium-replay data only.*--behaviour sac"):
+        collect_dreamerv2("walker_walk", "expert", out=tmp_path / "d.zarr", **TINY)
+
+
+def test_target_is_a_third_of_dreamerv2s_maximum_of_the_stock_task():
+    downhill, walk = medium_target("walker_downhill"), medium_target("walker_walk")
+    assert downhill.maximum == walk.maximum == 964.9 and downhill.target == pytest.approx(964.9 / 3)
+    assert "stock task walker_walk" in downhill.source and "dmc-vision-dreamerv2.json" in walk.source
+    meta_world = medium_target("mw_button-press")
+    assert meta_world.expected_frames is None and "no published DreamerV2 score" in meta_world.source
+
+
+def test_behaviours_never_share_a_dataset_id():
+    assert with_behaviour("", "sac") == "" and with_behaviour("smoke", "sac") == "smoke"
+    assert with_behaviour("", "dreamerv2") == "dreamerv2" and with_behaviour("smoke", "dreamerv2") == "dreamerv2-smoke"

@@ -36,7 +36,7 @@ from collectors import collect as collection
 from collectors import store
 from collectors.envs import Env, make, spec
 from collectors.errors import OwbenchError, unknown
-from collectors.qualities import MEDIUM_FRACTION, get_quality
+from collectors.qualities import MEDIUM_FRACTION, Quality, get_quality
 from collectors.reference import reference_returns
 from collectors.seeds import behaviour_check_seeds, episode_seed
 
@@ -168,6 +168,15 @@ class _TimeLimit:
         return obs, reward, terminated, truncated or self.t >= self.limit, info
 
 
+def replay_quality(name: str) -> Quality:
+    """The quality, if DreamerV2 makes it here (medium-replay), else a one-line error with the fix."""
+    q = get_quality(name)
+    if not q.replay:
+        raise OwbenchError(f"--behaviour dreamerv2 makes medium-replay data only (CoWorld's kind); "
+                           f"collect {q.name} with --behaviour sac")
+    return q
+
+
 def cost_note(env_id: str, config: BehaviourConfig, behaviour_steps: int | None) -> str:
     """What the collection will cost, told before it starts."""
     s, goal = spec(env_id), medium_target(env_id)
@@ -179,7 +188,8 @@ def cost_note(env_id: str, config: BehaviourConfig, behaviour_steps: int | None)
                     f"frames (≈ {steps:,} agent steps, ≈ {max(steps - config.prefill, 0) // config.train_every:,} "
                     f"updates of the {config.dreamer} model; a pixel DreamerV2 update takes seconds on a CPU, "
                     "a fraction of a second on a GPU), plus a stop check every "
-                    f"{config.eval_every:,} agent steps ({config.eval_episodes} episodes)")
+                    f"{config.eval_every:,} agent steps ({config.eval_episodes} episode"
+                    f"{'s' if config.eval_episodes > 1 else ''})")
     cap = f"; capped at {behaviour_steps:,} agent steps (--behaviour-steps)" if behaviour_steps else ""
     return f"DreamerV2 behaviour on {s.id}: trains until a stop check reaches {goal.target:.1f}; {expected}{cap}"
 
@@ -190,10 +200,7 @@ def collect_dreamerv2(env_id: str, quality: str, *, out: str | Path, seed: int =
                       preset: str = "paper", device: str = "cpu", stop_return: float | None = None,
                       progress: Callable[[collection.Progress], None] | None = None) -> collection.CollectSummary:
     """Collect (or resume) a DreamerV2-made `medium-replay` dataset at `out` (see the module docstring)."""
-    s, q = spec(env_id), get_quality(quality)
-    if not q.replay:
-        raise OwbenchError(f"--behaviour dreamerv2 makes medium-replay data only (CoWorld's kind); "
-                           f"collect {q.name} with --behaviour sac")
+    s, q = spec(env_id), replay_quality(quality)
     config = BehaviourConfig.preset(preset)
     args = DreamerArgs(s.id, q.name, "dreamerv2", seed, image_size, camera, fast_render, max_episode_steps,
                        behaviour_steps, preset, stop_return)

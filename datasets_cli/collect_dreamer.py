@@ -6,11 +6,10 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from agents.behaviour import BehaviourConfig, collect_dreamerv2 as collect, cost_note, medium_target
+from agents.behaviour import BehaviourConfig, collect_dreamerv2 as collect, cost_note, medium_target, replay_quality
 from agents.contract import resolve_device
 from collectors import collect as collection
 from collectors.errors import OwbenchError
-from collectors.qualities import get_quality
 from datasets_cli.common import console
 
 
@@ -24,7 +23,7 @@ def collect_dreamerv2(env_id: str, quality: str, behaviour: str, *, out: str | N
     if given:
         raise OwbenchError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to --behaviour "
                            "dreamerv2 (it stops at the 1/3 mark); cap it with --behaviour-steps instead")
-    q = get_quality(quality)
+    q = replay_quality(quality)
     out = out or collection.dataset_id(env_id, q.name, "dreamerv2")
     device = resolve_device(device)
     goal = medium_target(env_id)

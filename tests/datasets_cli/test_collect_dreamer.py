@@ -1,0 +1,54 @@
+"""`owbench collect --behaviour dreamerv2` and what `owbench datasets info` says about the data it made."""
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from collectors import store
+from datasets_cli.main import cli
+
+TINY = ["--image-size", "16", "--max-episode-steps", "8", "--behaviour-preset", "smoke", "--device", "cpu"]
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+def one_line_error(result, *words: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_collect_tells_the_cost_first_then_info_shows_agent_steps_and_size(owbench_home):
+    result = invoke("collect", "--env", "walker_downhill", "--quality", "medium-replay", "--behaviour", "dreamerv2",
+                    "--behaviour-steps", "16", *TINY)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())  # the console wraps long lines
+    assert text.startswith("DreamerV2 behaviour on walker_downhill") and "at about 90,000 frames" in text
+    assert text.index("capped at 16 agent steps") < text.index("target: 321.6 = 1/3 of 964.9") < text.index("wrote")
+    assert "stopped by the --behaviour-steps cap of 16" in text
+    location = store.resolve_location("transfer/walker_downhill/medium-replay-dreamerv2-v1")
+    assert store.verify(location) == []
+    info = invoke("datasets", "info", location)
+    assert info.exit_code == 0, info.output
+    assert "behaviour agent dreamerv2, behaviour env steps 32, episodes 2, transitions 16, size MiB" in \
+        " ".join(info.output.split())
+
+
+def test_sac_datasets_say_their_agent(owbench_home):
+    result = invoke("collect", "--env", "walker_walk", "--quality", "random", "--episodes", "1",
+                    "--image-size", "16", "--max-episode-steps", "4")
+    assert result.exit_code == 0, result.output
+    info = invoke("datasets", "info", "dmc/walker_walk/random-v1")
+    assert "behaviour agent random, behaviour env steps None, episodes 1, transitions 4" in " ".join(info.output.split())
+
+
+def test_mistakes_end_in_one_line_with_the_fix(owbench_home):
+    one_line_error(invoke("collect", "--env", "walker_walk", "--quality", "expert", "--behaviour", "dreamerv2", *TINY),
+                   "medium-replay data only", "--behaviour sac")
+    one_line_error(invoke("collect", "--env", "walker_walk", "--quality", "medium-replay", "--behaviour", "dreamerv2",
+                          "--episodes", "3", *TINY), "--episodes", "--behaviour-steps")
+    one_line_error(invoke("collect", "--env", "walker_walk", "--quality", "medium-replay", "--behaviour-steps", "5"),
+                   "--max-train-steps")

@@ -58,9 +58,11 @@ def write_atomic(path: Path, write: Callable[[Any], None], mode: str = "w") -> N
 
 def dataset_location(need: DataNeed, budget: Budget) -> str:
     """Where the dataset of `need` at this budget lives in the dataset home (collected or not)."""
+    from agents.behaviour import with_behaviour
     from collectors import collect, store
 
-    return store.resolve_location(collect.dataset_id(need.env_id, need.quality, budget.variant))
+    variant = with_behaviour(budget.variant, need.behaviour)  # SAC and DreamerV2 data never share a location
+    return store.resolve_location(collect.dataset_id(need.env_id, need.quality, variant))
 
 
 def missing_datasets(jobs: list[Job]) -> list[tuple[DataNeed, str]]:
@@ -78,6 +80,11 @@ def collect_command(need: DataNeed, b: Budget, location: str) -> str:
              ("--max-train-steps", b.behaviour_train_steps),
              ("--image-size", b.image_size if b.image_size != 64 else None),
              ("--sac-preset", "smoke" if b.variant == "smoke" else None)]
+    if need.behaviour == "dreamerv2":  # stops at the 1/3 mark; the cap is its own flag
+        flags = [("--behaviour", "dreamerv2"), ("--behaviour-steps", b.behaviour_train_steps),
+                 ("--max-episode-steps", b.max_episode_steps),
+                 ("--image-size", b.image_size if b.image_size != 64 else None),
+                 ("--behaviour-preset", "smoke" if b.variant == "smoke" else None)]
     extra = "".join(f" {flag} {value}" for flag, value in flags if value is not None)
     return f"owbench collect --env {need.env_id} --quality {need.quality}{extra} --out {location}"
 
@@ -96,14 +103,19 @@ def prepare_datasets(jobs: list[Job], collect: bool = True, workers: int = 1,
         need, loc = missing[0]
         raise OwbenchError(f"{len(missing)} dataset(s) missing, e.g. {need.env_id} {need.quality}; collect with "
                            f"`{collect_command(need, budgets[need], loc)}` or drop --no-collect")
+    from agents.behaviour import ensure_dreamerv2_dataset
     from collectors.collect import ensure_dataset
 
     for need, loc in missing:
         say(f"collecting {need.env_id} {need.quality} -> {loc}")
-    return {need: ensure_dataset(need.env_id, need.quality, episodes=b.dataset_episodes, image_size=b.image_size,
+    made = {need: ensure_dreamerv2_dataset(need.env_id, need.quality, variant=b.variant, image_size=b.image_size,
+                                           max_episode_steps=b.max_episode_steps,
+                                           behaviour_steps=b.behaviour_train_steps)
+            for need, b in budgets.items() if need.behaviour == "dreamerv2"}
+    return made | {need: ensure_dataset(need.env_id, need.quality, episodes=b.dataset_episodes, image_size=b.image_size,
                                  variant=b.variant, workers=workers, max_episode_steps=b.max_episode_steps,
                                  max_train_steps=b.behaviour_train_steps)
-            for need, b in budgets.items()}
+            for need, b in budgets.items() if need not in made}
 
 
 # -- one job (runs inside a worker process) ------------------------------------------------------

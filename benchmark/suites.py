@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 
 from benchmark.methods import get_method
 from collectors.errors import OwbenchError, unknown
+from collectors.qualities import get_quality
 
 PROFILES = ("smoke", "quick", "paper")
 BASELINES = ("curl", "curl+cql", "cql", "dreamerv2", "lompo")
@@ -41,6 +42,7 @@ class DataNeed:
     env_id: str
     quality: str
     role: str  # "target": offline data of the evaluated task; "source": a pretraining pool
+    behaviour: str = "sac"  # the agent that made the data (agents.behaviour.BEHAVIOURS); part of the dataset id
 
 
 @dataclass(frozen=True)
@@ -76,11 +78,13 @@ class Group:
     online_target: bool = False  # the target is learned online (Vid2Act, WPT): `steps` counts online updates
     scratch_methods: tuple[str, ...] = ()  # baselines trained online from scratch on the target: no datasets
 
-    def data(self, pair: Pair, method: str) -> tuple[DataNeed, ...]:
-        """Datasets a (method, pair) job reads; evaluation-only and from-scratch methods read none."""
+    def data(self, pair: Pair, method: str, behaviour: str = "sac") -> tuple[DataNeed, ...]:
+        """Datasets a (method, pair) job reads; evaluation-only and from-scratch methods read none.
+        `behaviour` makes the target's replay-kind data (medium-replay); other qualities keep SAC's."""
         if method in self.scratch_methods or get_method(base_method(method)[0]).batch == "none":
             return ()
-        return (tuple(DataNeed(pair.target, q, "target") for q in self.target_qualities)
+        return (tuple(DataNeed(pair.target, q, "target", behaviour if get_quality(q).replay else "sac")
+                      for q in self.target_qualities)
                 + tuple(DataNeed(s, q, "source") for s in pair.sources for q in self.source_qualities))
 
 
@@ -98,6 +102,7 @@ class Budget:
     behaviour_train_steps: int | None = None  # cap on the behaviour agent's training (medium-replay/medium)
     image_size: int = 64
     variant: str = ""  # dataset variant; "smoke" keeps tiny datasets apart from full-size ones
+    target_behaviour: str = "sac"  # agent that makes medium-replay target data: "sac" or "dreamerv2" (CoWorld §4)
     method_steps: dict[str, int] = field(default_factory=dict)  # per-method update budgets (papers' tables)
 
     def steps_for(self, method: str) -> int:
@@ -167,7 +172,7 @@ def _transfer_budgets(paper_steps: dict[str, int]) -> dict[str, Budget]:
         "quick": Budget(steps=20_000, eval_every=5_000, eval_episodes=5, checkpoint_every=2_500, seeds=2,
                         dataset_episodes=100, variant="quick"),
         "paper": Budget(steps=300_000, eval_every=10_000, eval_episodes=10, checkpoint_every=10_000, seeds=3,
-                        method_steps=paper_steps),
+                        method_steps=paper_steps, target_behaviour="dreamerv2"),
     }
 
 
@@ -320,12 +325,27 @@ def plan(suite_name: str, profile: str = "smoke", methods: list[str] | None = No
                 if pair not in chosen:
                     continue
                 for seed in range(seeds or budget.seeds):
-                    jobs.append(Job(suite.name, profile, method, pair, seed, budget, group.data(pair, method),
+                    jobs.append(Job(suite.name, profile, method, pair, seed, budget,
+                                    group.data(pair, method, budget.target_behaviour),
                                     group.online_source, method in group.scratch_methods))
     if not jobs:
         raise OwbenchError(f"the selection runs no job in suite {suite.name!r}: no chosen method runs on "
                            f"the chosen pairs (see `owbench suites show {suite.name}`)")
     return jobs
+
+
+_MADE_BY = {"sac": "a state-based SAC agent (V-D4RL's convention; the paper's was DreamerV2)",
+            "dreamerv2": "a pixel DreamerV2 trained until 1/3 of its maximum score, as in CoWorld §4"}
+
+
+def data_note(suite: Suite, profile: str) -> str:
+    """Which agent made the suite's offline target data under `profile` (for the table caption)."""
+    budget = suite.budget(profile)
+    qualities = dict.fromkeys(q for g in suite.groups for q in g.target_qualities)
+    made = [f"{q} made by " + ("uniform random actions" if q == "random" else
+                               _MADE_BY[budget.target_behaviour if get_quality(q).replay else "sac"])
+            for q in qualities]
+    return f"Target data: {'; '.join(made)}." if made else ""
 
 
 def datasets_needed(jobs: list[Job]) -> list[DataNeed]:

@@ -1,0 +1,38 @@
+"""Which agent makes a suite's target data: DreamerV2 for the CoWorld suites' paper profile, SAC elsewhere; the
+two never share a dataset, and the table caption says which one made the data."""
+from __future__ import annotations
+
+import pandas as pd
+
+from benchmark import tables
+from benchmark.runner import collect_command, dataset_location
+from benchmark.suites import DataNeed, data_note, get_suite, plan
+
+
+def _target(suite: str, profile: str) -> DataNeed:
+    job = next(j for j in plan(suite, profile, methods=["coworld"]) if j.data)
+    return next(d for d in job.data if d.role == "target")
+
+
+def test_coworld_paper_profile_reads_dreamerv2_medium_replay_and_quick_keeps_sac():
+    for suite in ("dmc-transfer", "metaworld-transfer", "metaworld-transfer-neurips"):
+        assert _target(suite, "paper").behaviour == "dreamerv2", suite
+        assert _target(suite, "quick").behaviour == _target(suite, "smoke").behaviour == "sac", suite
+    assert _target("dmc-transfer-medium-expert", "paper").behaviour == "sac"  # DreamerV2 makes medium-replay only
+
+
+def test_sac_and_dreamerv2_data_never_share_a_location(owbench_home):
+    budget = get_suite("dmc-transfer").budget("paper")
+    sac, dreamer = DataNeed("walker_downhill", "medium-replay", "target"), _target("dmc-transfer", "paper")
+    assert dataset_location(sac, budget).endswith("transfer/walker_downhill/medium-replay-v1.zarr")
+    assert dataset_location(dreamer, budget).endswith("transfer/walker_downhill/medium-replay-dreamerv2-v1.zarr")
+    command = collect_command(dreamer, budget, dataset_location(dreamer, budget))
+    assert "--behaviour dreamerv2" in command and "--max-train-steps" not in command
+
+
+def test_caption_says_which_agent_made_the_target_data():
+    paper, quick = data_note(get_suite("dmc-transfer"), "paper"), data_note(get_suite("dmc-transfer"), "quick")
+    assert "medium-replay made by a pixel DreamerV2" in paper and "state-based SAC" in quick
+    final = pd.DataFrame({"method": ["coworld"] * 2, "source": ["walker_walk"] * 2, "target": ["walker_downhill"] * 2,
+                          "seed": [0, 1], "return": [1.0, 2.0]})
+    assert tables.caption(final, "dmc-transfer", "paper", note=paper).endswith(paper)

@@ -58,11 +58,9 @@ def write_atomic(path: Path, write: Callable[[Any], None], mode: str = "w") -> N
 
 def dataset_location(need: DataNeed, budget: Budget) -> str:
     """Where the dataset of `need` at this budget lives in the dataset home (collected or not)."""
-    from agents.behaviour import with_behaviour
     from collectors import collect, store
 
-    variant = with_behaviour(budget.variant, need.behaviour)  # SAC and DreamerV2 data never share a location
-    return store.resolve_location(collect.dataset_id(need.env_id, need.quality, variant))
+    return store.resolve_location(collect.dataset_id(need.env_id, need.quality, need.variant(budget.variant)))
 
 
 def missing_datasets(jobs: list[Job]) -> list[tuple[DataNeed, str]]:
@@ -76,7 +74,7 @@ def missing_datasets(jobs: list[Job]) -> list[tuple[DataNeed, str]]:
 
 def collect_command(need: DataNeed, b: Budget, location: str) -> str:
     """The `owbench collect` command that makes the same dataset as the runner would."""
-    flags = [("--episodes", b.dataset_episodes), ("--max-episode-steps", b.max_episode_steps),
+    flags = [("--episodes", need.episodes or b.dataset_episodes), ("--max-episode-steps", b.max_episode_steps),
              ("--max-train-steps", b.behaviour_train_steps),
              ("--image-size", b.image_size if b.image_size != 64 else None),
              ("--sac-preset", "smoke" if b.variant == "smoke" else None)]
@@ -112,10 +110,10 @@ def prepare_datasets(jobs: list[Job], collect: bool = True, workers: int = 1,
                                            max_episode_steps=b.max_episode_steps,
                                            behaviour_steps=b.behaviour_train_steps)
             for need, b in budgets.items() if need.behaviour == "dreamerv2"}
-    return made | {need: ensure_dataset(need.env_id, need.quality, episodes=b.dataset_episodes, image_size=b.image_size,
-                                 variant=b.variant, workers=workers, max_episode_steps=b.max_episode_steps,
-                                 max_train_steps=b.behaviour_train_steps)
-            for need, b in budgets.items() if need not in made}
+    return made | {need: ensure_dataset(need.env_id, need.quality, episodes=need.episodes or b.dataset_episodes,
+                                        image_size=b.image_size, variant=need.variant(b.variant), workers=workers,
+                                        max_episode_steps=b.max_episode_steps, max_train_steps=b.behaviour_train_steps)
+                   for need, b in budgets.items() if need not in made}
 
 
 # -- one job (runs inside a worker process) ------------------------------------------------------

@@ -36,3 +36,16 @@ def test_caption_says_which_agent_made_the_target_data():
     final = pd.DataFrame({"method": ["coworld"] * 2, "source": ["walker_walk"] * 2, "target": ["walker_downhill"] * 2,
                           "seed": [0, 1], "return": [1.0, 2.0]})
     assert tables.caption(final, "dmc-transfer", "paper", note=paper).endswith(paper)
+
+
+def test_vid2act_paper_pools_are_the_papers_expert_demonstrations(owbench_home):
+    """Vid2Act §5.1: 10 expert demonstrations per Meta-World source, 50 expert trajectories per DMC source, kept
+    apart from 100-episode expert data; quick keeps the noisy-expert pools."""
+    for suite, episodes in (("vid2act-metaworld", 10), ("vid2act-dmc", 50), ("vid2act-ablation", 10)):
+        job = next(j for j in plan(suite, "paper", methods=["vid2act"]))
+        assert {(d.quality, d.episodes) for d in job.data} == {("expert", episodes)}, suite
+        need = job.data[0]
+        assert dataset_location(need, job.budget).endswith(f"/expert-{episodes}ep-v1.zarr")
+        assert f"--episodes {episodes} " in collect_command(need, job.budget, "x")
+        quick = next(j for j in plan(suite, "quick", methods=["vid2act"]))
+        assert {(d.quality, d.episodes) for d in quick.data} == {("noisy-expert", None)}, suite

@@ -28,6 +28,7 @@ import fsspec
 import numpy as np
 import torch
 
+from agents.contract import resolve_device
 from agents.online import OnlineConfig, Replay, online_episode
 from agents.protocol import run_episode
 from agents.world_model.agent import DreamerV2Agent
@@ -197,7 +198,7 @@ def cost_note(env_id: str, config: BehaviourConfig, behaviour_steps: int | None)
 def collect_dreamerv2(env_id: str, quality: str, *, out: str | Path, seed: int = 0, image_size: int = 64,
                       camera: str | int | None = None, fast_render: bool = False, overwrite: bool = False,
                       max_episode_steps: int | None = None, behaviour_steps: int | None = None,
-                      preset: str = "paper", device: str = "cpu", stop_return: float | None = None,
+                      preset: str = "paper", device: str = "auto", stop_return: float | None = None,
                       progress: Callable[[collection.Progress], None] | None = None) -> collection.CollectSummary:
     """Collect (or resume) a DreamerV2-made `medium-replay` dataset at `out` (see the module docstring)."""
     s, q = spec(env_id), replay_quality(quality)
@@ -209,7 +210,7 @@ def collect_dreamerv2(env_id: str, quality: str, *, out: str | Path, seed: int =
     with collection._collector_lock(location):
         writer, resumed_from = _open(args, location, overwrite)
         if not writer.attrs.get("complete"):
-            _train(args, config, writer, device, progress)
+            _train(args, config, writer, resolve_device(device), progress)
     ds = store.open_dataset(location)
     returns = ds.episodes["return"]
     return collection.CollectSummary(location, s.id, q.name, ds.n_episodes, ds.n_steps - ds.n_episodes,

@@ -99,6 +99,14 @@ def test_resume_with_other_arguments_is_refused(tmp_path):
         collect_dreamerv2("walker_walk", "medium-replay", out=out, stop_return=1e9, behaviour_steps=16, **TINY)
 
 
+def test_overwrite_starts_afresh_without_the_old_checkpoint(tmp_path):
+    out = tmp_path / "d.zarr"
+    collect_dreamerv2("walker_walk", "medium-replay", out=out, stop_return=1e9, behaviour_steps=16, **TINY)
+    again = collect_dreamerv2("walker_walk", "medium-replay", out=out, stop_return=1e9, behaviour_steps=8,
+                              overwrite=True, **TINY)
+    assert again.resumed_from == 0 and again.episodes == 1 and load_checkpoint(str(out))["episodes"] == 1
+
+
 def test_other_qualities_are_refused_with_the_fix(tmp_path):
     with pytest.raises(OwbenchError, match="medium-replay data only.*--behaviour sac"):
         collect_dreamerv2("walker_walk", "expert", out=tmp_path / "d.zarr", **TINY)

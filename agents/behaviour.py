@@ -329,7 +329,8 @@ def _train(args: DreamerArgs, config: BehaviourConfig, writer: store.DatasetWrit
             "updates": status.updates, "eval_return": status.eval_return, "reached_target": status.reached,
             "target_return": target, "stopped_by": stopped, "evaluations": status.evaluations,
             "stop_check_seeds": f"collectors.seeds.behaviour_check_seeds({config.eval_episodes}, {args.seed})"}
-    writer.set_attrs(behaviour={"medium": info}, complete=True,
+    stats = store.return_stats(store.open_dataset(writer.location))
+    writer.set_attrs(behaviour={"medium": info}, return_stats=stats, complete=True,
                      completed=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 

@@ -29,6 +29,7 @@ def test_stops_when_the_stop_check_first_reaches_the_target(tmp_path, monkeypatc
     ds = store.open_dataset(summary.location)
     assert ds.attrs["behaviour_agent"] == "dreamerv2" and ds.attrs["complete"]
     assert ds.attrs["collect_args"]["behaviour"] == "dreamerv2" and ds.read("image").shape[1:] == (16, 16, 3)
+    assert ds.attrs["return_stats"]["episodes"] == 2 and ds.attrs["return_stats"]["return mean"] == summary.mean_return
 
 
 def test_stop_check_episodes_use_the_behaviour_check_seeds(tmp_path, monkeypatch):

@@ -9,6 +9,12 @@ included, to the dataset as it finishes, until a stop check (deterministic polic
 behaviour_check_seeds`, apart from the benchmark's evaluation seeds) first reaches 1/3 of DreamerV2's
 reference maximum (`DREAMERV2_MAX`), or until `max_steps` agent steps (a stated cap, recorded).
 
+The other qualities (`medium`, `expert`, `medium-expert`, `noisy-expert`) come from DreamerV2 checkpoints:
+the agent is trained as above, into its own replay beside the dataset (`<dataset>.policy/<level>-train.zarr`),
+until a stop check first reaches 1/3 (medium) or `EXPERT_FRACTION` (expert) of DreamerV2's maximum; its
+checkpoint there is the frozen policy, whose deterministic actions (plus the quality's noise) make every
+episode, derived from (seed, episode index) alone, as the SAC qualities are.
+
 Resume: after every committed episode `<dataset>.policy/dreamerv2.pt` is replaced atomically with the agent
 (networks and optimisers), the update count, the replay RNG and the stop-check record; it holds tensors and
 plain values only and is loaded with `weights_only=True`. A resumed run rebuilds the replay from the
@@ -37,12 +43,13 @@ from collectors import collect as collection
 from collectors import store
 from collectors.envs import Env, make, spec
 from collectors.errors import OwbenchError, unknown
-from collectors.qualities import MEDIUM_FRACTION, Quality, get_quality
+from collectors.qualities import MEDIUM_FRACTION, Quality, episode_noise, episode_policy, get_quality
 from collectors.reference import reference_returns
 from collectors.seeds import behaviour_check_seeds, episode_seed
 
 BEHAVIOURS = ("sac", "dreamerv2")
 CHECKPOINT = "dreamerv2.pt"
+EXPERT_FRACTION = 0.9  # the expert level, as owbench's SAC expert (collectors.policies.sac.SACConfig)
 
 # DreamerV2's maximum score per DMC task: the highest point of the mean learning curve over its 5 seeds, and
 # the first evaluation (environment frames, every 30k) at which that mean reached 1/3 of it. Source: the
@@ -136,7 +143,9 @@ class DreamerArgs:
     max_episode_steps: int | None
     behaviour_steps: int | None  # cap on the agent's steps (prefill included); None: until the 1/3 mark
     behaviour_preset: str
-    stop_return: float | None  # a stop-check return other than 1/3 of DreamerV2's maximum (tests)
+    stop_return: float | None  # a stop-check return other than the level's share of DreamerV2's maximum (tests)
+    episodes: int | None = None  # size of a frozen-policy dataset (not medium-replay, which stops at 1/3)
+    steps: int | None = None
 
 
 @dataclass
@@ -169,18 +178,34 @@ class _TimeLimit:
         return obs, reward, terminated, truncated or self.t >= self.limit, info
 
 
-def replay_quality(name: str) -> Quality:
-    """The quality, if DreamerV2 makes it here (medium-replay), else a one-line error with the fix."""
+def dreamer_quality(name: str) -> Quality:
+    """The quality, if a DreamerV2 agent makes it (all but `random`), else a one-line error with the fix."""
     q = get_quality(name)
-    if not q.replay:
-        raise OwbenchError(f"--behaviour dreamerv2 makes medium-replay data only (CoWorld's kind); "
-                           f"collect {q.name} with --behaviour sac")
+    if q.policies == ("random",):
+        raise OwbenchError(f"{q.name} data has no behaviour agent; collect it with --behaviour sac")
     return q
 
 
-def cost_note(env_id: str, config: BehaviourConfig, behaviour_steps: int | None) -> str:
+def dataset_size(q: Quality, episodes: int | None, steps: int | None) -> tuple[int | None, int | None]:
+    """(episodes, steps) of a DreamerV2-made dataset: none for medium-replay (it stops at the 1/3 mark), else
+    the ones given, by default 100 episodes."""
+    if q.replay and (episodes or steps):
+        raise OwbenchError("--behaviour dreamerv2 medium-replay stops at the 1/3 mark; cap it with "
+                           "--behaviour-steps, not --episodes / --steps")
+    if episodes is not None and steps is not None:
+        raise OwbenchError("give --episodes or --steps, not both")
+    if not q.replay and episodes is None and steps is None:
+        episodes = collection.DEFAULT_EPISODES
+    return episodes, steps
+
+
+def cost_note(env_id: str, config: BehaviourConfig, behaviour_steps: int | None,
+              quality: str = "medium-replay") -> str:
     """What the collection will cost, told before it starts."""
-    s, goal = spec(env_id), medium_target(env_id)
+    s, goal, q = spec(env_id), medium_target(env_id), get_quality(quality)
+    levels = {"medium": MEDIUM_FRACTION, "expert": EXPERT_FRACTION}
+    kinds = ("medium",) if q.replay else tuple(dict.fromkeys(q.policies))
+    targets = " and ".join(f"{levels[k] * goal.maximum:.1f} ({k})" for k in kinds)
     if goal.expected_frames is None:
         expected = "DreamerV2 published no learning curve for this task, so the length is unknown"
     else:
@@ -191,26 +216,32 @@ def cost_note(env_id: str, config: BehaviourConfig, behaviour_steps: int | None)
                     "a fraction of a second on a GPU), plus a stop check every "
                     f"{config.eval_every:,} agent steps ({config.eval_episodes} episode"
                     f"{'s' if config.eval_episodes > 1 else ''})")
+    if "expert" in kinds:
+        expected += "; the expert level takes several times longer, and each level trains from scratch"
     cap = f"; capped at {behaviour_steps:,} agent steps (--behaviour-steps)" if behaviour_steps else ""
-    return f"DreamerV2 behaviour on {s.id}: trains until a stop check reaches {goal.target:.1f}; {expected}{cap}"
+    return f"DreamerV2 behaviour on {s.id}: trains until a stop check reaches {targets}; {expected}{cap}"
 
 
 def collect_dreamerv2(env_id: str, quality: str, *, out: str | Path, seed: int = 0, image_size: int = 64,
                       camera: str | int | None = None, fast_render: bool = False, overwrite: bool = False,
                       max_episode_steps: int | None = None, behaviour_steps: int | None = None,
                       preset: str = "paper", device: str = "auto", stop_return: float | None = None,
+                      episodes: int | None = None, steps: int | None = None,
                       progress: Callable[[collection.Progress], None] | None = None) -> collection.CollectSummary:
-    """Collect (or resume) a DreamerV2-made `medium-replay` dataset at `out` (see the module docstring)."""
-    s, q = spec(env_id), replay_quality(quality)
+    """Collect (or resume) a DreamerV2-made dataset at `out` (see the module docstring). `episodes` / `steps`
+    size a frozen-policy quality (default 100 episodes); medium-replay stops at the 1/3 mark."""
+    s, q = spec(env_id), dreamer_quality(quality)
+    episodes, steps = dataset_size(q, episodes, steps)
     config = BehaviourConfig.preset(preset)
     args = DreamerArgs(s.id, q.name, "dreamerv2", seed, image_size, camera, fast_render, max_episode_steps,
-                       behaviour_steps, preset, stop_return)
+                       behaviour_steps, preset, stop_return, episodes, steps)
     location = store.resolve_location(out)
     started = time.perf_counter()
     with collection._collector_lock(location):
         writer, resumed_from = _open(args, location, overwrite)
         if not writer.attrs.get("complete"):
-            _train(args, config, writer, resolve_device(device), progress)
+            run = _train if q.replay else _collect_frozen
+            run(args, config, writer, resolve_device(device), progress)
     ds = store.open_dataset(location)
     returns = ds.episodes["return"]
     return collection.CollectSummary(location, s.id, q.name, ds.n_episodes, ds.n_steps - ds.n_episodes,
@@ -234,10 +265,7 @@ def _open(args: DreamerArgs, location: str, overwrite: bool) -> tuple[store.Data
                                       args.fast_render, args.max_episode_steps, args.behaviour_steps, "-")
     attrs = collection._dataset_attrs(sac_args, q, reference_returns(s.id), location)
     goal = medium_target(s.id)
-    attrs.update(collect_args=asdict(args), behaviour_agent="dreamerv2",
-                 quality_description="the whole replay buffer of a pixel DreamerV2 agent trained online from "
-                                     "scratch until its evaluation return first reaches 1/3 of DreamerV2's "
-                                     "maximum score on the task (CoWorld §4)",
+    attrs.update(collect_args=asdict(args), behaviour_agent="dreamerv2", quality_description=_description(q),
                  dreamerv2_reference={"max_return": goal.maximum, "target_return": goal.target,
                                       "source": goal.source})
     with make(s.id, image_size=args.image_size, camera=args.camera, fast_render=args.fast_render) as env:
@@ -247,6 +275,18 @@ def _open(args: DreamerArgs, location: str, overwrite: bool) -> tuple[store.Data
     if overwrite:
         _remove_checkpoint(location)
     return writer, 0
+
+
+def _description(q: Quality) -> str:
+    if q.replay:
+        return ("the whole replay buffer of a pixel DreamerV2 agent trained online from scratch until its evaluation "
+                "return first reaches 1/3 of DreamerV2's maximum score on the task (CoWorld §4)")
+    levels = {"medium": "1/3", "expert": f"{EXPERT_FRACTION:g}"}
+    frozen = ", ".join(f"{kind} when its stop check first reached {levels[kind]}" for kind in dict.fromkeys(q.policies))
+    mix = ", alternating episodes" if len(q.policies) > 1 else ""
+    noise = ", Gaussian action noise with sigma cycling 0.1, 0.3, 0.5, 1.0, 2.0 per episode, clipped" if q.noisy else ""
+    return (f"episodes of pixel DreamerV2 policies frozen ({frozen} of DreamerV2's maximum score), deterministic "
+            f"actions{mix}{noise}")
 
 
 def _checkpoint_path(location: str) -> str:
@@ -293,9 +333,7 @@ def _train(args: DreamerArgs, config: BehaviourConfig, writer: store.DatasetWrit
     replay = Replay(Path(writer.location), s.id)  # the committed episodes: the replay buffer so far
     expected = goal.expected_frames // s.action_repeat if goal.expected_frames else None
     steps_target = args.behaviour_steps or expected
-    env = make(s.id, image_size=args.image_size, camera=args.camera, fast_render=args.fast_render)
-    if args.max_episode_steps:
-        env = _TimeLimit(env, args.max_episode_steps)
+    env = _env(args)
     started, first_steps = time.perf_counter(), replay.agent_steps
     try:
         while not status.reached and not (args.behaviour_steps and replay.agent_steps >= args.behaviour_steps):
@@ -318,8 +356,6 @@ def _train(args: DreamerArgs, config: BehaviourConfig, writer: store.DatasetWrit
                                              status.eval_return))
     finally:
         env.close()
-    writer = store.open_writer(writer.location)
-    writer.trim()
     stopped = "the stop check reaching the target" if status.reached else \
         f"the --behaviour-steps cap of {args.behaviour_steps} agent steps, before the target"
     info = {"agent": "dreamerv2", "preset": config.dreamer,
@@ -329,8 +365,87 @@ def _train(args: DreamerArgs, config: BehaviourConfig, writer: store.DatasetWrit
             "updates": status.updates, "eval_return": status.eval_return, "reached_target": status.reached,
             "target_return": target, "stopped_by": stopped, "evaluations": status.evaluations,
             "stop_check_seeds": f"collectors.seeds.behaviour_check_seeds({config.eval_episodes}, {args.seed})"}
+    _complete(store.open_writer(writer.location), {"medium": info})
+
+
+class _Frozen:
+    """A frozen DreamerV2 policy: deterministic actions plus the episode's Gaussian noise, clipped; the RSSM
+    filters with the action really taken."""
+
+    def __init__(self, agent: DreamerV2Agent, sigma: float, rng: np.random.Generator):
+        self.agent, self.sigma, self.rng = agent, sigma, rng
+
+    def act(self, obs: dict[str, np.ndarray], state: Any = None) -> tuple[np.ndarray, Any]:
+        action, (latent, _) = self.agent.act(obs, state, eval_mode=True)
+        if self.sigma:
+            action = np.clip(action + self.sigma * self.rng.standard_normal(action.shape), -1.0, 1.0)
+        action = action.astype(np.float32)
+        return action, (latent, torch.as_tensor(action, device=self.agent.device)[None])
+
+
+def _frozen_agent(args: DreamerArgs, config: BehaviourConfig, kind: str, location: str, device: str,
+                  progress: Callable[[collection.Progress], None] | None) -> tuple[DreamerV2Agent, dict[str, Any]]:
+    """The agent at the `kind` level (medium: 1/3, expert: EXPERT_FRACTION of DreamerV2's maximum), trained
+    (or resumed, or found trained) into its own replay beside the dataset, and what the metadata says of it."""
+    s, goal = spec(args.env_id), medium_target(args.env_id)
+    level = MEDIUM_FRACTION if kind == "medium" else EXPERT_FRACTION
+    train_out = f"{location}.policy/{kind}-train.zarr"
+    trained = collect_dreamerv2(
+        s.id, "medium-replay", out=train_out, seed=args.seed, image_size=args.image_size, camera=args.camera,
+        fast_render=args.fast_render, max_episode_steps=args.max_episode_steps, behaviour_steps=args.behaviour_steps,
+        preset=args.behaviour_preset, device=device, progress=progress,
+        stop_return=level * goal.maximum if args.stop_return is None else args.stop_return).behaviour["medium"]
+    agent = DreamerV2Agent(s.action_dim, DreamerConfig.preset(config.dreamer, **{"wm.image_size": args.image_size}),
+                           device)
+    agent.load_state_dict(load_checkpoint(train_out)["agent"])
+    info = {key: trained[key] for key in ("agent", "preset", "train_steps", "env_steps", "updates", "eval_return",
+                                          "reached_target", "target_return", "stopped_by")}
+    info["description"] = (f"pixel DreamerV2 ({config.dreamer} preset) trained from scratch, frozen after "
+                           f"{trained['train_steps']} agent steps (stopped by {trained['stopped_by']}); "
+                           "deterministic actions")
+    return agent, {**info, "training_data": train_out}
+
+
+def _collect_frozen(args: DreamerArgs, config: BehaviourConfig, writer: store.DatasetWriter, device: str,
+                    progress: Callable[[collection.Progress], None] | None) -> None:
+    """Episodes of the frozen DreamerV2 policies the quality draws on; episode i from (seed, i) alone."""
+    s, q = spec(args.env_id), get_quality(args.quality)
+    agents, info = {}, {}
+    for kind in dict.fromkeys(q.policies):
+        agents[kind], info[kind] = _frozen_agent(args, config, kind, writer.location, device, progress)
+    replay = Replay(Path(writer.location), s.id, keep=False)  # commits each episode; holds none
+    replay.writer.set_attrs(behaviour=info)  # known before the first episode, for partial datasets too
+    env = _env(args)
+    started, done = time.perf_counter(), replay.writer.committed_steps - replay.writer.committed_episodes
+    try:
+        while not collection._target_reached(args, replay.writer.committed_episodes,
+                                             replay.writer.committed_steps - replay.writer.committed_episodes):
+            i = replay.writer.committed_episodes
+            seed, sigma = episode_seed(args.seed, i), episode_noise(q, i)
+            policy = _Frozen(agents[episode_policy(q, i)], sigma, np.random.default_rng(seed))
+            for _ in online_episode(env, policy, replay, np.random.default_rng(seed), OnlineConfig(prefill=0), 1,
+                                    seed, {"noise_std": sigma}):
+                pass
+            if progress:
+                steps = replay.writer.committed_steps - replay.writer.committed_episodes
+                progress(collection.Progress("collecting", i + 1, args.episodes, steps, args.steps,
+                                             (steps - done) / max(time.perf_counter() - started, 1e-9),
+                                             None, None))
+    finally:
+        env.close()
+    _complete(store.open_writer(writer.location), info)
+
+
+def _env(args: DreamerArgs) -> Env:
+    env = make(args.env_id, image_size=args.image_size, camera=args.camera, fast_render=args.fast_render)
+    return _TimeLimit(env, args.max_episode_steps) if args.max_episode_steps else env
+
+
+def _complete(writer: store.DatasetWriter, info: dict[str, Any]) -> None:
+    """Trim the arrays, record the behaviour and the return statistics, mark the dataset complete."""
+    writer.trim()
     stats = store.return_stats(store.open_dataset(writer.location))
-    writer.set_attrs(behaviour={"medium": info}, return_stats=stats, complete=True,
+    writer.set_attrs(behaviour=info, return_stats=stats, complete=True,
                      completed=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 
@@ -353,11 +468,12 @@ def with_behaviour(variant: str, behaviour: str) -> str:
     return "-".join(p for p in (behaviour if behaviour != "sac" else "", variant) if p)
 
 
-def ensure_dreamerv2_dataset(env_id: str, quality: str, *, variant: str = "", **kwargs: Any) -> str:
+def ensure_dreamerv2_dataset(env_id: str, quality: str, *, variant: str = "", episodes: int | None = None,
+                             **kwargs: Any) -> str:
     """The location of `<suite>/<env>/<quality>-dreamerv2[-<variant>]-v1`, collected if missing, resumed if
-    partial; the variant "smoke" uses the smoke preset."""
+    partial; the variant "smoke" uses the smoke preset. `episodes` sizes frozen-policy qualities only."""
     location = store.resolve_location(collection.dataset_id(env_id, quality, with_behaviour(variant, "dreamerv2")))
     preset = "smoke" if variant == "smoke" else kwargs.pop("preset", "paper")
-    collect_dreamerv2(env_id, quality, out=location, preset=preset, **kwargs)
+    episodes = None if get_quality(quality).replay else episodes
+    collect_dreamerv2(env_id, quality, out=location, preset=preset, episodes=episodes, **kwargs)
     return location
-

@@ -100,16 +100,17 @@ class RepeatedActions:
 
 
 class Replay:
-    """The online replay buffer B: finished episodes (persisted) plus the one being collected."""
+    """The online replay buffer B: finished episodes (persisted) plus the one being collected. With
+    `keep=False` finished episodes are only committed, not held (a frozen policy's data, never sampled)."""
 
-    def __init__(self, location: Path, env_id: str):
-        self.location, self.env_id = str(location), env_id
+    def __init__(self, location: Path, env_id: str, keep: bool = True):
+        self.location, self.env_id, self.keep = str(location), env_id, keep
         self.episodes: list[dict[str, np.ndarray]] = []
         self.current: dict[str, list[np.ndarray]] = {k: [] for k in STEP_KEYS}
         self.writer: store.DatasetWriter | None = None
         if store.exists(self.location):
             data = store.open_dataset(self.location)
-            self.episodes = [data.episode(i) for i in range(data.n_episodes)]
+            self.episodes = [data.episode(i) for i in range(data.n_episodes)] if keep else []
             self.writer = store.open_writer(self.location)
 
     @property
@@ -139,7 +140,8 @@ class Replay:
                      "action_dim": int(episode["action"].shape[1])}
             self.writer = store.create_dataset(self.location, attrs, shapes)
         self.writer.append_episode(episode, meta)
-        self.episodes.append(episode)
+        if self.keep:
+            self.episodes.append(episode)
         self.current = {k: [] for k in STEP_KEYS}
 
     def sample(self, rng: np.random.Generator, batch_size: int, seq_len: int) -> dict[str, np.ndarray]:
@@ -155,11 +157,12 @@ class Replay:
 
 
 def online_episode(env: Env, agent: Agent, replay: Replay, rng: np.random.Generator, cfg: OnlineConfig,
-                   seq_len: int, seed: int) -> Iterator[bool]:
+                   seq_len: int, seed: int, meta: dict[str, Any] | None = None) -> Iterator[bool]:
     """One episode of the online loop (Alg. 1 lines 2 and 16-24): random actions while the replay is shorter
     than `cfg.prefill`, else the agent's (stochastic) actions; every row goes into `replay`. Yields after every
     agent step whether an update is due there; the caller updates and may stop early by leaving the loop (the
-    unfinished episode then stays uncommitted). A finished episode is committed before its last yield."""
+    unfinished episode then stays uncommitted). A finished episode is committed, with `meta` in its index entry,
+    before its last yield."""
     obs = env.reset(seed=seed)
     replay.add(obs, np.zeros(env.spec.action_dim), 0.0, 1.0, True, False, False, env.physics_state())
     state, total, success, done = None, 0.0, False, False
@@ -176,7 +179,7 @@ def online_episode(env: Env, agent: Agent, replay: Replay, rng: np.random.Genera
         replay.add(obs, action, reward, info.get("discount", 0.0 if terminated else 1.0), False, done,
                    terminated, env.physics_state())
         if done:  # line 24
-            replay.finish({"return": total, "success": success, "seed": seed})
+            replay.finish({"return": total, "success": success, "seed": seed, **(meta or {})})
         yield not (replay.steps < max(cfg.prefill, seq_len) or replay.steps % cfg.train_every)
 
 

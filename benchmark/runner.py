@@ -78,8 +78,12 @@ def collect_command(need: DataNeed, b: Budget, location: str) -> str:
              ("--max-train-steps", b.behaviour_train_steps),
              ("--image-size", b.image_size if b.image_size != 64 else None),
              ("--sac-preset", "smoke" if b.variant == "smoke" else None)]
-    if need.behaviour == "dreamerv2":  # stops at the 1/3 mark; the cap is its own flag
+    if need.behaviour == "dreamerv2":  # trains to its level's mark; the cap is its own flag
+        from collectors.qualities import get_quality
+
+        replay = get_quality(need.quality).replay
         flags = [("--behaviour", "dreamerv2"), ("--behaviour-steps", b.behaviour_train_steps),
+                 ("--episodes", None if replay else b.dataset_episodes),
                  ("--max-episode-steps", b.max_episode_steps),
                  ("--image-size", b.image_size if b.image_size != 64 else None),
                  ("--behaviour-preset", "smoke" if b.variant == "smoke" else None)]
@@ -107,7 +111,7 @@ def prepare_datasets(jobs: list[Job], collect: bool = True, workers: int = 1,
     for need, loc in missing:
         say(f"collecting {need.env_id} {need.quality} -> {loc}")
     made = {need: ensure_dreamerv2_dataset(need.env_id, need.quality, variant=b.variant, image_size=b.image_size,
-                                           max_episode_steps=b.max_episode_steps,
+                                           max_episode_steps=b.max_episode_steps, episodes=b.dataset_episodes,
                                            behaviour_steps=b.behaviour_train_steps)
             for need, b in budgets.items() if need.behaviour == "dreamerv2"}
     return made | {need: ensure_dataset(need.env_id, need.quality, episodes=need.episodes or b.dataset_episodes,

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field, replace
 
 from benchmark.methods import get_method
 from collectors.errors import OwbenchError, unknown
-from collectors.qualities import get_quality
 
 PROFILES = ("smoke", "quick", "paper")
 BASELINES = ("curl", "curl+cql", "cql", "dreamerv2", "lompo")
@@ -89,14 +88,14 @@ class Group:
 
     def data(self, pair: Pair, method: str, budget: "Budget | None" = None) -> tuple[DataNeed, ...]:
         """Datasets a (method, pair) job reads; evaluation-only and from-scratch methods read none. The budget's
-        `target_behaviour` makes the target's replay-kind data (medium-replay; other qualities keep SAC's), its
-        `source_quality` / `source_episodes` replace the group's pools (the papers' own source data)."""
+        `target_behaviour` makes the target's data (random data has no agent), its `source_quality` /
+        `source_episodes` replace the group's pools (the papers' own source data)."""
         if method in self.scratch_methods or get_method(base_method(method)[0]).batch == "none":
             return ()
         behaviour = budget.target_behaviour if budget else "sac"
         sources = (budget.source_quality,) if budget and budget.source_quality else self.source_qualities
         episodes = budget.source_episodes if budget else None
-        return (tuple(DataNeed(pair.target, q, "target", behaviour if get_quality(q).replay else "sac")
+        return (tuple(DataNeed(pair.target, q, "target", "sac" if q == "random" else behaviour)
                       for q in self.target_qualities)
                 + tuple(DataNeed(s, q, "source", episodes=episodes) for s in pair.sources for q in sources))
 
@@ -115,7 +114,7 @@ class Budget:
     behaviour_train_steps: int | None = None  # cap on the behaviour agent's training (medium-replay/medium)
     image_size: int = 64
     variant: str = ""  # dataset variant; "smoke" keeps tiny datasets apart from full-size ones
-    target_behaviour: str = "sac"  # agent that makes medium-replay target data: "sac" or "dreamerv2" (CoWorld §4)
+    target_behaviour: str = "sac"  # agent that makes the target data: "sac" or "dreamerv2" (CoWorld §4)
     source_quality: str = ""  # replaces the group's source pools where a paper's differ ("": the group's)
     source_episodes: int | None = None  # episodes per source dataset where a paper fixes them
     method_steps: dict[str, int] = field(default_factory=dict)  # per-method update budgets (papers' tables)
@@ -355,7 +354,7 @@ def plan(suite_name: str, profile: str = "smoke", methods: list[str] | None = No
 
 
 _MADE_BY = {"sac": "a state-based SAC agent (V-D4RL's convention; the paper's was DreamerV2)",
-            "dreamerv2": "a pixel DreamerV2 trained until 1/3 of its maximum score, as in CoWorld §4"}
+            "dreamerv2": "a pixel DreamerV2 (levels: 1/3 and 0.9 of its maximum score), as in CoWorld §4"}
 
 
 def data_note(suite: Suite, profile: str) -> str:
@@ -363,7 +362,7 @@ def data_note(suite: Suite, profile: str) -> str:
     budget = suite.budget(profile)
     qualities = dict.fromkeys(q for g in suite.groups for q in g.target_qualities)
     made = [f"{q} made by " + ("uniform random actions" if q == "random" else
-                               _MADE_BY[budget.target_behaviour if get_quality(q).replay else "sac"])
+                               _MADE_BY[budget.target_behaviour])
             for q in qualities]
     return f"Target data: {'; '.join(made)}." if made else ""
 

@@ -50,9 +50,8 @@ def collect(env_id: str, quality: str, episodes: int | None, steps: int | None, 
         return collect_dreamerv2(env_id, quality, behaviour, seed=seed, out=out, image_size=image_size,
                                  camera=_camera(camera), fast_render=fast_render, overwrite=overwrite,
                                  max_episode_steps=max_episode_steps, behaviour_steps=behaviour_steps,
-                                 preset=behaviour_preset, device=device,
-                                 sac_only={"--episodes": episodes, "--steps": steps,
-                                           "--max-train-steps": max_train_steps,
+                                 preset=behaviour_preset, device=device, episodes=episodes, steps=steps,
+                                 sac_only={"--max-train-steps": max_train_steps,
                                            "--workers": workers if workers != 1 else None})
     out = out or collection.dataset_id(env_id, quality)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

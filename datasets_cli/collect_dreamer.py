@@ -6,7 +6,8 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from agents.behaviour import BehaviourConfig, collect_dreamerv2 as collect, cost_note, medium_target, replay_quality
+from agents.behaviour import (BehaviourConfig, collect_dreamerv2 as collect, cost_note, dataset_size,
+                              dreamer_quality, medium_target)
 from agents.contract import resolve_device
 from collectors import collect as collection
 from collectors.errors import OwbenchError
@@ -22,16 +23,18 @@ def collect_dreamerv2(env_id: str, quality: str, behaviour: str, *, out: str | N
     given = [flag for flag, value in sac_only.items() if value is not None]
     if given:
         raise OwbenchError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to --behaviour "
-                           "dreamerv2 (it stops at the 1/3 mark); cap it with --behaviour-steps instead")
-    q = replay_quality(quality)
+                           "dreamerv2 (its training stops at the level's mark); cap it with --behaviour-steps")
+    q = dreamer_quality(quality)
+    dataset_size(q, kwargs.get("episodes"), kwargs.get("steps"))  # a mistake ends here, before the cost note
     out = out or collection.dataset_id(env_id, q.name, "dreamerv2")
     device = resolve_device(device)
     goal = medium_target(env_id)
-    console.print(cost_note(env_id, BehaviourConfig.preset(preset), behaviour_steps) + f"; on {device}")
-    console.print(f"target: {goal.target:.1f} = 1/3 of {goal.maximum:.1f} ({goal.source})", highlight=False)
+    console.print(cost_note(env_id, BehaviourConfig.preset(preset), behaviour_steps, q.name) + f"; on {device}")
+    console.print(f"DreamerV2's maximum: {goal.maximum:.1f}, 1/3 of it {goal.target:.1f} ({goal.source})",
+                  highlight=False)
     bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[rate]:>6.1f} agent steps/s  episode return {task.fields[ret]}  "
-                              "stop check {task.fields[check]} / {task.fields[target]}"),
+                              "stop check {task.fields[check]}"),
                    TimeElapsedColumn(), TimeRemainingColumn(), console=console)
     task = None
 
@@ -39,9 +42,11 @@ def collect_dreamerv2(env_id: str, quality: str, behaviour: str, *, out: str | N
         nonlocal task
         if task is None:
             bar.start()
-            task = bar.add_task(f"{env_id} {q.name} (dreamerv2)", total=p.steps_target, rate=0.0, ret="-",
-                                check="-", target=f"{goal.target:.1f}")
-        bar.update(task, completed=p.steps, rate=p.frames_per_s, ret=f"{p.last_return:.1f}",
+            task = bar.add_task(f"{env_id} {q.name} (dreamerv2)", total=None, rate=0.0, ret="-", check="-")
+        by_episode = p.phase == "collecting" and p.episodes_target is not None
+        bar.update(task, completed=p.episodes if by_episode else p.steps, description=f"{env_id} {q.name} ({p.phase})",
+                   total=p.episodes_target if by_episode else p.steps_target, rate=p.frames_per_s,
+                   ret="-" if p.last_return is None else f"{p.last_return:.1f}",
                    check="-" if p.eval_return is None else f"{p.eval_return:.1f}")
 
     try:
@@ -53,10 +58,9 @@ def collect_dreamerv2(env_id: str, quality: str, behaviour: str, *, out: str | N
     console.print(f"wrote {summary.location}{resumed}")
     console.print(f"{summary.episodes} episodes, {summary.steps} steps, return {summary.mean_return:.1f} "
                   f"± {summary.std_return:.1f}, {summary.seconds:.1f} s")
-    info = summary.behaviour.get("medium", {})
-    if info:
+    for kind, info in summary.behaviour.items():
         check = "-" if info["eval_return"] is None else f"{info['eval_return']:.1f}"
-        console.print(f"behaviour: {info['description']}; {info['train_steps']} agent steps "
+        console.print(f"behaviour {kind}: {info['description']}; {info['train_steps']} agent steps "
                       f"({info['env_steps']} environment steps), {info['updates']} updates; last stop check "
                       f"{check} (target {info['target_return']:.1f}); stopped by {info['stopped_by']}",
                       highlight=False)

@@ -108,9 +108,50 @@ def test_overwrite_starts_afresh_without_the_old_checkpoint(tmp_path):
     assert again.resumed_from == 0 and again.episodes == 1 and load_checkpoint(str(out))["episodes"] == 1
 
 
-def test_other_qualities_are_refused_with_the_fix(tmp_path):
-    with pytest.raises(OwbenchError, match="medium-replay data only.*--behaviour sac"):
-        collect_dreamerv2("walker_walk", "expert", out=tmp_path / "d.zarr", **TINY)
+def test_random_data_is_refused_with_the_fix(tmp_path):
+    with pytest.raises(OwbenchError, match="no behaviour agent; collect it with --behaviour sac"):
+        collect_dreamerv2("walker_walk", "random", out=tmp_path / "d.zarr", **TINY)
+    with pytest.raises(OwbenchError, match="--behaviour-steps, not --episodes"):
+        collect_dreamerv2("walker_walk", "medium-replay", out=tmp_path / "d.zarr", episodes=3, **TINY)
+
+
+def test_medium_expert_alternates_two_frozen_dreamerv2_levels(tmp_path):
+    out = tmp_path / "me.zarr"
+    summary = collect_dreamerv2("walker_walk", "medium-expert", out=out, stop_return=-1e9, episodes=3, **TINY)
+    assert summary.episodes == 3 and summary.steps == 24 and store.verify(summary.location) == []
+    assert set(summary.behaviour) == {"medium", "expert"}
+    for kind in ("medium", "expert"):
+        info = summary.behaviour[kind]
+        assert info["agent"] == "dreamerv2" and info["reached_target"] and "deterministic actions" in info["description"]
+        assert info["training_data"] == f"{out}.policy/{kind}-train.zarr"
+        assert store.open_dataset(info["training_data"]).attrs["complete"]
+    ds = store.open_dataset(out)
+    assert "frozen (medium when its stop check first reached 1/3, expert when" in ds.attrs["quality_description"]
+    assert list(ds.episodes["noise_std"]) == [0.0, 0.0, 0.0]
+
+
+def test_noisy_expert_cycles_sigma_and_resumes_exactly_after_a_kill(tmp_path, monkeypatch):
+    kwargs = dict(stop_return=-1e9, episodes=3, **TINY)
+    reference = collect_dreamerv2("walker_walk", "noisy-expert", out=tmp_path / "ref.zarr", **kwargs)
+    ds = store.open_dataset(reference.location)
+    assert np.allclose(ds.episodes["noise_std"], [0.1, 0.3, 0.5]) and set(reference.behaviour) == {"expert"}
+    append = store.DatasetWriter.append_episode
+
+    def crash_on_third(self, steps, meta):
+        if self.committed_episodes == 2 and meta.get("noise_std") == np.float32(0.5):
+            raise Crash
+        append(self, steps, meta)
+
+    out = tmp_path / "ne.zarr"
+    monkeypatch.setattr(store.DatasetWriter, "append_episode", crash_on_third)
+    with pytest.raises(Crash):
+        collect_dreamerv2("walker_walk", "noisy-expert", out=out, **kwargs)
+    monkeypatch.setattr(store.DatasetWriter, "append_episode", append)
+    resumed = collect_dreamerv2("walker_walk", "noisy-expert", out=out, **kwargs)
+    assert resumed.resumed_from == 2 and resumed.episodes == 3 and store.verify(out) == []
+    a, b = store.open_dataset(reference.location), store.open_dataset(out)
+    for name in ("action", "reward", "image"):
+        assert np.array_equal(a.read(name), b.read(name)), name
 
 
 def test_target_is_a_third_of_dreamerv2s_maximum_of_the_stock_task():

@@ -14,11 +14,12 @@ def _target(suite: str, profile: str) -> DataNeed:
     return next(d for d in job.data if d.role == "target")
 
 
-def test_coworld_paper_profile_reads_dreamerv2_medium_replay_and_quick_keeps_sac():
-    for suite in ("dmc-transfer", "metaworld-transfer", "metaworld-transfer-neurips"):
+def test_coworld_paper_profile_reads_dreamerv2_data_and_quick_keeps_sac():
+    for suite in ("dmc-transfer", "dmc-transfer-medium-expert", "metaworld-transfer", "metaworld-transfer-neurips"):
         assert _target(suite, "paper").behaviour == "dreamerv2", suite
         assert _target(suite, "quick").behaviour == _target(suite, "smoke").behaviour == "sac", suite
-    assert _target("dmc-transfer-medium-expert", "paper").behaviour == "sac"  # DreamerV2 makes medium-replay only
+    smoke = next(j for j in plan("smoke", "paper", methods=["coworld"]) if j.data)
+    assert {d.behaviour for d in smoke.data} == {"sac"}  # random data: no agent
 
 
 def test_sac_and_dreamerv2_data_never_share_a_location(owbench_home):
@@ -27,12 +28,18 @@ def test_sac_and_dreamerv2_data_never_share_a_location(owbench_home):
     assert dataset_location(sac, budget).endswith("transfer/walker_downhill/medium-replay-v1.zarr")
     assert dataset_location(dreamer, budget).endswith("transfer/walker_downhill/medium-replay-dreamerv2-v1.zarr")
     command = collect_command(dreamer, budget, dataset_location(dreamer, budget))
-    assert "--behaviour dreamerv2" in command and "--max-train-steps" not in command
+    assert "--behaviour dreamerv2" in command and "--max-train-steps" not in command and "--episodes" not in command
+    expert = _target("dmc-transfer-medium-expert", "paper")
+    assert "--behaviour dreamerv2 --episodes 100" not in collect_command(expert, budget, "x")  # paper: default size
+    smoke = get_suite("dmc-transfer-medium-expert").budget("smoke")
+    assert "--behaviour dreamerv2 --behaviour-steps 1000 --episodes 2" in collect_command(
+        DataNeed("walker_downhill", "medium-expert", "target", "dreamerv2"), smoke, "x")
 
 
 def test_caption_says_which_agent_made_the_target_data():
     paper, quick = data_note(get_suite("dmc-transfer"), "paper"), data_note(get_suite("dmc-transfer"), "quick")
     assert "medium-replay made by a pixel DreamerV2" in paper and "state-based SAC" in quick
+    assert "medium-expert made by a pixel DreamerV2" in data_note(get_suite("dmc-transfer-medium-expert"), "paper")
     final = pd.DataFrame({"method": ["coworld"] * 2, "source": ["walker_walk"] * 2, "target": ["walker_downhill"] * 2,
                           "seed": [0, 1], "return": [1.0, 2.0]})
     assert tables.caption(final, "dmc-transfer", "paper", note=paper).endswith(paper)

@@ -27,7 +27,8 @@ def test_collect_tells_the_cost_first_then_info_shows_agent_steps_and_size(owben
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())  # the console wraps long lines
     assert text.startswith("DreamerV2 behaviour on walker_downhill") and "at about 90,000 frames" in text
-    assert text.index("capped at 16 agent steps") < text.index("target: 321.6 = 1/3 of 964.9") < text.index("wrote")
+    assert "trains until a stop check reaches 321.6 (medium)" in text
+    assert text.index("capped at 16 agent steps") < text.index("maximum: 964.9, 1/3 of it 321.6") < text.index("wrote")
     assert "stopped by the --behaviour-steps cap of 16" in text
     location = store.resolve_location("transfer/walker_downhill/medium-replay-dreamerv2-v1")
     assert store.verify(location) == []
@@ -46,9 +47,20 @@ def test_sac_datasets_say_their_agent(owbench_home):
 
 
 def test_mistakes_end_in_one_line_with_the_fix(owbench_home):
-    one_line_error(invoke("collect", "--env", "walker_walk", "--quality", "expert", "--behaviour", "dreamerv2", *TINY),
-                   "medium-replay data only", "--behaviour sac")
+    one_line_error(invoke("collect", "--env", "walker_walk", "--quality", "random", "--behaviour", "dreamerv2", *TINY),
+                   "no behaviour agent", "--behaviour sac")
     one_line_error(invoke("collect", "--env", "walker_walk", "--quality", "medium-replay", "--behaviour", "dreamerv2",
                           "--episodes", "3", *TINY), "--episodes", "--behaviour-steps")
     one_line_error(invoke("collect", "--env", "walker_walk", "--quality", "medium-replay", "--behaviour-steps", "5"),
                    "--max-train-steps")
+
+
+def test_frozen_dreamerv2_quality_trains_to_the_cap_then_collects_the_episodes(owbench_home):
+    result = invoke("collect", "--env", "walker_walk", "--quality", "noisy-expert", "--behaviour", "dreamerv2",
+                    "--episodes", "2", "--behaviour-steps", "16", *TINY)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "reaches 868.4 (expert)" in text and "2 episodes, 16 steps" in text
+    assert "behaviour expert: pixel DreamerV2 (smoke preset) trained from scratch, frozen after 16 agent steps" in text
+    ds = store.open_dataset("dmc/walker_walk/noisy-expert-dreamerv2-v1")
+    assert ds.n_episodes == 2 and list(ds.episodes["noise_std"].round(2)) == [0.1, 0.3]

@@ -16,7 +16,7 @@ evaluation protocol) and the progress bar are agents/training.py's, as in the of
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -100,16 +100,17 @@ class RepeatedActions:
 
 
 class Replay:
-    """The online replay buffer B: finished episodes (persisted) plus the one being collected."""
+    """The online replay buffer B: finished episodes (persisted) plus the one being collected. With
+    `keep=False` finished episodes are only committed, not held (a frozen policy's data, never sampled)."""
 
-    def __init__(self, location: Path, env_id: str):
-        self.location, self.env_id = str(location), env_id
+    def __init__(self, location: Path, env_id: str, keep: bool = True):
+        self.location, self.env_id, self.keep = str(location), env_id, keep
         self.episodes: list[dict[str, np.ndarray]] = []
         self.current: dict[str, list[np.ndarray]] = {k: [] for k in STEP_KEYS}
         self.writer: store.DatasetWriter | None = None
         if store.exists(self.location):
             data = store.open_dataset(self.location)
-            self.episodes = [data.episode(i) for i in range(data.n_episodes)]
+            self.episodes = [data.episode(i) for i in range(data.n_episodes)] if keep else []
             self.writer = store.open_writer(self.location)
 
     @property
@@ -139,7 +140,8 @@ class Replay:
                      "action_dim": int(episode["action"].shape[1])}
             self.writer = store.create_dataset(self.location, attrs, shapes)
         self.writer.append_episode(episode, meta)
-        self.episodes.append(episode)
+        if self.keep:
+            self.episodes.append(episode)
         self.current = {k: [] for k in STEP_KEYS}
 
     def sample(self, rng: np.random.Generator, batch_size: int, seq_len: int) -> dict[str, np.ndarray]:
@@ -152,6 +154,33 @@ class Replay:
         starts = [rng.integers(windows[i]) for i in which]
         keys = [k for k in STEP_KEYS if k != "physics"]
         return {k: np.stack([episodes[i][k][s:s + seq_len] for i, s in zip(which, starts)]) for k in keys}
+
+
+def online_episode(env: Env, agent: Agent, replay: Replay, rng: np.random.Generator, cfg: OnlineConfig,
+                   seq_len: int, seed: int, meta: dict[str, Any] | None = None) -> Iterator[bool]:
+    """One episode of the online loop (Alg. 1 lines 2 and 16-24): random actions while the replay is shorter
+    than `cfg.prefill`, else the agent's (stochastic) actions; every row goes into `replay`. Yields after every
+    agent step whether an update is due there; the caller updates and may stop early by leaving the loop (the
+    unfinished episode then stays uncommitted). A finished episode is committed, with `meta` in its index entry,
+    before its last yield."""
+    obs = env.reset(seed=seed)
+    replay.add(obs, np.zeros(env.spec.action_dim), 0.0, 1.0, True, False, False, env.physics_state())
+    state, total, success, done = None, 0.0, False, False
+    action = rng.uniform(-1, 1, env.spec.action_dim).astype(np.float32)
+    while not done:
+        if replay.steps < cfg.prefill:  # Alg. 1 line 2: random episodes first
+            if rng.random() < 1 / cfg.prefill_hold:
+                action = rng.uniform(-1, 1, env.spec.action_dim).astype(np.float32)
+        else:  # lines 17-23
+            action, state = agent.act(obs, state)
+        obs, reward, terminated, truncated, info = env.step(action)
+        done = terminated or truncated
+        total, success = total + reward, success or bool(info.get("success", False))
+        replay.add(obs, action, reward, info.get("discount", 0.0 if terminated else 1.0), False, done,
+                   terminated, env.physics_state())
+        if done:  # line 24
+            replay.finish({"return": total, "success": success, "seed": seed, **(meta or {})})
+        yield not (replay.steps < max(cfg.prefill, seq_len) or replay.steps % cfg.train_every)
 
 
 def train_online(ctx: TrainContext, agent: Agent, cfg: OnlineConfig, batch_size: int, seq_len: int,
@@ -188,37 +217,24 @@ def train_online(ctx: TrainContext, agent: Agent, cfg: OnlineConfig, batch_size:
             stop = finished()
             while not stop:
                 seed = ctx.seed * 100_000 + len(replay.episodes)
-                obs = env.reset(seed=seed)
-                replay.add(obs, np.zeros(env.spec.action_dim), 0.0, 1.0, True, False, False, env.physics_state())
-                state, total, success, done = None, 0.0, False, False
-                action = rng.uniform(-1, 1, env.spec.action_dim).astype(np.float32)
-                while not done and not stop:
-                    if replay.steps < cfg.prefill:  # Alg. 1 line 2: random episodes first
-                        if rng.random() < 1 / cfg.prefill_hold:
-                            action = rng.uniform(-1, 1, env.spec.action_dim).astype(np.float32)
-                    else:  # lines 17-23
-                        action, state = agent.act(obs, state)
-                    obs, reward, terminated, truncated, info = env.step(action)
-                    done = terminated or truncated
-                    total, success = total + reward, success or bool(info.get("success", False))
-                    replay.add(obs, action, reward, info.get("discount", 0.0 if terminated else 1.0), False, done,
-                               terminated, env.physics_state())
-                    if replay.steps < max(cfg.prefill, seq_len) or replay.steps % cfg.train_every:
+                for due in online_episode(env, agent, replay, rng, cfg, seq_len, seed):
+                    if not due:
                         stop = not updates and finished()
-                        continue
-                    update = agent.update(replay.sample(rng, batch_size, seq_len))  # lines 4-15
-                    updates += 1
-                    stop = last = finished()
-                    if on_update is not None:
-                        on_update(updates, update)
-                    row = metrics.log(updates, update, force=last, counters={"env_steps": replay.agent_steps * frames})
-                    progress.update(updates, _summary(row) if row else None)
-                    if ctx.eval_every and updates % ctx.eval_every == 0 and not last:
-                        log_eval(ctx.run_dir, updates, evaluate(agent, make_env, ctx.eval_episodes, ctx.seed))
-                    if ctx.checkpoint_every and updates % ctx.checkpoint_every == 0 or last:
-                        checkpoints.save(updates, agent, replay_rng=rng.bit_generator.state)
-                if done:  # line 24
-                    replay.finish({"return": total, "success": success, "seed": seed})
+                    else:
+                        update = agent.update(replay.sample(rng, batch_size, seq_len))  # lines 4-15
+                        updates += 1
+                        stop = last = finished()
+                        if on_update is not None:
+                            on_update(updates, update)
+                        row = metrics.log(updates, update, force=last,
+                                          counters={"env_steps": replay.agent_steps * frames})
+                        progress.update(updates, _summary(row) if row else None)
+                        if ctx.eval_every and updates % ctx.eval_every == 0 and not last:
+                            log_eval(ctx.run_dir, updates, evaluate(agent, make_env, ctx.eval_episodes, ctx.seed))
+                        if ctx.checkpoint_every and updates % ctx.checkpoint_every == 0 or last:
+                            checkpoints.save(updates, agent, replay_rng=rng.bit_generator.state)
+                    if stop:
+                        break
     finally:
         env.close()
         metrics.close()

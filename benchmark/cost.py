@@ -157,8 +157,10 @@ def size_text(n: int) -> str:
 
 
 def dataset_bytes(jobs: list[Job]) -> tuple[int, int]:
-    """Raw frame bytes of the datasets the jobs would collect (episodes x steps x image), and how many of
-    them have no size fixed in advance (a replay buffer kept until its behaviour agent reaches its target)."""
+    """Raw frame bytes of the datasets the jobs would collect (episodes x steps x image), and how many
+    replay buffers have no size fixed in advance (kept until their behaviour agent reaches its target: a
+    SAC medium-replay without a size, a DreamerV2 medium-replay, and the training replay of each DreamerV2
+    level a frozen-policy quality draws on)."""
     from benchmark.runner import _budgets, missing_datasets
     from collectors.collect import DEFAULT_EPISODES
     from collectors.envs import spec
@@ -167,12 +169,17 @@ def dataset_bytes(jobs: list[Job]) -> tuple[int, int]:
     budgets = _budgets(jobs)
     total = unknown = 0
     for need, _ in missing_datasets(jobs):
-        b = budgets[need]
-        if b.dataset_episodes is None and get_quality(need.quality).replay:
+        b, q = budgets[need], get_quality(need.quality)
+        episodes = need.episodes or b.dataset_episodes
+        if need.behaviour == "dreamerv2":  # each level trains until its mark, into a replay of its own
+            unknown += 1 if q.replay else len(dict.fromkeys(q.policies))
+            if q.replay:
+                continue
+        elif q.replay and episodes is None:
             unknown += 1
             continue
         steps = (b.max_episode_steps or spec(need.env_id).episode_length) + 1
-        total += (b.dataset_episodes or DEFAULT_EPISODES) * steps * b.image_size ** 2 * 3
+        total += (episodes or DEFAULT_EPISODES) * steps * b.image_size ** 2 * 3
     return total, unknown
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 from benchmark import plots, stats, tables
 from benchmark.results import final, job_records, write_results
 from benchmark.rundir import CONFIG, RESULT_GLOB
-from benchmark.suites import SUITES
+from benchmark.suites import SUITES, data_note
 from collectors.errors import OwbenchError
 
 
@@ -114,7 +114,8 @@ def write_report(suite_dir: Path, paper: bool = True, reps: int = 2000) -> Path:
                            "one report covers one profile: move the other jobs to another run directory")
     known = SUITES.get(suite)
     paper_id = known.paper if paper and known else ""
-    wide, text = tables.write_tables(last, suite_dir, suite, profile, paper_id, known.methods if known else ())
+    note = data_note(known, profile) if known and profile in known.budgets else ""
+    wide, text = tables.write_tables(last, suite_dir, suite, profile, paper_id, known.methods if known else (), note)
     agg, poi = stats.aggregate(last, reps=reps)
     agg.to_csv(suite_dir / "stats.csv", index=False)
     poi.to_csv(suite_dir / "improvement.csv", index=False)

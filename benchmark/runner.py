@@ -145,7 +145,8 @@ def dataset_location(need: DataNeed, budget: Budget) -> str:
 
     if need.location:
         return store.resolve_location(need.location)
-    return store.resolve_location(collect.dataset_id(need.env_id, need.quality, budget.variant, budget.image_size))
+    return store.resolve_location(collect.dataset_id(need.env_id, need.quality, need.variant(budget.variant),
+                                                     budget.image_size))
 
 
 def check_user_datasets(jobs: list[Job]) -> None:
@@ -176,10 +177,19 @@ def missing_datasets(jobs: list[Job]) -> list[tuple[DataNeed, str]]:
 
 def collect_command(need: DataNeed, b: Budget, location: str) -> str:
     """The `owbench collect` command that makes the same dataset as the runner would."""
-    flags = [("--episodes", b.dataset_episodes), ("--max-episode-steps", b.max_episode_steps),
+    flags = [("--episodes", need.episodes or b.dataset_episodes), ("--max-episode-steps", b.max_episode_steps),
              ("--max-train-steps", b.behaviour_train_steps),
              ("--image-size", b.image_size if b.image_size != 64 else None),
              ("--sac-preset", "smoke" if b.variant == "smoke" else None)]
+    if need.behaviour == "dreamerv2":  # trains to its level's mark; the cap is its own flag
+        from collectors.qualities import get_quality
+
+        replay = get_quality(need.quality).replay
+        flags = [("--behaviour", "dreamerv2"), ("--behaviour-steps", b.behaviour_train_steps),
+                 ("--episodes", None if replay else b.dataset_episodes),
+                 ("--max-episode-steps", b.max_episode_steps),
+                 ("--image-size", b.image_size if b.image_size != 64 else None),
+                 ("--behaviour-preset", "smoke" if b.variant == "smoke" else None)]
     extra = "".join(f" {flag} {value}" for flag, value in flags if value is not None)
     return f"owbench collect --env {need.env_id} --quality {need.quality}{extra} --out {location}"
 
@@ -198,15 +208,20 @@ def prepare_datasets(jobs: list[Job], collect: bool = True, workers: int = 1,
         need, loc = missing[0]
         raise OwbenchError(f"{len(missing)} dataset(s) missing, e.g. {need.env_id} {need.quality}; collect with "
                            f"`{collect_command(need, budgets[need], loc)}` or drop --no-collect")
+    from agents.behaviour import ensure_dreamerv2_dataset
     from collectors.collect import ensure_dataset
 
     for need, loc in missing:
         say(f"collecting {need.env_id} {need.quality} -> {loc}")
-    return {need: dataset_location(need, b) if need.location else
-            ensure_dataset(need.env_id, need.quality, episodes=b.dataset_episodes, image_size=b.image_size,
-                           variant=b.variant, workers=workers, max_episode_steps=b.max_episode_steps,
-                           max_train_steps=b.behaviour_train_steps)
-            for need, b in budgets.items()}
+    made = {need: ensure_dreamerv2_dataset(need.env_id, need.quality, variant=b.variant, image_size=b.image_size,
+                                           max_episode_steps=b.max_episode_steps, episodes=b.dataset_episodes,
+                                           behaviour_steps=b.behaviour_train_steps)
+            for need, b in budgets.items() if not need.location and need.behaviour == "dreamerv2"}
+    return made | {need: dataset_location(need, b) if need.location else
+                   ensure_dataset(need.env_id, need.quality, episodes=need.episodes or b.dataset_episodes,
+                                  image_size=b.image_size, variant=need.variant(b.variant), workers=workers,
+                                  max_episode_steps=b.max_episode_steps, max_train_steps=b.behaviour_train_steps)
+                   for need, b in budgets.items() if need not in made}
 
 
 # -- one job (runs inside a worker process) ------------------------------------------------------

@@ -46,6 +46,16 @@ class DataNeed:
     quality: str
     role: str  # "target": offline data of the evaluated task; "source": a pretraining pool
     location: str = ""  # a dataset the user chose (`--dataset TARGET=PATH_OR_ID`); "" = collected on demand
+    behaviour: str = "sac"  # the agent that made the data (agents.behaviour.BEHAVIOURS); part of the dataset id
+    episodes: int | None = None  # the dataset's size where a paper fixes it (else the budget's); part of the id
+
+    def variant(self, base: str) -> str:
+        """The dataset variant: the budget's, with the behaviour and a paper-fixed size, so data made by another
+        agent or of another size never shares a dataset (`dreamerv2`, `10ep`, `dreamerv2-smoke`)."""
+        from agents.behaviour import with_behaviour
+
+        return "-".join(p for p in (with_behaviour(base, self.behaviour), f"{self.episodes}ep" if self.episodes else "")
+                        if p)
 
 
 @dataclass(frozen=True)
@@ -81,12 +91,18 @@ class Group:
     online_target: bool = False  # the target is learned online (Vid2Act, WPT): `steps` counts online updates
     scratch_methods: tuple[str, ...] = ()  # baselines trained online from scratch on the target: no datasets
 
-    def data(self, pair: Pair, method: str) -> tuple[DataNeed, ...]:
-        """Datasets a (method, pair) job reads; evaluation-only and from-scratch methods read none."""
+    def data(self, pair: Pair, method: str, budget: "Budget | None" = None) -> tuple[DataNeed, ...]:
+        """Datasets a (method, pair) job reads; evaluation-only and from-scratch methods read none. The budget's
+        `target_behaviour` makes the target's data (random data has no agent), its `source_quality` /
+        `source_episodes` replace the group's pools (the papers' own source data)."""
         if method in self.scratch_methods or get_method(base_method(method)[0]).batch == "none":
             return ()
-        return (tuple(DataNeed(pair.target, q, "target") for q in self.target_qualities)
-                + tuple(DataNeed(s, q, "source") for s in pair.sources for q in self.source_qualities))
+        behaviour = budget.target_behaviour if budget else "sac"
+        sources = (budget.source_quality,) if budget and budget.source_quality else self.source_qualities
+        episodes = budget.source_episodes if budget else None
+        return (tuple(DataNeed(pair.target, q, "target", behaviour="sac" if q == "random" else behaviour)
+                      for q in self.target_qualities)
+                + tuple(DataNeed(s, q, "source", episodes=episodes) for s in pair.sources for q in sources))
 
 
 @dataclass(frozen=True)
@@ -103,6 +119,9 @@ class Budget:
     behaviour_train_steps: int | None = None  # cap on the behaviour agent's training (medium-replay/medium)
     image_size: int = 64
     variant: str = ""  # dataset variant; "smoke" keeps tiny datasets apart from full-size ones
+    target_behaviour: str = "sac"  # agent that makes the target data: "sac" or "dreamerv2" (CoWorld §4)
+    source_quality: str = ""  # replaces the group's source pools where a paper's differ ("": the group's)
+    source_episodes: int | None = None  # episodes per source dataset where a paper fixes them
     method_steps: dict[str, int] = field(default_factory=dict)  # per-method update budgets (papers' tables)
 
     def steps_for(self, method: str) -> int:
@@ -186,22 +205,24 @@ def _transfer_budgets(paper_steps: dict[str, int]) -> dict[str, Budget]:
         "quick": Budget(steps=20_000, eval_every=5_000, eval_episodes=5, checkpoint_every=2_500, seeds=2,
                         dataset_episodes=100, variant="quick"),
         "paper": Budget(steps=300_000, eval_every=10_000, eval_episodes=10, checkpoint_every=10_000, seeds=3,
-                        method_steps=paper_steps),
+                        method_steps=paper_steps, target_behaviour="dreamerv2"),
     }
 
 
-def _online_budgets(online_updates: int) -> dict[str, Budget]:
+def _online_budgets(online_updates: int, source_quality: str = "", source_episodes: int | None = None
+                    ) -> dict[str, Budget]:
     """Pretrain on offline pools (the method's config: 200k updates), then train online on the target:
     `paper` methods count `online_updates` as agent steps at the task's own action repeat, i.e. that many x
     the action repeat environment frames, prefill included (`OnlineConfig.budget = "env_steps"`), so every
-    method sees the same frames; `smoke` / `quick` count updates."""
+    method sees the same frames; `smoke` / `quick` count updates. `paper` pools are `source_episodes` of
+    `source_quality` per source where given (the paper's data), else the group's."""
     return {
         "smoke": Budget(steps=20, eval_every=10, eval_episodes=1, checkpoint_every=10, seeds=2,
                         dataset_episodes=2, max_episode_steps=100, behaviour_train_steps=1_000, variant="smoke"),
         "quick": Budget(steps=10_000, eval_every=2_500, eval_episodes=5, checkpoint_every=2_500, seeds=2,
                         dataset_episodes=50, variant="quick"),
         "paper": Budget(steps=online_updates, eval_every=10_000, eval_episodes=10, checkpoint_every=10_000,
-                        seeds=3),
+                        seeds=3, source_quality=source_quality, source_episodes=source_episodes),
     }
 
 
@@ -228,6 +249,9 @@ _WPT_DMC_PAIRS = _pairs(*[(("walker_walk", "cheetah_run", "hopper_hop", "quadrup
                             "finger_spin"), t) for t in ("walker_run", "cheetah_run", "quadruped_walk")])
 _WPT_MW_PAIRS = _pairs(*[(("button-press-topdown", "drawer-open", "door-open", "reach", "push", "window-open"), t)
                          for t in ("assembly", "shelf-place", "button-press-topdown", "drawer-open")], prefix="mw_")
+# Vid2Act §5.1: its source data are expert demonstrations, 10 per Meta-World task and 50 trajectories per DMC
+# task (the paper profile); smoke / quick keep the cheaper noisy-expert pools
+_VID2ACT_MW_DATA, _VID2ACT_DMC_DATA = ("expert", 10), ("expert", 50)
 _WPT_POOL = ("noisy-expert", "random")  # the non-curated pool's qualities
 _WPT_ABLATION = ("wpt", "wpt-p", "wpt-no-p", "wpt-no-er", "wpt-no-g", "wpt-scratch")  # Fig. 6 (VARIANTS) + control
 
@@ -262,15 +286,15 @@ SUITES: dict[str, Suite] = {s.name: s for s in [
                      ("button-press-topdown", "window-close"), ("button-press", "handle-press"),
                      ("window-close", "drawer-close"), ("handle-press", "button-press-topdown"), prefix="mw_"),
               "medium-replay", "coworld-neurips", _TRANSFER_METHODS + ("coworld-multi",)),
-    Suite("vid2act-dmc", "Vid2Act: noisy-expert reward-free source pools -> online quadruped targets",
+    Suite("vid2act-dmc", "Vid2Act: reward-free source pools (paper: 50 expert trajectories each) -> online quadruped targets",
           (_online_group(_VID2ACT_DMC_PAIRS, ("vid2act",), ("noisy-expert",)),),
-          _online_budgets(200_000), "vid2act"),  # §5.3: 200k iterations = 400k env steps
-    Suite("vid2act-metaworld", "Vid2Act Meta-World: six source pools -> four online targets (300k env steps)",
+          _online_budgets(200_000, *_VID2ACT_DMC_DATA), "vid2act"),  # §5.3: 200k iterations = 400k env steps
+    Suite("vid2act-metaworld", "Vid2Act Meta-World: six source pools (paper: 10 expert demos each) -> four online targets (300k env steps)",
           (_online_group(_VID2ACT_MW_PAIRS, ("vid2act",), ("noisy-expert",)),),
-          _online_budgets(300_000), "vid2act"),  # §5.2: 300k env steps, no action repeat
+          _online_budgets(300_000, *_VID2ACT_MW_DATA), "vid2act"),  # §5.2: 300k env steps, no action repeat
     Suite("vid2act-ablation", "Vid2Act Fig. 6 (button-press, drawer-open): without weights, without action replay",
           (_online_group(_VID2ACT_ABLATION_PAIRS, ("vid2act", "vid2act-no-weights", "vid2act-no-replay"),
-                         ("noisy-expert",)),), _online_budgets(300_000), "vid2act"),
+                         ("noisy-expert",)),), _online_budgets(300_000, *_VID2ACT_MW_DATA), "vid2act"),
     Suite("wpt-dmc", "WPT: multi-embodiment non-curated pool (noisy-expert + random) -> online DMC targets",
           (_online_group(_WPT_DMC_PAIRS, ("wpt",), _WPT_POOL),),
           _online_budgets(75_000), "wpt"),  # 150k samples = 75k agent steps at action repeat 2
@@ -386,9 +410,9 @@ def plan(suite_name: str, profile: str = "smoke", methods: list[str] | None = No
             raise unknown("target", target, sorted(targets), "--dataset TARGET=PATH_OR_ID names a chosen pair's target")
     jobs = []
     for method, group, pair in cells:
-        data = group.data(pair, method)
+        data = group.data(pair, method, budget)
         if datasets and pair.target in datasets and data:
-            data = (DataNeed(pair.target, "user", "target", datasets[pair.target]),) + \
+            data = (DataNeed(pair.target, "user", "target", location=datasets[pair.target]),) + \
                 tuple(d for d in data if d.role != "target")
         preset = resolved.presets[method]
         sets = tuple(resolved.overrides.get(method, {}).items())
@@ -397,6 +421,20 @@ def plan(suite_name: str, profile: str = "smoke", methods: list[str] | None = No
                 jobs.append(Job(suite.name, profile, method, pair, seed, budget, data, group.online_source,
                                 method in group.scratch_methods, preset if preset != profile else "", sets, point))
     return jobs
+
+
+_MADE_BY = {"sac": "a state-based SAC agent (V-D4RL's convention; the paper's was DreamerV2)",
+            "dreamerv2": "a pixel DreamerV2 (levels: 1/3 and 0.9 of its maximum score), as in CoWorld §4"}
+
+
+def data_note(suite: Suite, profile: str) -> str:
+    """Which agent made the suite's offline target data under `profile` (for the table caption)."""
+    budget = suite.budget(profile)
+    qualities = dict.fromkeys(q for g in suite.groups for q in g.target_qualities)
+    made = [f"{q} made by " + ("uniform random actions" if q == "random" else
+                               _MADE_BY[budget.target_behaviour])
+            for q in qualities]
+    return f"Target data: {'; '.join(made)}." if made else ""
 
 
 def datasets_needed(jobs: list[Job]) -> list[DataNeed]:

@@ -96,8 +96,9 @@ def _pair_labels(wide: pd.DataFrame, arrow: str, escape=lambda s: s) -> list[str
     return [f"{escape(s)}{arrow}{escape(t)}" for s, t in wide.index]
 
 
-def caption(final: pd.DataFrame, suite: str, profile: str, paper: str = "") -> str:
-    """States seeds, episodes and what ± means (and, for the paper profile, what is bold)."""
+def caption(final: pd.DataFrame, suite: str, profile: str, paper: str = "", note: str = "") -> str:
+    """States seeds, episodes and what ± means (and, for the paper profile, what is bold); `note` (e.g. which
+    agent made the data) is appended."""
     per_seed = final.groupby(["method", "source", "target", "seed"]).size()
     seeds = final.groupby(["method", "source", "target"])["seed"].nunique()
     span = lambda s: f"{s.min()}" if s.min() == s.max() else f"{s.min()}–{s.max()}"  # noqa: E731
@@ -109,7 +110,7 @@ def caption(final: pd.DataFrame, suite: str, profile: str, paper: str = "") -> s
         text += " Best learned method per row in bold."
     if paper:
         text += f" (paper): values reported in {paper}."
-    return text
+    return f"{text} {note}" if note else text
 
 
 def latex_table(wide: pd.DataFrame, text: str, bold: bool = True) -> str:
@@ -161,7 +162,7 @@ def _stat_table(wide: pd.DataFrame, stat: str) -> pd.DataFrame:
 
 
 def write_tables(final: pd.DataFrame, out_dir: Path, suite: str, profile: str, paper: str = "",
-                 order: tuple[str, ...] = ()) -> tuple[pd.DataFrame, str]:
+                 order: tuple[str, ...] = (), note: str = "") -> tuple[pd.DataFrame, str]:
     """Write table.csv, table.tex and table.md into `out_dir` (method columns in `order` first);
     returns the wide table and its caption. Only the paper profile gets bold and the papers' numbers."""
     wide = wide_table(final, order)
@@ -169,7 +170,7 @@ def write_tables(final: pd.DataFrame, out_dir: Path, suite: str, profile: str, p
     if paper and compare:
         wide = with_paper(wide, suite, paper, _methods(wide))
     has_paper = any(c.endswith(" paper") for c in wide.columns)
-    text = caption(final, suite, profile, paper if has_paper else "")
+    text = caption(final, suite, profile, paper if has_paper else "", note)
     out_dir = Path(out_dir)
     wide.to_csv(out_dir / "table.csv")
     banner = profile_banner(profile)

@@ -36,10 +36,27 @@ def _camera(value: str | None) -> str | int | None:
 @click.option("--sac-preset", type=click.Choice(["smoke", "quick", "paper"]), default="quick", show_default=True,
               help="Behaviour SAC hyperparameters.")
 @click.option("--overwrite", is_flag=True, help="Replace a dataset made with other arguments.")
+@click.option("--behaviour", type=click.Choice(["sac", "dreamerv2"]), default="sac", show_default=True,
+              help="Behaviour agent: state SAC (V-D4RL-style data) or pixel DreamerV2 (CoWorld's medium-replay).")
+@click.option("--behaviour-steps", type=click.IntRange(1), default=None,
+              help="dreamerv2: stop after this many agent steps, even before the 1/3 mark (recorded).")
+@click.option("--behaviour-preset", type=click.Choice(["smoke", "quick", "paper"]), default="paper",
+              show_default=True, help="dreamerv2: the agent's model and stop-check preset.")
+@click.option("--device", default="auto", show_default=True, help="dreamerv2: cpu, cuda or auto.")
 def collect(env_id: str, quality: str, episodes: int | None, steps: int | None, seed: int, out: str | None,
             workers: int, image_size: int, camera: str | None, fast_render: bool, max_episode_steps: int | None,
-            max_train_steps: int | None, sac_preset: str, overwrite: bool) -> None:
+            max_train_steps: int | None, sac_preset: str, overwrite: bool, behaviour: str = "sac",
+            behaviour_steps: int | None = None, behaviour_preset: str = "paper", device: str = "auto") -> None:
     """Collect a dataset: behaviour policy on the state, rendered images, crash-safe and resumable."""
+    if behaviour == "dreamerv2" or behaviour_steps is not None:
+        from datasets_cli.collect_dreamer import collect_dreamerv2
+
+        return collect_dreamerv2(env_id, quality, behaviour, seed=seed, out=out, image_size=image_size,
+                                 camera=_camera(camera), fast_render=fast_render, overwrite=overwrite,
+                                 max_episode_steps=max_episode_steps, behaviour_steps=behaviour_steps,
+                                 preset=behaviour_preset, device=device, episodes=episodes, steps=steps,
+                                 sac_only={"--max-train-steps": max_train_steps,
+                                           "--workers": workers if workers != 1 else None})
     out = out or collection.dataset_id(env_id, quality, image_size=image_size)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[fps]:>6.1f} frames/s  return {task.fields[ret]}"),

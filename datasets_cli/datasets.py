@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from collectors import store
+from collectors import dataset_summary, store
 from collectors.export import FORMATS, export_dataset, import_dataset
 from datasets_cli.common import console, err_console
 
@@ -51,6 +51,8 @@ def info(dataset: str, filmstrip: str | None, episode: int, frames: int) -> None
     console.print(table)
     stats = store.return_stats(ds)
     console.print(", ".join(f"{k} {v:.3g}" for k, v in stats.items()))
+    console.print(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                            for k, v in dataset_summary.summary(ds).items()), highlight=False)
     if filmstrip:
         from PIL import Image
 

@@ -63,7 +63,9 @@ def show(name: str, profile: str) -> None:
         for pair in group.pairs:
             by_data: dict[str, list[str]] = {}
             for m in group.methods:
-                data = " + ".join(f"{d.env_id} {d.quality}" for d in group.data(pair, m)) or "none"
+                data = " + ".join(f"{d.env_id} {d.quality}" + (f" by {d.behaviour}" if d.behaviour != "sac" else "")
+                                  + (f" ({d.episodes} episodes)" if d.episodes else "")
+                                  for d in group.data(pair, m, budget)) or "none"
                 by_data.setdefault(data, []).append(m)
             lines = "\n".join(f"{', '.join(ms)}: {d}" for d, ms in by_data.items())
             learned = ("online simulator" if group.online_source else "offline pool") + " / " + \

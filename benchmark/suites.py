@@ -12,7 +12,7 @@ from benchmark.methods import get_method
 from collectors.errors import OwbenchError, unknown
 
 PROFILES = ("smoke", "quick", "paper")
-BASELINES = ("curl", "curl+cql", "cql", "dreamerv2", "lompo")
+BASELINES = ("curl", "curl+cql", "cql", "drq+bc", "bc", "dreamerv2", "offline-dv2", "lompo", "dv2-finetune")
 # Named configurations of a registered method: name -> (method, config overrides).
 VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
     "coworld-multi": ("coworld", {"source_mode": "multi-source"}),  # NeurIPS App. C, Eq. 12
@@ -182,7 +182,8 @@ def _online_budgets(online_updates: int) -> dict[str, Budget]:
     }
 
 
-# NeurIPS Table 12: offline DV2 / CURL / CQL 300k iterations, LOMPO 100k, CoWorld 460k.
+# NeurIPS Table 12: offline DV2 / CURL / CQL 300k iterations, LOMPO 100k, CoWorld 460k; DrQ+BC, BC and
+# DV2 Finetune's finetuning get the 300k default (not listed there).
 _TRANSFER_STEPS = {"lompo": 100_000, "coworld": 460_000, "coworld-multi": 460_000}
 _TRANSFER_METHODS = BASELINES + ("coworld",)
 
@@ -217,16 +218,21 @@ def _transfer(name: str, description: str, pairs: tuple[Pair, ...], quality: str
 
 
 SUITES: dict[str, Suite] = {s.name: s for s in [
-    _transfer("dmc-transfer", "CoWorld DMC: online source task, offline medium-replay target (arXiv v1 + NeurIPS)",
+    _transfer("dmc-transfer", "CoWorld DMC: online source task, offline medium-replay target (arXiv v1 + NeurIPS); "
+              "NeurIPS's Offline DV2 column is V-D4RL's penalised Offline DV2, so its numbers sit under offline-dv2, "
+              "not dreamerv2 (plain offline DreamerV2, arXiv v1's DreamerV2 column)",
               _DMC_PAIRS, "medium-replay", "coworld-neurips"),
-    _transfer("dmc-transfer-medium-expert", "CoWorld DMC with medium-expert target data (NeurIPS Table 9)",
+    _transfer("dmc-transfer-medium-expert", "CoWorld DMC with medium-expert target data (NeurIPS Table 9; its "
+              "Offline DV2 column under offline-dv2)",
               _DMC_PAIRS, "medium-expert", "coworld-neurips"),
-    _transfer("metaworld-transfer", "CoWorld Meta-World, arXiv v1 Table 2 pairs",
+    _transfer("metaworld-transfer", "CoWorld Meta-World, arXiv v1 Table 2 pairs (its DreamerV2 column is plain "
+              "offline DreamerV2: dreamerv2; no DrQ+BC, BC, Offline DV2 or DV2 Finetune numbers in arXiv v1)",
               _pairs(("window-close", "door-close"), ("handle-press", "button-press-topdown"),
                      ("drawer-close", "handle-press"), ("drawer-close", "button-press"),
                      ("stick-push", "assembly"), prefix="mw_"),
               "medium-replay", "coworld-arxiv-v1"),
-    _transfer("metaworld-transfer-neurips", "CoWorld Meta-World, NeurIPS Table 2 pairs (+ multi-source CoWorld)",
+    _transfer("metaworld-transfer-neurips", "CoWorld Meta-World, NeurIPS Table 2 pairs (+ multi-source CoWorld; its "
+              "Offline DV2 column under offline-dv2)",
               _pairs(("button-press", "door-close"), ("drawer-close", "button-press"),
                      ("button-press-topdown", "window-close"), ("button-press", "handle-press"),
                      ("window-close", "drawer-close"), ("handle-press", "button-press-topdown"), prefix="mw_"),

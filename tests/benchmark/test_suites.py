@@ -30,7 +30,8 @@ def test_dmc_transfer_plan_matches_the_papers():
         "walker_walk__walker_downhill", "walker_walk__walker_uphill", "walker_walk__walker_nofoot",
         "cheetah_run__cheetah_downhill", "cheetah_run__cheetah_uphill", "cheetah_run__cheetah_nopaw"}
     jobs = plan("dmc-transfer", "paper")
-    assert len(jobs) == 6 * 6 * 3
+    assert {"drq+bc", "bc", "offline-dv2", "dv2-finetune"} <= set(suite.methods)
+    assert len(jobs) == 6 * 10 * 3
     coworld = next(j for j in jobs if j.method == "coworld")
     assert coworld.online_source and coworld.budget.steps_for("coworld") == 460_000
     assert {(d.env_id, d.quality, d.role) for d in coworld.data} == {(coworld.pair.target, "medium-replay", "target")}

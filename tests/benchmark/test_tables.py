@@ -81,3 +81,10 @@ def test_neurips_offline_dv2_column_is_offline_dv2_not_plain_dreamerv2():
     arxiv = tables.with_paper(wide, "dmc-transfer", "coworld-arxiv-v1", ["dreamerv2", "offline-dv2"])
     assert arxiv.loc[("walker_walk", "walker_downhill"), "dreamerv2 paper"] == 387
     assert "offline-dv2 paper" not in arxiv.columns
+
+
+def test_paper_numbers_of_a_suite_list_the_reported_methods_only():
+    numbers = tables.paper_numbers("dmc-transfer", "coworld-neurips", PAIRS, ["dreamerv2", "offline-dv2", "drq+bc", "bc"])
+    assert list(numbers.columns) == ["offline-dv2", "drq+bc"]  # no BC in the paper; its DV2 is offline-dv2
+    assert numbers.loc["walker_walk → walker_downhill", "drq+bc"] == "291.0 ± 10.0"
+    assert numbers.loc["cheetah_run → cheetah_nopaw", "offline-dv2"] == "51.0 ± 4.0"

@@ -12,6 +12,8 @@ from benchmark.methods import get_method
 from collectors.errors import OwbenchError, unknown
 
 PROFILES = ("smoke", "quick", "paper")
+# drq+bc, bc and offline-dv2 (its world-model updates included) get the suites' default budget, dv2-finetune as
+# many offline finetuning updates after its source pretraining (NeurIPS Table 12 does not list them).
 BASELINES = ("curl", "curl+cql", "cql", "drq+bc", "bc", "dreamerv2", "offline-dv2", "lompo", "dv2-finetune")
 # Named configurations of a registered method: name -> (method, config overrides).
 VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
@@ -182,8 +184,7 @@ def _online_budgets(online_updates: int) -> dict[str, Budget]:
     }
 
 
-# NeurIPS Table 12: offline DV2 / CURL / CQL 300k iterations, LOMPO 100k, CoWorld 460k; DrQ+BC, BC and
-# DV2 Finetune's finetuning get the 300k default (not listed there).
+# NeurIPS Table 12: offline DV2 / CURL / CQL 300k iterations, LOMPO 100k, CoWorld 460k.
 _TRANSFER_STEPS = {"lompo": 100_000, "coworld": 460_000, "coworld-multi": 460_000}
 _TRANSFER_METHODS = BASELINES + ("coworld",)
 

@@ -69,7 +69,8 @@ _PRESETS: dict[str, tuple[DreamerConfig, dict[str, Any]]] = {
 
 class EnsemblePrior(nn.Module):
     """K copies of the RSSM's prior head (the first is the original), independently initialised. Called as the
-    RSSM's `img_out`, it returns the statistics of one member drawn uniformly per call (V-D4RL `img_step`)."""
+    RSSM's `img_out`, it returns the statistics of one member drawn uniformly per call; as in V-D4RL's
+    `img_step`, every member is computed and the others receive zero gradients (no host read of the draw)."""
 
     def __init__(self, head: nn.Module, members: int):
         super().__init__()
@@ -81,7 +82,8 @@ class EnsemblePrior(nn.Module):
         self.members = nn.ModuleList([head, *copies])
 
     def forward(self, deter: Tensor) -> Tensor:
-        return self.members[int(torch.randint(len(self.members), ()))](deter)
+        pick = torch.randint(len(self.members), (1,), device=deter.device)
+        return self.all(deter).index_select(0, pick)[0]
 
     def all(self, deter: Tensor) -> Tensor:
         """Statistics of every member, (K, ..., stats)."""

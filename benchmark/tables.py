@@ -68,10 +68,13 @@ def paper_numbers(suite: str, paper: str, pairs: list[tuple[str, str]], methods:
     for the methods it reports ("–" where a pair lacks one); empty when it reports none."""
     wide = with_paper(pd.DataFrame(index=pd.MultiIndex.from_tuples(pairs, names=["source", "target"])),
                       suite, paper, methods)
+    def reported(mu: float, sd: float) -> str:  # as the paper printed it (integers in the CoWorld tables)
+        return "–" if np.isnan(mu) else f"{mu:g}" + (f" ± {sd:g}" if np.isfinite(sd) else "")
+
     cells = pd.DataFrame(index=pd.Index(_pair_labels(wide, " → "), name="source → target"))
     for method in methods:
         if f"{method} paper" in wide.columns:
-            cells[method] = [_cell(mu, sd, " ± ") for mu, sd in zip(wide[f"{method} paper"], wide[f"{method} paper std"])]
+            cells[method] = [reported(mu, sd) for mu, sd in zip(wide[f"{method} paper"], wide[f"{method} paper std"])]
     return cells
 
 
@@ -79,17 +82,12 @@ def _methods(wide: pd.DataFrame) -> list[str]:
     return [c.removesuffix(" mean") for c in wide.columns if c.endswith(" mean")]
 
 
-def _cell(mu: float, sd: float, pm: str) -> str:
-    """'mean ± std' (± written as `pm`), the mean alone without a std, '–' without a mean."""
-    if not np.isfinite(mu):
-        return "–"
-    return f"{mu:.1f}{pm}{sd:.1f}" if np.isfinite(sd) else f"{mu:.1f}"
-
-
 def _cells(wide: pd.DataFrame, pm: str, bold: str) -> pd.DataFrame:
     """'mean ± std' strings (± written as `pm`), the best mean per row wrapped by `bold`; paper columns last."""
     def cell(mu: float, sd: float) -> str:
-        return _cell(mu, sd, pm)
+        if not np.isfinite(mu):
+            return "–"
+        return f"{mu:.1f}{pm}{sd:.1f}" if np.isfinite(sd) else f"{mu:.1f}"
 
     methods = _methods(wide)
     means = wide[[f"{m} mean" for m in methods]].to_numpy(np.float64)

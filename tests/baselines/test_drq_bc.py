@@ -3,6 +3,7 @@ encoder, BC's regression onto the data actions."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -61,3 +62,35 @@ def test_bc_regresses_onto_the_data_actions_through_the_encoder():
     action, _ = agent.act({"image": smooth_images(rng, 1, channels=3)[0]}, eval_mode=True)
     np.testing.assert_allclose(action, target, atol=0.1)
     assert F.mse_loss(torch.as_tensor(action), torch.as_tensor(target)) < 0.01
+
+
+# -- learning signal (slow): the model-free checks' cartpole_swingup setting (tests/baselines/test_modelfree.py) --
+LEARN_UPDATES = {"drq+bc": 4000, "bc": 2000}
+# test_modelfree's batch 32; sigma annealed over the first quarter of the updates, as V-D4RL's 125k of 550k
+LEARN_OVERRIDES = {"batch_size": 32, "stddev_schedule": (1.0, 0.1, 1000)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["drq+bc", "bc"])
+def test_learning_signal_over_random(name: str, swingup_dataset: str, random_return: float,
+                                     evaluate_on_swingup) -> None:
+    """Offline training on the noisy swing-up-controller data beats the random policy by a clear margin.
+
+        nice -n 19 pytest -m slow -s "tests/baselines/test_drq_bc.py::test_learning_signal_over_random[drq+bc]"  # or [bc]
+    """
+    from benchmark import dreamer_check
+    from benchmark.methods import get_method
+    from collectors.envs import spec
+    from collectors.sampler import TransitionSampler
+
+    module = get_method(name).load()
+    config = module.Config.preset("quick", image_size=dreamer_check.IMAGE_SIZE, **LEARN_OVERRIDES)
+    agent = module.make_agent(spec(dreamer_check.ENV_ID), config, "cpu", seed=0)
+    with TransitionSampler([swingup_dataset], batch_size=config.batch_size, frame_stack=config.frame_stack,
+                           n_step=config.n_step, discount=config.discount, seed=0) as sampler:
+        for _, batch in zip(range(LEARN_UPDATES[name]), sampler):
+            metrics = agent.update(batch)
+    trained = evaluate_on_swingup(agent)
+    print(f"\n{name}: {LEARN_UPDATES[name]} updates, return {trained:.1f} vs random {random_return:.1f} "
+          f"({evaluate_on_swingup.episodes} eval episodes); last metrics {metrics}")
+    assert trained > random_return + 50 and trained > 1.5 * random_return, (trained, random_return)

@@ -85,11 +85,15 @@ LEARN_MODEL_STEPS, LEARN_UPDATES = 800, 1600  # 800 world-model updates, then 80
 @pytest.mark.slow
 def test_learning_signal_over_random(swingup_dataset: str, random_return: float, evaluate_on_swingup,
                                      tmp_path) -> None:
-    """dreamer_check's model (CHECK_OVERRIDES) on the same noisy swing-up-controller data, V-D4RL's ensemble 7
-    and lambda 10, beats the random policy by a clear margin.
+    """dreamer_check's model (CHECK_OVERRIDES) on the same noisy swing-up-controller data, V-D4RL's ensemble 7,
+    beats the random policy by a clear margin.
 
         nice -n 19 pytest -m slow -s tests/baselines/test_offline_dv2.py -k signal
-    """
+
+    Measured 2026-11-28 on the loaded 2-core machine (docs/learning_checks.md), seed 0, 3 evaluation episodes:
+    lambda 1: 119.7 vs random 44.8 (6.4 min); V-D4RL's lambda 10: 74.9 (10.1 min), its penalty (~1.3 per step at
+    a data disagreement of 0.13) swamps this small model's imagined rewards (0.05 per step). The check uses 1, as
+    LOMPO's check tunes its penalty; the `paper` preset keeps 10."""
     from agents.training import TrainContext, train_offline
     from benchmark import dreamer_check
 
@@ -97,7 +101,7 @@ def test_learning_signal_over_random(swingup_dataset: str, random_return: float,
                        run_dir=tmp_path / "run", preset="smoke", steps=LEARN_UPDATES,
                        eval_episodes=evaluate_on_swingup.episodes, checkpoint_every=0, log_every=100, seed=0,
                        image_size=dreamer_check.IMAGE_SIZE, progress=False,
-                       overrides={**dreamer_check.CHECK_OVERRIDES, "ensemble": 7, "penalty_scale": 10.0,
+                       overrides={**dreamer_check.CHECK_OVERRIDES, "ensemble": 7, "penalty_scale": 1.0,
                                   "model_steps": LEARN_MODEL_STEPS})
     trained = train_offline(ctx, offline_dv2).mean  # the protocol's episodes and seeds, as for random_return
     rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()

@@ -68,4 +68,3 @@ def test_metaworld_tables_add_success_rates(tmp_path):
     assert "75%" in rates and "0%" in rates and md.count("walker_walk → walker_downhill") == 2
     tables.write_tables(final, tmp_path, "dmc-transfer", "smoke")
     assert "Success rate" not in (tmp_path / "table.md").read_text()
-

@@ -369,6 +369,13 @@ class SourceDomain:
                 self.replay.finish({"return": returns, "success": self.success, "seed": self.episode_seed})
                 self.obs = None
 
+    def pretrain_update(self, rng: np.random.Generator, train_every: int, batch_size: int,
+                        seq_len: int) -> Metrics:
+        """Algorithm 1 line 3, one step: `train_every` source steps with the source policy, then one DreamerV2
+        update of the source agent on a batch of B^(S), without target signal (also DV2 Finetune's first stage)."""
+        self.interact(train_every, rng)
+        return self.agent.update(self.replay.sample(rng, batch_size, seq_len))
+
     def close(self) -> None:
         self.env.close()
 
@@ -462,8 +469,8 @@ def train(ctx: TrainContext) -> EvalResult:
                 if phase == "pretrain":  # line 3: each source agent learns online, without target signal
                     update = {}
                     for i, domain in enumerate(domains):
-                        domain.interact(cfg.train_every, rng)
-                        update.update(_prefixed(f"source{i}/", agent.update_source(i, sample(i))))
+                        update.update(_prefixed(f"source{i}/", domain.pretrain_update(rng, cfg.train_every,
+                                                                                      cfg.batch_size, cfg.seq_len)))
                     progress.pretrain += 1
                 elif phase == "warmup":  # the released code's Step 2: the target world model alone (Eq. 3)
                     update = agent.update(targets.sample(), behavior=False)

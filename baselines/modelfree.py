@@ -1,17 +1,21 @@
-"""The model-free core shared by CURL, CQL and CURL+CQL: a pixel encoder, SAC with twin critics.
+"""The model-free core shared by CURL, CQL, CURL+CQL, DrQ+BC and BC: a pixel encoder, SAC with twin critics.
 
 Pieces (CURL / SAC-AE reference code, Laskin et al. 2020; Yarats et al. 2021):
 - `ConvTrunk`: 4 conv layers, 3x3, 32 channels, stride 2 first then 1, ReLU, on frames / 255;
   `FeatureHead`: fc -> LayerNorm -> tanh to `feature_dim` (50). The critic owns trunk + head;
   the actor has its own head on the critic's *detached* conv features (CURL's tied convs).
-- `Actor`: tanh-squashed Gaussian, log-std squashed into [log_std_min, log_std_max].
+- `Actor`: tanh-squashed Gaussian, log-std squashed into [log_std_min, log_std_max] (`actor="gaussian"`);
+  `DeterministicActor`: DrQ-v2's tanh(mu) plus N(0, sigma^2) noise clipped to +-`stddev_clip`, sigma annealed
+  linearly by `stddev_schedule` over updates, no entropy term (`actor="deterministic"`).
 - `Critic`: twin Q MLPs on (feature, action); a target copy updated by Polyak averaging
-  (Q heads at `critic_tau`, the encoder at `encoder_tau`).
+  (Q heads at `critic_tau`, the conv trunk at `encoder_tau`, the feature head at `target_head_tau`, by
+  default `encoder_tau`; DrQ-v2 reads the online convs, `encoder_tau` 1, and averages its head at `critic_tau`).
 - Augmentation: `random_shift` (DrQ: replicate-pad 4 and crop back) or `random_crop` (CURL: crop
   `crop_size` from a larger frame; centre crop at act time).
 - `SACAgent.update(batch)` on transition batches (TransitionSampler): obs / next_obs uint8
   (B, H, W, 3*frame_stack), action (B, A), reward (B,) n-step sum, discount (B,) gamma^n * not-terminal.
-  Subclasses add `critic_penalty` (CQL) and `update_representation` (CURL).
+  Subclasses add `critic_penalty` (CQL), `update_representation` (CURL) and `actor_loss` (DrQ+BC).
+- `PixelAgent`: frames, augmentation, acting and checkpoints of any policy on the conv trunk (BC uses it alone).
 `act(obs, state)` keeps the last `frame_stack` frames in `state` (the first frame repeated at
 episode start), so acting sees what the sampler builds from consecutive dataset rows.
 Frames whose size differs from `image_size` (64-px datasets under the 84-px `paper` presets) are
@@ -57,6 +61,9 @@ class ModelFreeConfig:
     actor_log_std_min: float = -10.0  # CURL: [-10, 2]
     actor_log_std_max: float = 2.0
     amp: bool = True  # the conv trunk in bfloat16 autocast on GPUs with native bfloat16 (heads stay float32)
+    actor: str = "gaussian"  # "gaussian": SAC's tanh-Gaussian (CURL, CQL); "deterministic": DrQ-v2's
+    stddev_schedule: tuple[float, float, int] = (1.0, 0.1, 125_000)  # deterministic: sigma from, to, over updates
+    stddev_clip: float = 0.3  # deterministic: the noise is clipped to +-this (DrQ-v2: 0.3)
     # sampler (read by the harness when it builds the TransitionSampler)
     batch_size: int = 512  # CURL paper: 512
     n_step: int = 1  # n-step return (CURL: 1; DrQ-v2 / V-D4RL: 3)
@@ -71,6 +78,7 @@ class ModelFreeConfig:
     init_temperature: float = 0.1  # initial SAC entropy temperature (CURL: 0.1)
     critic_tau: float = 0.01  # Polyak rate of the target Q heads (CURL, V-D4RL: 0.01)
     encoder_tau: float = 0.05  # Polyak rate of the target encoder = CURL's momentum key encoder (0.05)
+    target_head_tau: float | None = None  # Polyak rate of the target encoder's feature head; None: encoder_tau
     actor_update_freq: int = 2  # actor + temperature every N updates (CURL: 2)
     critic_target_update_freq: int = 2  # target networks every N updates (CURL: 2)
 
@@ -188,6 +196,35 @@ class Actor(nn.Module):
         return mu, pi, log_pi
 
 
+class DeterministicActor(nn.Module):
+    """DrQ-v2's actor (Yarats et al. 2022): its own head on the detached conv features, an MLP, tanh(mu).
+    The sample adds N(0, std^2) noise clipped to +-clip and clamps into (-1, 1) with a straight-through
+    gradient (DrQ-v2's TruncatedNormal); `std` is set by the agent from its schedule."""
+
+    def __init__(self, conv_dim: int, action_dim: int, config: ModelFreeConfig):
+        super().__init__()
+        self.head = FeatureHead(conv_dim, config.feature_dim)
+        self.trunk = mlp(config.feature_dim, config.hidden_dim, action_dim)
+        self.std, self.clip = config.stddev_schedule[0], config.stddev_clip
+
+    def forward(self, conv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(tanh(mu), clipped-noise sample, zero log-prob: no entropy term)."""
+        mu = torch.tanh(self.trunk(self.head(conv)))
+        x = mu + (torch.randn_like(mu) * self.std).clamp(-self.clip, self.clip)
+        pi = x + (x.clamp(-1 + 1e-6, 1 - 1e-6) - x).detach()
+        return mu, pi, torch.zeros(mu.shape[0], device=mu.device)
+
+
+ACTORS = {"gaussian": Actor, "deterministic": DeterministicActor}
+
+
+def linear_schedule(schedule: tuple[float, float, int], step: int) -> float:
+    """DrQ-v2's `linear(init, final, duration)`: init -> final linearly over `duration` steps, then final."""
+    init, final, duration = schedule
+    mix = min(max(step / duration, 0.0), 1.0)
+    return (1.0 - mix) * init + mix * final
+
+
 class Critic(nn.Module):
     """Encoder + twin Q functions (clipped double Q)."""
 
@@ -224,33 +261,38 @@ def adam(module: nn.Module, lr: float, beta: float) -> torch.optim.Adam:
     return torch.optim.Adam(module.parameters(), lr=lr, betas=(beta, 0.999))
 
 
-# -- the agent ---------------------------------------------------------------------------------
-class SACAgent:
-    """Pixel SAC (CURL's variant) trained offline on transition batches."""
+# -- the agents --------------------------------------------------------------------------------
+class PixelAgent:
+    """What every model-free pixel agent shares: frames at `image_size`, augmentation, acting with a
+    frame stack, checkpoints of `modules()` and `optimizers`. Subclasses set `actor` and `actor_input`."""
+
+    actor: nn.Module
 
     def __init__(self, action_dim: int, config: ModelFreeConfig, device: str = "cpu"):
         if config.augmentation not in ("shift", "crop"):
             raise OwbenchError(f"augmentation={config.augmentation!r} is not known; use 'shift' or 'crop'")
+        if config.actor not in ACTORS:
+            raise unknown("actor", config.actor, ACTORS)
         self.config, self.device, self.action_dim = config, torch.device(device), action_dim
-        channels = 3 * config.frame_stack
-        self.critic = Critic(channels, action_dim, config).to(self.device)
-        self.critic_target = Critic(channels, action_dim, config).to(self.device)
-        self.critic_target.load_state_dict(self.critic.state_dict())
-        self.critic_target.requires_grad_(False)
-        self.actor = Actor(self.critic.encoder.trunk.out_dim, action_dim, config).to(self.device)
-        self.alpha = LogScalar(config.init_temperature).to(self.device)
-        self.target_entropy = -float(action_dim)
-        self.optimizers = {
-            "critic": adam(self.critic, config.critic_lr, config.adam_beta),
-            "actor": adam(self.actor, config.actor_lr, config.adam_beta),
-            "alpha": adam(self.alpha, config.alpha_lr, config.alpha_beta),
-        }
+        self.channels = 3 * config.frame_stack
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.updates = 0
-        self._actor_metrics: Metrics = {}
+
+    def make_actor(self, conv_dim: int) -> nn.Module:
+        return ACTORS[self.config.actor](conv_dim, self.action_dim, self.config).to(self.device)
+
+    def actor_input(self, obs: torch.Tensor) -> torch.Tensor:
+        """The conv features the actor reads."""
+        raise NotImplementedError
+
+    def anneal(self) -> None:
+        """Exploration noise of a deterministic actor from its schedule at the current update."""
+        if self.config.actor == "deterministic":
+            self.actor.std = linear_schedule(self.config.stddev_schedule, self.updates)
 
     # modules saved in checkpoints; subclasses extend
     def modules(self) -> dict[str, nn.Module]:
-        return {"critic": self.critic, "critic_target": self.critic_target, "actor": self.actor, "alpha": self.alpha}
+        return {"actor": self.actor}
 
     # -- data ----------------------------------------------------------------------------------
     def frames(self, images: Any) -> torch.Tensor:
@@ -274,23 +316,85 @@ class SACAgent:
     def tensor(self, value: Any) -> torch.Tensor:
         return torch.as_tensor(value, dtype=torch.float32, device=self.device)
 
+    # -- acting --------------------------------------------------------------------------------
+    def act(self, obs: Obs, state: FrameStack | None = None, eval_mode: bool = False) -> tuple[np.ndarray, FrameStack]:
+        """Action for one env observation; `state` holds the last `frame_stack` frames."""
+        frame = np.array(obs["image"], np.uint8)  # a copy: renderers may reuse their buffer
+        stack = (frame,) * self.config.frame_stack if state is None else (*state[1:], frame)
+        x = self.frames(np.concatenate(stack, axis=-1)[None])
+        if self.config.augmentation == "crop":
+            x = center_crop(x, self.config.input_size)
+        self.anneal()
+        with torch.no_grad():
+            mu, pi, _ = self.actor(self.actor_input(x))
+        action = (mu if eval_mode else pi)[0].cpu().numpy().astype(np.float32)
+        return action, stack
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"modules": {k: m.state_dict() for k, m in self.modules().items()},
+                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                "updates": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, m in self.modules().items():
+            m.load_state_dict(state["modules"][k])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        self.updates = int(state["updates"])
+
+
+class SACAgent(PixelAgent):
+    """Pixel SAC (CURL's variant) trained offline on transition batches; with `actor="deterministic"`,
+    DrQ-v2's actor-critic (clipped-noise target actions, no temperature)."""
+
+    def __init__(self, action_dim: int, config: ModelFreeConfig, device: str = "cpu"):
+        super().__init__(action_dim, config, device)
+        self.critic = Critic(self.channels, action_dim, config).to(self.device)
+        self.critic_target = Critic(self.channels, action_dim, config).to(self.device)
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.critic_target.requires_grad_(False)
+        self.actor = self.make_actor(self.critic.encoder.trunk.out_dim)
+        self.alpha = LogScalar(config.init_temperature).to(self.device)
+        self.target_entropy = -float(action_dim)
+        self.optimizers = {
+            "critic": adam(self.critic, config.critic_lr, config.adam_beta),
+            "actor": adam(self.actor, config.actor_lr, config.adam_beta),
+        }
+        if config.actor == "gaussian":  # a deterministic actor has no entropy term to weigh
+            self.optimizers["alpha"] = adam(self.alpha, config.alpha_lr, config.alpha_beta)
+        self._actor_metrics: Metrics = {}
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"critic": self.critic, "critic_target": self.critic_target, "actor": self.actor, "alpha": self.alpha}
+
+    def actor_input(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.critic.encoder.trunk(obs)
+
     # -- learning ------------------------------------------------------------------------------
     def update(self, batch: Batch) -> Metrics:
         """One SAC step (+ the subclass's representation / conservative terms) on a transition batch."""
         raw_obs, raw_next = self.frames(batch["obs"]), self.frames(batch["next_obs"])
         action, reward, discount = (self.tensor(batch[k]) for k in ("action", "reward", "discount"))
         obs, next_obs = self.augment(raw_obs), self.augment(raw_next)
+        self.anneal()
         metrics = self.update_critic(obs, action, reward, discount, next_obs)
         if self.updates % self.config.actor_update_freq == 0:
-            self._actor_metrics = self.update_actor_and_alpha(obs)
+            self._actor_metrics = self.update_actor_and_alpha(obs, action)
         metrics.update(self._actor_metrics)
         if self.updates % self.config.critic_target_update_freq == 0:
-            soft_update(self.critic.q1, self.critic_target.q1, self.config.critic_tau)
-            soft_update(self.critic.q2, self.critic_target.q2, self.config.critic_tau)
-            soft_update(self.critic.encoder, self.critic_target.encoder, self.config.encoder_tau)
+            self.update_targets()
         metrics.update(self.update_representation(raw_obs, obs))
         self.updates += 1
         return metrics
+
+    def update_targets(self) -> None:
+        c = self.config
+        head_tau = c.encoder_tau if c.target_head_tau is None else c.target_head_tau
+        soft_update(self.critic.q1, self.critic_target.q1, c.critic_tau)
+        soft_update(self.critic.q2, self.critic_target.q2, c.critic_tau)
+        soft_update(self.critic.encoder.trunk, self.critic_target.encoder.trunk, c.encoder_tau)
+        soft_update(self.critic.encoder.head, self.critic_target.encoder.head, head_tau)
 
     def update_critic(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor,
                       discount: torch.Tensor, next_obs: torch.Tensor) -> Metrics:
@@ -298,7 +402,8 @@ class SACAgent:
             next_conv = self.critic.encoder.trunk(next_obs)
             _, next_action, next_log_pi = self.actor(next_conv)
             target_q1, target_q2 = self.critic_target.q(self.critic_target.encoder(next_obs), next_action)
-            # soft Bellman target with n-step reward: r + gamma^n (min Q' - alpha log pi)
+            # soft Bellman target with n-step reward: r + gamma^n (min Q' - alpha log pi); a deterministic
+            # actor's log pi is 0: DrQ-v2's clipped double-Q target at a noisy next action
             target_v = torch.min(target_q1, target_q2) - self.alpha.value * next_log_pi
             target_q = reward + discount * target_v
         conv = self.critic.encoder.trunk(obs)
@@ -319,51 +424,33 @@ class SACAgent:
         """Extra critic loss term (none for plain SAC; CQL's conservative penalty)."""
         return torch.zeros((), device=self.device), {}
 
-    def update_actor_and_alpha(self, obs: torch.Tensor) -> Metrics:
-        with torch.no_grad():  # the actor sees the critic's conv features, detached (CURL)
+    def update_actor_and_alpha(self, obs: torch.Tensor, data_action: torch.Tensor) -> Metrics:
+        with torch.no_grad():  # the actor sees the critic's conv features, detached (CURL, DrQ-v2)
             conv = self.critic.encoder.trunk(obs)
             feature = self.critic.encoder.head(conv)
         _, pi, log_pi = self.actor(conv)
         q1, q2 = self.critic.q(feature, pi)
-        actor_loss = (self.alpha.value.detach() * log_pi - torch.min(q1, q2)).mean()
+        actor_loss, metrics = self.actor_loss(torch.min(q1, q2), pi, log_pi, data_action)
         self.optimizers["actor"].zero_grad(set_to_none=True)
         actor_loss.backward()
         self.optimizers["actor"].step()
+        if "alpha" not in self.optimizers:
+            return metrics
         alpha_loss = (self.alpha.value * (-log_pi - self.target_entropy).detach()).mean()
         self.optimizers["alpha"].zero_grad(set_to_none=True)
         alpha_loss.backward()
         self.optimizers["alpha"].step()
-        return {"actor_loss": actor_loss.detach(), "alpha": self.alpha.value.detach(), "entropy": -log_pi.mean().detach()}
+        return {**metrics, "alpha": self.alpha.value.detach(), "entropy": -log_pi.mean().detach()}
+
+    def actor_loss(self, q: torch.Tensor, pi: torch.Tensor, log_pi: torch.Tensor,
+                   data_action: torch.Tensor) -> tuple[torch.Tensor, Metrics]:
+        """SAC's policy loss E[alpha log pi(a|s) - min Q(s, a)], a ~ pi (-Q alone for a deterministic actor)."""
+        loss = (self.alpha.value.detach() * log_pi - q).mean()
+        return loss, {"actor_loss": loss.detach()}
 
     def update_representation(self, raw_obs: torch.Tensor, obs: torch.Tensor) -> Metrics:
         """Auxiliary representation update (none for plain SAC; CURL's contrastive loss)."""
         return {}
-
-    # -- acting --------------------------------------------------------------------------------
-    def act(self, obs: Obs, state: FrameStack | None = None, eval_mode: bool = False) -> tuple[np.ndarray, FrameStack]:
-        """Action for one env observation; `state` holds the last `frame_stack` frames."""
-        frame = np.array(obs["image"], np.uint8)  # a copy: renderers may reuse their buffer
-        stack = (frame,) * self.config.frame_stack if state is None else (*state[1:], frame)
-        x = self.frames(np.concatenate(stack, axis=-1)[None])
-        if self.config.augmentation == "crop":
-            x = center_crop(x, self.config.input_size)
-        with torch.no_grad():
-            mu, pi, _ = self.actor(self.critic.encoder.trunk(x))
-        action = (mu if eval_mode else pi)[0].cpu().numpy().astype(np.float32)
-        return action, stack
-
-    # -- checkpoints ---------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        return {"modules": {k: m.state_dict() for k, m in self.modules().items()},
-                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-                "updates": self.updates}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for k, m in self.modules().items():
-            m.load_state_dict(state["modules"][k])
-        for k, o in self.optimizers.items():
-            o.load_state_dict(state["optimizers"][k])
-        self.updates = int(state["updates"])
 
 
 def seed_torch(seed: int) -> None:

@@ -16,7 +16,7 @@ from collectors.errors import OwbenchError, unknown
 
 PROFILES = ("smoke", "quick", "paper")
 MAX_JOBS = 10_000  # a larger sweep is a typo (`--seeds 100000000`), refused before anything is allocated
-BASELINES = ("curl", "curl+cql", "cql", "dreamerv2", "lompo")
+BASELINES = ("curl", "curl+cql", "cql", "drq+bc", "bc", "dreamerv2", "offline-dv2", "lompo", "dv2-finetune")
 # Named configurations of a registered method: name -> (method, config overrides).
 VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
     "coworld-multi": ("coworld", {"source_mode": "multi-source"}),  # NeurIPS App. C, Eq. 12
@@ -230,10 +230,15 @@ def _online_budgets(online_updates: int, source_quality: str = "", source_episod
 _TRANSFER_STEPS = {"lompo": 100_000, "coworld": 460_000, "coworld-multi": 460_000}
 _TRANSFER_METHODS = BASELINES + ("coworld",)
 # What each method of a transfer suite receives under the paper profile (agents.coworld.updates_per_run
-# gives CoWorld's counts; tests/benchmark/test_suites.py keeps this text equal to it).
+# gives CoWorld's counts, baselines.dv2_finetune's preset its pretraining; tests/benchmark/test_suites.py keeps
+# this text equal to them). Table 12 does not list drq+bc, bc, offline-dv2 (its world-model updates included) or
+# dv2-finetune: they get the other baselines' 300k offline updates, dv2-finetune after its source pretraining.
 _TRANSFER_BUDGETS = ("Paper budgets per job (NeurIPS Table 12): dreamerv2, curl, cql, curl+cql 300k offline updates, "
                      "lompo 100k; coworld 460k target updates plus, in its online source simulator, 20k pretraining "
                      "and {source} co-training source updates (each after 5 source environment steps). "
+                     "Not in Table 12, budgeted as the other baselines: drq+bc, bc, offline-dv2 300k offline updates; "
+                     "dv2-finetune 20k source pretraining updates (each after 5 source environment steps) plus 300k "
+                     "offline finetuning updates. "
                      "`--steps N` gives every method N target updates (the equal-target-update comparison).")
 
 _DMC_PAIRS = _pairs(("walker_walk", "walker_downhill"), ("walker_walk", "walker_uphill"),
@@ -272,16 +277,21 @@ def _transfer(name: str, description: str, pairs: tuple[Pair, ...], quality: str
 
 
 SUITES: dict[str, Suite] = {s.name: s for s in [
-    _transfer("dmc-transfer", "CoWorld DMC: online source task, offline medium-replay target (arXiv v1 + NeurIPS)",
+    _transfer("dmc-transfer", "CoWorld DMC: online source task, offline medium-replay target (arXiv v1 + NeurIPS); "
+              "NeurIPS's Offline DV2 column is V-D4RL's penalised Offline DV2, so its numbers sit under offline-dv2, "
+              "not dreamerv2 (plain offline DreamerV2, arXiv v1's DreamerV2 column)",
               _DMC_PAIRS, "medium-replay", "coworld-neurips"),
-    _transfer("dmc-transfer-medium-expert", "CoWorld DMC with medium-expert target data (NeurIPS Table 9)",
+    _transfer("dmc-transfer-medium-expert", "CoWorld DMC with medium-expert target data (NeurIPS Table 9; its "
+              "Offline DV2 column under offline-dv2)",
               _DMC_PAIRS, "medium-expert", "coworld-neurips"),
-    _transfer("metaworld-transfer", "CoWorld Meta-World, arXiv v1 Table 2 pairs",
+    _transfer("metaworld-transfer", "CoWorld Meta-World, arXiv v1 Table 2 pairs (its DreamerV2 column is plain "
+              "offline DreamerV2: dreamerv2; no DrQ+BC, BC, Offline DV2 or DV2 Finetune numbers in arXiv v1)",
               _pairs(("window-close", "door-close"), ("handle-press", "button-press-topdown"),
                      ("drawer-close", "handle-press"), ("drawer-close", "button-press"),
                      ("stick-push", "assembly"), prefix="mw_"),
               "medium-replay", "coworld-arxiv-v1"),
-    _transfer("metaworld-transfer-neurips", "CoWorld Meta-World, NeurIPS Table 2 pairs (+ multi-source CoWorld)",
+    _transfer("metaworld-transfer-neurips", "CoWorld Meta-World, NeurIPS Table 2 pairs (+ multi-source CoWorld; its "
+              "Offline DV2 column under offline-dv2)",
               _pairs(("button-press", "door-close"), ("drawer-close", "button-press"),
                      ("button-press-topdown", "window-close"), ("button-press", "handle-press"),
                      ("window-close", "drawer-close"), ("handle-press", "button-press-topdown"), prefix="mw_"),

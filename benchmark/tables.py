@@ -31,6 +31,20 @@ def profile_banner(profile: str) -> str | None:
     return BANNERS.get(profile, f"{profile.upper()} PROFILE: not the papers' budgets; numbers are not results.")
 
 
+# Methods a paper's rows name otherwise: paper -> {owbench method: its rows' `method`, or None for none}.
+# CoWorld NeurIPS's "Offline DV2" (rows `dreamerv2`) is V-D4RL's Offline DV2 (Lu et al.), the penalised
+# two-stage DreamerV2, not the plain offline DreamerV2 of arXiv v1's "DreamerV2" column: its numbers differ
+# from arXiv v1's on the same pairs and data (cheetah_downhill 243 ± 7 vs 703 ± 52, walker_uphill 139 ± 4
+# vs 279 ± 37) with the tight spreads of a penalised learner.
+PAPER_METHOD_NAMES: dict[str, dict[str, str | None]] = {"coworld-neurips": {"offline-dv2": "dreamerv2",
+                                                                            "dreamerv2": None}}
+
+
+def paper_method(paper: str, method: str) -> str | None:
+    """The `method` of `paper`'s rows that report owbench's `method` (None: the paper has none)."""
+    return PAPER_METHOD_NAMES.get(paper, {}).get(method, method)
+
+
 def paper_results() -> pd.DataFrame:
     """The papers' reported numbers (benchmark/data/paper_results.csv)."""
     with resources.files("benchmark").joinpath("data/paper_results.csv").open() as f:
@@ -56,13 +70,28 @@ def with_paper(wide: pd.DataFrame, suite: str, paper: str, methods: list[str]) -
     ref = ref[(ref["paper"] == paper) & (ref["suite"] == suite) & (ref["metric"] == "episode_return")]
     out = wide.copy()
     for method in methods:
-        rows = ref[ref["method"] == method].set_index(["source", "target"])
+        rows = ref[ref["method"] == paper_method(paper, method)].set_index(["source", "target"])
         if rows.empty:
             continue
         keys = [(s.removeprefix("mw_"), t.removeprefix("mw_")) for s, t in wide.index]
         out[f"{method} paper"] = [rows["mean"].get(k, np.nan) for k in keys]
         out[f"{method} paper std"] = [rows["std"].get(k, np.nan) for k in keys]
     return out
+
+
+def paper_numbers(suite: str, paper: str, pairs: list[tuple[str, str]], methods: list[str]) -> pd.DataFrame:
+    """`paper`'s reported returns on `suite`, "mean ± std" per pair (rows, source → target) and method (columns),
+    for the methods it reports ("–" where a pair lacks one); empty when it reports none."""
+    wide = with_paper(pd.DataFrame(index=pd.MultiIndex.from_tuples(pairs, names=["source", "target"])),
+                      suite, paper, methods)
+    def reported(mu: float, sd: float) -> str:  # as the paper printed it (integers in the CoWorld tables)
+        return "–" if np.isnan(mu) else f"{mu:g}" + (f" ± {sd:g}" if np.isfinite(sd) else "")
+
+    cells = pd.DataFrame(index=pd.Index(_pair_labels(wide, " → "), name="source → target"))
+    for method in methods:
+        if f"{method} paper" in wide.columns:
+            cells[method] = [reported(mu, sd) for mu, sd in zip(wide[f"{method} paper"], wide[f"{method} paper std"])]
+    return cells
 
 
 def _methods(wide: pd.DataFrame) -> list[str]:

@@ -73,9 +73,26 @@ def show(name: str, profile: str) -> None:
             scratch = f"\n{', '.join(group.scratch_methods)}: online from scratch" if group.scratch_methods else ""
             table.add_row(", ".join(pair.sources), pair.target, learned, lines + scratch)
         console.print(table)
+    if s.paper:
+        _print_paper_numbers(s)
     table = Table(title=f"budget per job ({profile} profile)", show_header=False)
     for key, value in vars(budget).items():
         table.add_row(key, str(value))
+    console.print(table)
+
+
+def _print_paper_numbers(s: suite_lib.Suite) -> None:
+    """The suite paper's reported returns of the suite's methods (benchmark/tables.py maps renamed columns)."""
+    from benchmark.tables import paper_numbers
+
+    numbers = paper_numbers(s.name, s.paper, [(p.source, p.target) for p in s.pairs], list(s.methods))
+    if numbers.columns.empty:
+        return
+    table = Table(title=f"paper numbers ({s.paper}): episode return, mean ± std")
+    for col in ("source → target", *numbers.columns):
+        table.add_column(col)
+    for label, row in numbers.iterrows():
+        table.add_row(str(label), *row.tolist())
     console.print(table)
 
 

@@ -22,7 +22,8 @@ from agents.training import Checkpointer, to_floats
 from benchmark.methods import get_method
 from collectors.envs import EnvSpec, spec
 
-METHODS = ["random", "dreamerv2", "vid2act", "wpt", "coworld", "curl", "cql", "curl+cql", "lompo"]
+METHODS = ["random", "dreamerv2", "vid2act", "wpt", "coworld", "curl", "cql", "curl+cql", "lompo", "drq+bc", "bc",
+           "offline-dv2", "dv2-finetune"]
 STOCHASTIC_IN_EVAL = {"random"}  # uniform random by definition; its determinism is its RNG state (round trip)
 ENV_ID = "walker_walk"  # 6-dim actions, 24-dim state
 

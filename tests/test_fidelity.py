@@ -27,8 +27,9 @@ FIELD = re.compile(r"^`([A-Za-z_][\w.]*)`$")
 
 
 def method_of(path: Path) -> str:
-    """The registered method a fidelity file documents: its name with '+' written '_' (curl_cql.md)."""
-    names = {name.replace("+", "_"): name for name in METHODS}
+    """The registered method a fidelity file documents: its name with '+' and '-' written '_' (curl_cql.md,
+    offline_dv2.md)."""
+    names = {name.replace("+", "_").replace("-", "_"): name for name in METHODS}
     assert path.stem in names, f"{path.name}: no method named {path.stem!r} in benchmark.methods.METHODS"
     return names[path.stem]
 

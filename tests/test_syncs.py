@@ -94,7 +94,8 @@ def bf16_on_cpu(monkeypatch):
     monkeypatch.setattr(devices, "amp_dtype", lambda device, cpu=False: torch.bfloat16)
 
 
-@pytest.mark.parametrize("name", ["dreamerv2", "coworld", "wpt", "vid2act", "lompo", "curl", "cql"])
+@pytest.mark.parametrize("name", ["dreamerv2", "coworld", "wpt", "vid2act", "lompo", "curl", "cql", "drq+bc", "bc",
+                                  "offline-dv2", "dv2-finetune"])
 def test_updates_run_under_bfloat16_autocast(bf16_on_cpu, name):
     agent, config, env, kind = build(name)
     for i in range(3):

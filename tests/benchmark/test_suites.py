@@ -30,7 +30,8 @@ def test_dmc_transfer_plan_matches_the_papers():
         "walker_walk__walker_downhill", "walker_walk__walker_uphill", "walker_walk__walker_nofoot",
         "cheetah_run__cheetah_downhill", "cheetah_run__cheetah_uphill", "cheetah_run__cheetah_nopaw"}
     jobs = plan("dmc-transfer", "paper")
-    assert len(jobs) == 6 * 6 * 3
+    assert {"drq+bc", "bc", "offline-dv2", "dv2-finetune"} <= set(suite.methods)
+    assert len(jobs) == 6 * 10 * 3
     coworld = next(j for j in jobs if j.method == "coworld")
     assert coworld.online_source and coworld.budget.steps_for("coworld") == 460_000
     assert {(d.env_id, d.quality, d.role) for d in coworld.data} == {(coworld.pair.target, "medium-replay", "target")}
@@ -39,6 +40,7 @@ def test_dmc_transfer_plan_matches_the_papers():
 @pytest.mark.parametrize("name, domain", [("dmc-transfer", "dmc"), ("metaworld-transfer-neurips", "metaworld")])
 def test_transfer_suites_state_each_methods_budget_and_offer_equal_target_updates(name, domain):
     from agents.coworld import Config, updates_per_run
+    from baselines.dv2_finetune import Config as FinetuneConfig
 
     suite, budget = get_suite(name), get_suite(name).budget("paper")
     coworld = updates_per_run(Config.preset("paper", domain=domain), budget.steps_for("coworld"))
@@ -48,6 +50,12 @@ def test_transfer_suites_state_each_methods_budget_and_offer_equal_target_update
     assert f"{budget.steps_for('lompo') // 1000}k" in suite.description
     assert f"coworld {coworld['target'] // 1000}k target updates" in suite.description
     assert f"{coworld['pretrain'] // 1000}k pretraining and {coworld['source'] // 1000}k co-training" in suite.description
+    assert {budget.steps_for(m) for m in ("drq+bc", "bc", "offline-dv2", "dv2-finetune")} == {budget.steps}
+    assert f"drq+bc, bc, offline-dv2 {budget.steps // 1000}k offline updates" in suite.description
+    finetune = FinetuneConfig.preset("paper", domain=domain)
+    assert (f"dv2-finetune {finetune.pretrain_steps // 1000}k source pretraining updates (each after "
+            f"{finetune.train_every} source environment steps) plus {budget.steps_for('dv2-finetune') // 1000}k "
+            "offline finetuning updates") in suite.description
     equal = plan(name, "paper", steps=300_000, seeds=1)  # equal target updates for every method
     assert {j.budget.steps_for(j.method) for j in equal} == {300_000}
     assert {j.method for j in equal} >= {"coworld", "dreamerv2"}

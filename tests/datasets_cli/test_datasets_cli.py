@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -95,3 +96,13 @@ def test_export_import_round_trip(collected, tmp_path):
     assert np.array_equal(a.read("image"), b.read("image")) and np.array_equal(a.read("physics"), b.read("physics"))
     usage = invoke("datasets", "export", "dmc/walker_walk/random-16px-v1", "--format", "csv")
     assert usage.exit_code == 2 and "csv" in usage.output
+
+
+def test_suites_show_lists_the_baselines_with_the_papers_numbers():
+    result = invoke("suites", "show", "dmc-transfer", "--profile", "paper")
+    assert result.exit_code == 0, result.output
+    for method in ("drq+bc", "bc", "offline-dv2", "dv2-finetune"):
+        assert method in result.output
+    numbers = result.output[result.output.index("paper numbers (coworld-neurips)"):]
+    # NeurIPS Table 3, walker_downhill: DrQ+BC, Offline DV2, DV2 Finetune (cells may wrap at the console's width)
+    assert all(re.search(rf"\b{n} ±", numbers) for n in (291, 435, 379))

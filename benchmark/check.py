@@ -179,7 +179,7 @@ class Job:
 
     role: str  # "method", "control" or "random"
     method: Method
-    regime: str  # "train" (the method's own `train` or the generic offline loop), "scratch" or "evaluate"
+    regime: str  # "train" (the method's own `train`, else the generic offline loop) or "scratch" (online from scratch)
     ctx: TrainContext
     online: OnlineConfig | None = None
     result: Path = Path()  # where the finished job's JSON goes
@@ -217,9 +217,9 @@ def make_jobs(method: str, setting: CheckSetting, budget: str, seeds: Iterable[i
                         source=setting.source))
         if control is not None:
             scratch = control.regime == "scratch"
-            jobs.append(job("control", seed, control.method, control.regime if scratch else "train", "smoke",
+            jobs.append(job("control", seed, control.method, "scratch" if scratch else "train", "smoke",
                             level.control_overrides, level.updates, [] if scratch else datasets))
-        jobs.append(job("random", seed, "random", "evaluate"))
+        jobs.append(job("random", seed, "random", "train"))
     return jobs
 
 
@@ -235,11 +235,11 @@ def train_job(job: Job) -> EvalResult:
     module, ctx = job.method.load(), job.ctx
     if job.regime == "scratch":
         return train_from_scratch(ctx, module, job.online)
-    if job.regime == "evaluate" or job.method.batch == "none" and not hasattr(module, "train"):
-        agent = module.make_agent(ctx.spec, ctx.config(module), ctx.device, ctx.seed)
-        return evaluate(agent, ctx.make_env, ctx.eval_episodes, training_seed=ctx.seed)
     if hasattr(module, "train"):
         return module.train(ctx)
+    if job.method.batch == "none":  # nothing to learn (the random policy): evaluation only
+        agent = module.make_agent(ctx.spec, ctx.config(module), ctx.device, ctx.seed)
+        return evaluate(agent, ctx.make_env, ctx.eval_episodes, training_seed=ctx.seed)
     return train_offline(ctx, module)
 
 

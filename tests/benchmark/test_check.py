@@ -1,0 +1,203 @@
+"""`owbench check` (benchmark/check.py, datasets_cli/check.py): the decision on fixed numbers, the settings,
+and the command with faked training (this module doubles as the fake method: `train(ctx)` returns fixed
+noisy scores per method name, so a job takes milliseconds)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from agents.protocol import EvalResult
+from benchmark import check, stats
+from benchmark.methods import METHODS, Method
+from collectors.errors import OwbenchError
+from collectors.seeds import eval_seeds
+from datasets_cli.main import cli
+
+SCORES = {"fake-good": 100.0, "fake-control": 50.0, "fake-bad": 0.0, "random": 0.0}  # fake-bad scores as random
+
+
+@dataclass(frozen=True)
+class Config:
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "Config":
+        return cls()
+
+
+def make_agent(spec, config, device, seed):  # the check never needs it: train() is self-contained
+    raise NotImplementedError
+
+
+def train(ctx) -> EvalResult:
+    """Fixed scores + noise from the seed; logs every call to <out>/calls.txt (across processes)."""
+    with open(ctx.run_dir.parent.parent / "calls.txt", "a") as f:
+        f.write(f"{ctx.method} {ctx.seed} {ctx.steps}\n")
+    seeds = eval_seeds(ctx.eval_episodes, ctx.seed)
+    returns = SCORES[ctx.method] + np.random.default_rng(ctx.seed).normal(0.0, 5.0, ctx.eval_episodes)
+    return EvalResult(returns, np.zeros(len(returns), bool), np.full(len(returns), 10), seeds)
+
+
+FAKE = check.CheckSetting("walker_downhill", 32, "none", {b: check.Level(6) for b in check.BUDGETS},
+                          control=check.Control("fake-control", "offline", "fake control"))
+
+
+@pytest.fixture
+def fakes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """fake-good / fake-bad with the FAKE setting; `random` and the control train through this module."""
+    for name in ("fake-good", "fake-bad", "fake-control", "random"):
+        monkeypatch.setitem(METHODS, name, Method(name, __name__, "sequence"))
+    for name in ("fake-good", "fake-bad"):
+        monkeypatch.setitem(check.SETTINGS, name, FAKE)
+
+
+def owbench(*args: str) -> Any:
+    return CliRunner().invoke(cli, list(args))
+
+
+def calls(out: Path) -> list[str]:
+    return (out / "calls.txt").read_text().splitlines()
+
+
+# -- the decision on fixed numbers ---------------------------------------------------------------------------
+def test_pass_needs_the_method_ci_lower_bound_above_the_random_ci_upper_bound() -> None:
+    scores = lambda low, high: check.RoleScores({}, (low + high) / 2, (low, high))  # noqa: E731
+    assert check.passes(scores(50.0, 90.0), scores(10.0, 49.9))
+    assert not check.passes(scores(50.0, 90.0), scores(10.0, 50.0))  # touching bounds: no pass
+    assert not check.passes(scores(50.0, 90.0), scores(10.0, 60.0))  # overlapping CIs: no pass, means apart or not
+
+
+def test_summary_on_fixed_per_seed_returns() -> None:
+    """IQM and CI over per-seed means; separated seeds pass, overlapping ones fail; gain over the control."""
+    def records(role: str, per_seed: list[float]) -> list[dict[str, Any]]:
+        return [{"role": role, "seed": s, "returns": [r - 1.0, r + 1.0]} for s, r in enumerate(per_seed)]
+
+    apart = check.summarize(records("method", [100, 110, 120, 130]) + records("random", [0, 10, 20, 30])
+                            + records("control", [90, 100, 110, 120]))
+    assert apart["passed"]
+    method = apart["roles"]["method"]
+    assert method["per_seed"] == {0: 100.0, 1: 110.0, 2: 120.0, 3: 130.0}
+    assert method["iqm"] == pytest.approx(115.0)  # trim_mean of 4 values cuts one each side
+    assert 100.0 <= method["ci"][0] < 115.0 < method["ci"][1] <= 130.0
+    assert apart["gain_over_control"]["iqm"] == pytest.approx(10.0)
+    low, high = apart["gain_over_control"]["ci"]
+    assert low < 10.0 < high
+    close = check.summarize(records("method", [30, 40, 50, 60]) + records("random", [0, 10, 20, 40]))
+    assert not close["passed"] and "gain_over_control" not in close  # the method's mean is higher, its CI is not clear
+
+
+def test_iqm_difference_ci_on_constant_scores() -> None:
+    assert stats.iqm_difference_ci([np.full(3, 10.0)], [np.zeros(4)]) == (10.0, 10.0)
+
+
+# -- settings ------------------------------------------------------------------------------------------------
+def test_every_registered_method_has_a_setting_at_every_budget() -> None:
+    for name in (n for n in METHODS if n != "random"):
+        setting = check.setting_for(name)
+        assert set(setting.levels) == set(check.BUDGETS) and setting.data in check.RECIPES, name
+        assert setting.levels["smoke"].updates < setting.levels["quick"].updates, name
+        assert setting.control is None or setting.control.method in METHODS, name
+    assert check.setting_for("coworld").control.regime == "offline"
+    assert {check.setting_for(m).control.regime for m in ("vid2act", "wpt")} == {"scratch"}
+
+
+def test_a_new_registered_method_falls_back_to_the_generic_setting_of_its_batch_kind(monkeypatch) -> None:
+    for kind in ("sequence", "transition"):
+        monkeypatch.setitem(METHODS, f"new-{kind}", Method(f"new-{kind}", "baselines.dreamerv2", kind))
+        assert check.setting_for(f"new-{kind}") is check.GENERIC[kind]
+
+
+def test_jobs_give_method_and_control_the_same_budget_seed_and_evaluation(tmp_path: Path) -> None:
+    for method, control_data in (("coworld", ["d"]), ("wpt", [])):
+        setting = check.setting_for(method)
+        jobs = check.make_jobs(method, setting, "quick", [3], tmp_path, ["d"], 7)
+        by_role = {j.role: j for j in jobs}
+        assert list(by_role) == ["method", "control", "random"]
+        assert by_role["method"].ctx.steps == by_role["control"].ctx.steps == setting.levels["quick"].updates
+        assert {j.ctx.seed for j in jobs} == {3} and {j.ctx.eval_episodes for j in jobs} == {7}
+        assert by_role["control"].ctx.datasets == control_data  # offline control: the same data; scratch: none
+        assert by_role["method"].ctx.source_env_id == setting.source
+    assert by_role["control"].online == check.QUICK_ONLINE and by_role["control"].regime == "scratch"
+
+
+def test_seed_lists() -> None:
+    assert check.parse_seeds("5") == [0, 1, 2, 3, 4]
+    assert check.parse_seeds("0,3,7") == [0, 3, 7]
+    for bad in ("x", "0,0", "0", "-1,2"):
+        with pytest.raises(OwbenchError):
+            check.parse_seeds(bad)
+
+
+# -- the command (training faked) ----------------------------------------------------------------------------
+def test_pass_exits_0_with_the_table_and_summary(fakes, tmp_path: Path) -> None:
+    result = owbench("check", "fake-good", "--seeds", "3", "--budget", "smoke", "--out", str(tmp_path),
+                     "--eval-episodes", "4")
+    assert result.exit_code == 0, result.output
+    assert "PASS" in result.output and "IQM" in result.output and "gain over fake control" in result.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["passed"] and summary["seeds"] == [0, 1, 2] and summary["budget"] == "smoke"
+    assert set(summary["roles"]) == {"method", "control", "random"}
+    assert all(len(r["per_seed"]) == 3 for r in summary["roles"].values())
+    assert summary["gain_over_control"]["iqm"] == pytest.approx(50.0, abs=10.0)
+    assert sorted(calls(tmp_path)) == sorted(f"{m} {s} {n}" for s in range(3)
+                                             for m, n in (("fake-good", 6), ("fake-control", 6), ("random", 0)))
+    record = json.loads((tmp_path / "results" / "method-1.json").read_text())
+    assert len(record["returns"]) == 4 and record["eval_seeds"] == eval_seeds(4, 1)
+
+
+def test_fail_exits_1(fakes, tmp_path: Path) -> None:
+    result = owbench("check", "fake-bad", "--seeds", "3", "--budget", "smoke", "--out", str(tmp_path))
+    assert result.exit_code == 1, result.output
+    assert "FAIL" in result.output and not json.loads((tmp_path / "summary.json").read_text())["passed"]
+
+
+def test_rerun_keeps_finished_jobs_and_takes_seed_lists(fakes, tmp_path: Path) -> None:
+    assert owbench("check", "fake-good", "--seeds", "2", "--budget", "smoke", "--out", str(tmp_path)).exit_code == 0
+    assert len(calls(tmp_path)) == 6
+    result = owbench("check", "fake-good", "--seeds", "0,3", "--budget", "smoke", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "3 of 6 jobs already finished" in result.output
+    assert sorted(calls(tmp_path)[6:]) == ["fake-control 3 6", "fake-good 3 6", "random 3 0"]  # only seed 3 trained
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["seeds"] == [0, 3] and list(summary["roles"]["method"]["per_seed"]) == ["0", "3"]
+
+
+def test_rerun_asking_for_another_check_in_the_same_folder_is_a_user_error(fakes, tmp_path: Path) -> None:
+    assert owbench("check", "fake-good", "--seeds", "1", "--budget", "smoke", "--out", str(tmp_path)).exit_code == 0
+    result = owbench("check", "fake-good", "--seeds", "1", "--budget", "quick", "--out", str(tmp_path))
+    assert result.exit_code == 2 and "holds another check" in result.output and "Traceback" not in result.output
+
+
+def test_seeds_in_parallel_processes_match_one_process(fakes, tmp_path: Path) -> None:
+    for workers, out in (("1", tmp_path / "one"), ("2", tmp_path / "two")):
+        result = owbench("check", "fake-good", "--seeds", "2", "--budget", "smoke", "--out", str(out),
+                         "--workers", workers)
+        assert result.exit_code == 0, result.output
+    one, two = (json.loads((tmp_path / d / "summary.json").read_text())["roles"] for d in ("one", "two"))
+    assert one == two and len(calls(tmp_path / "two")) == 6
+
+
+def test_unknown_method_is_one_line_naming_the_valid_ones() -> None:
+    result = owbench("check", "dreamerv3", "--seeds", "1")
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "unknown method 'dreamerv3'" in lines[0]
+    assert all(m in lines[0] for m in ("dreamerv2", "coworld", "wpt", "curl+cql"))
+    assert owbench("check", "random").exit_code == 2
+    assert owbench("check", "dreamerv2", "--seeds", "x").exit_code == 2
+
+
+# -- item 4 of issue 22: the shared world model's regression check -------------------------------------------
+@pytest.mark.slow
+def test_dreamerv2_check_passes_over_three_seeds(tmp_path: Path) -> None:
+    """`owbench check dreamerv2 --seeds 3 --budget quick` (the smallest budget meant to pass; `smoke` is
+    mechanics only) exits 0. Uses the real OWBENCH_HOME: the medium-replay dataset is collected once
+    (~10 min on 2 cores); then ~6 min per DreamerV2 seed on one thread."""
+    result = owbench("check", "dreamerv2", "--seeds", "3", "--budget", "quick", "--workers", "3",
+                     "--out", str(tmp_path))
+    print(result.output)
+    assert result.exit_code == 0, result.output

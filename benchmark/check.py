@@ -265,8 +265,12 @@ def run_jobs(jobs: list[Job], workers: int, on_done: Callable[[dict[str, Any]], 
             on_done(run_job(j))
         return
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        for future in as_completed([pool.submit(run_job, j) for j in todo]):
-            on_done(future.result())
+        try:
+            for future in as_completed([pool.submit(run_job, j) for j in todo]):
+                on_done(future.result())
+        except BaseException:  # a failed job (or ^C) stops the check: queued jobs do not start
+            pool.shutdown(cancel_futures=True)
+            raise
 
 
 # -- the decision --------------------------------------------------------------------------------------------

@@ -183,6 +183,7 @@ class Job:
     ctx: TrainContext
     online: OnlineConfig | None = None
     result: Path = Path()  # where the finished job's JSON goes
+    diagnose: bool = False  # also measure a world model's open-loop error with true vs shuffled actions
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -197,7 +198,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def make_jobs(method: str, setting: CheckSetting, budget: str, seeds: Iterable[int], out: Path, datasets: list[str],
-              eval_episodes: int, device: str = "cpu") -> list[Job]:
+              eval_episodes: int, device: str = "cpu", diagnose: bool = False) -> list[Job]:
     """The method, its control and random for every seed, interleaved by seed."""
     level, control = setting.levels[budget], setting.control
 
@@ -209,7 +210,7 @@ def make_jobs(method: str, setting: CheckSetting, budget: str, seeds: Iterable[i
                            log_every=50, seed=seed, device=device, image_size=setting.image_size,
                            overrides=dict(overrides), progress=False)
         online = level.online if regime == "scratch" else None
-        return Job(role, METHODS[name], regime, ctx, online, out / "results" / f"{role}-{seed}.json")
+        return Job(role, METHODS[name], regime, ctx, online, out / "results" / f"{role}-{seed}.json", diagnose)
 
     jobs = []
     for seed in seeds:
@@ -250,6 +251,8 @@ def run_job(job: Job) -> dict[str, Any]:
     record = {"role": job.role, "method": job.method.name, "seed": job.ctx.seed, "updates": job.ctx.steps,
               "returns": [float(r) for r in result.returns], "eval_seeds": [int(s) for s in result.seeds],
               "minutes": round((time.perf_counter() - start) / 60, 2)}
+    if job.diagnose and (model := trained_world_model(job)) is not None:
+        record["diagnostics"] = action_use(*model)
     job.result.parent.mkdir(parents=True, exist_ok=True)
     tmp = job.result.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record))
@@ -271,6 +274,58 @@ def run_jobs(jobs: list[Job], workers: int, on_done: Callable[[dict[str, Any]], 
         except BaseException:  # a failed job (or ^C) stops the check: queued jobs do not start
             pool.shutdown(cancel_futures=True)
             raise
+
+
+# -- diagnostic: does the world model use the actions? (issue 22) -----------------------------------------------
+def trained_world_model(job: Job) -> tuple[Any, list[str]] | None:
+    """The world model of a finished job trained by the generic offline loop or from scratch (its last
+    checkpoint) and the data to test it on (the check's datasets, or the online run's replay); None for
+    agents without one (`.wm`) or methods with their own `train`."""
+    from agents.training import Checkpointer
+
+    module, ctx = job.method.load(), job.ctx
+    if job.method.batch != "sequence" or (hasattr(module, "train") and job.regime != "scratch"):
+        return None
+    scratch = job.regime == "scratch"  # train_from_scratch sets the model's image size, train_offline does not
+    config = module.Config.preset(ctx.preset, **{"wm.image_size": ctx.image_size, **ctx.overrides}) if scratch \
+        else ctx.config(module)
+    agent = module.make_agent(ctx.spec, config, ctx.device, ctx.seed)
+    if not hasattr(agent, "wm") or Checkpointer(ctx.run_dir / "checkpoints").load(agent, ctx.device) is None:
+        return None
+    return agent.wm, ctx.datasets or [str(ctx.run_dir / "replay.zarr")]
+
+
+def action_use(wm: Any, datasets: list[str], batches: int = 4, batch_size: int = 16, context: int = 5,
+               length: int = 20, seed: int = 0) -> dict[str, float]:
+    """Open-loop image prediction error of the world model (the prior rolled `length - context` steps from
+    the posterior after `context` observed frames; squared error per frame, as the image loss): with the
+    sequences' own actions and with another sequence's actions (the batch rolled by one). A model that
+    ignores its actions predicts equally badly with both (ratio ~1)."""
+    import torch
+
+    from agents.world_model.nets import normalize_image
+    from agents.world_model.world_model import to_torch
+    from collectors.sampler import SequenceSampler
+
+    errors: dict[str, list[float]] = {"true": [], "shuffled": []}
+    device = next(wm.parameters()).device
+    with torch.no_grad(), SequenceSampler(datasets, batch_size=batch_size, length=length, seed=seed) as sampler:
+        for _ in range(batches):
+            data = to_torch(sampler.sample(), device)
+            images = wm.resize(data["image"])
+            observed = {k: data[k][:, :context] for k in ("image", "action", "is_first")}
+            post, _, _ = wm.observe(observed, sample=False)
+            target = normalize_image(images[:, context:]).float()
+            for name, actions in (("true", data["action"]), ("shuffled", data["action"].roll(1, 0))):
+                state = {k: v[:, -1] for k, v in post.items()}
+                feats = []
+                for t in range(context, length):  # row t holds a_{t-1}, the action that led to frame t
+                    state = wm.rssm.img_step(state, wm.pad_action(actions[:, t]), sample=False)
+                    feats.append(wm.rssm.feat(state))
+                recon = wm.decoder(torch.stack(feats, 1)).float()
+                errors[name].append(float((recon - target).pow(2).sum((-3, -2, -1)).mean()))
+    true, shuffled = float(np.mean(errors["true"])), float(np.mean(errors["shuffled"]))
+    return {"open_loop_error": true, "open_loop_error_shuffled": shuffled, "action_effect": shuffled / true}
 
 
 # -- the decision --------------------------------------------------------------------------------------------
@@ -300,6 +355,10 @@ def summarize(records: list[dict[str, Any]], reps: int = 2000) -> dict[str, Any]
     scores = {role: role_scores(s, reps) for role, s in per_role.items() if s}
     summary: dict[str, Any] = {"roles": {role: asdict(s) for role, s in scores.items()},
                                "passed": passes(scores["method"], scores["random"])}
+    diagnosed = [r for r in records if "diagnostics" in r]
+    if diagnosed:
+        summary["diagnostics"] = {role: {r["seed"]: r["diagnostics"] for r in diagnosed if r["role"] == role}
+                                  for role in ROLES if any(r["role"] == role for r in diagnosed)}
     if "control" in scores:
         x, y = ([np.array(list(scores[r].per_seed.values()))] for r in ("method", "control"))
         summary["gain_over_control"] = {"iqm": scores["method"].iqm - scores["control"].iqm,
@@ -308,8 +367,8 @@ def summarize(records: list[dict[str, Any]], reps: int = 2000) -> dict[str, Any]
 
 
 # -- the check ---------------------------------------------------------------------------------------------
-def prepare(method: str, budget: str, seeds: list[int], out: Path, eval_episodes: int,
-            device: str = "cpu") -> tuple[CheckSetting, list[Job]]:
+def prepare(method: str, budget: str, seeds: list[int], out: Path, eval_episodes: int, device: str = "cpu",
+            diagnose: bool = False) -> tuple[CheckSetting, list[Job]]:
     """Validate the request, collect the setting's data (once) and plan the jobs; `out/check.json` records
     the request, and a rerun in the same folder must ask for the same check."""
     setting = setting_for(method)
@@ -329,7 +388,7 @@ def prepare(method: str, budget: str, seeds: list[int], out: Path, eval_episodes
     manifest.write_text(json.dumps({**plan, "task": setting.task, "image_size": setting.image_size,
                                     "data": setting.data, "datasets": datasets, "updates": level.updates,
                                     "control": setting.control.label if setting.control else None}, indent=1))
-    return setting, make_jobs(method, setting, budget, seeds, out, datasets, eval_episodes, device)
+    return setting, make_jobs(method, setting, budget, seeds, out, datasets, eval_episodes, device, diagnose)
 
 
 def results(jobs: list[Job]) -> list[dict[str, Any]]:

@@ -39,12 +39,15 @@ def _table(summary: dict[str, Any], labels: dict[str, str], seeds: list[int]) ->
 @click.option("--eval-episodes", type=int, default=EVAL_EPISODES, show_default=True,
               help="Protocol evaluation episodes per seed.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device of the training jobs.")
-def check(method: str, seeds: str, budget: str, workers: int, out: Path | None, eval_episodes: int, device: str) -> int:
+@click.option("--diagnose", is_flag=True,
+              help="Also measure each world model's open-loop image error with true vs shuffled actions.")
+def check(method: str, seeds: str, budget: str, workers: int, out: Path | None, eval_episodes: int, device: str,
+          diagnose: bool) -> int:
     """Train METHOD, its control and random over seeds; PASS (exit 0) when the method's IQM CI lower bound
     is above random's CI upper bound, else exit 1."""
     seed_list = checks.parse_seeds(seeds)
     out = out or Path("owbench-check") / f"{method.replace('+', '_')}-{budget}"
-    setting, jobs = checks.prepare(method, budget, seed_list, out, eval_episodes, device)
+    setting, jobs = checks.prepare(method, budget, seed_list, out, eval_episodes, device, diagnose)
     level = setting.levels[budget]
     labels = {"method": method, "control": setting.control.label if setting.control else "", "random": "random"}
     console.print(f"check {method} ({budget}): {setting.task} at {setting.image_size} px, data {setting.data}, "
@@ -57,6 +60,9 @@ def check(method: str, seeds: str, budget: str, workers: int, out: Path | None, 
         f"  {labels[r['role']]} seed {r['seed']}: {sum(r['returns']) / len(r['returns']):.1f} ({r['minutes']} min)"))
     summary = checks.summarize(checks.results(jobs))
     console.print(_table(summary, labels, seed_list))
+    for role, per_seed in summary.get("diagnostics", {}).items():
+        console.print(f"{labels[role]}: open-loop image error with true / shuffled actions per seed: " + ", ".join(
+            f"{s}: {d['open_loop_error']:.1f} / {d['open_loop_error_shuffled']:.1f}" for s, d in per_seed.items()))
     if "gain_over_control" in summary:
         gain = summary["gain_over_control"]
         console.print(f"gain over {labels['control']}: IQM {gain['iqm']:+.1f}, 95% CI "

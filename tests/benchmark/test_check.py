@@ -191,6 +191,60 @@ def test_unknown_method_is_one_line_naming_the_valid_ones() -> None:
     assert owbench("check", "dreamerv2", "--seeds", "x").exit_code == 2
 
 
+# -- the diagnostic: does the world model use its actions? --------------------------------------------------
+def tiny_dataset(path: Path, env_id: str = "walker_walk", episodes: int = 2, length: int = 12) -> str:
+    from collectors import envs, store
+
+    spec = envs.spec(env_id)
+    writer = store.create_dataset(path, {"env_id": env_id, "quality": "random", "image_size": 32},
+                                  {"image": (32, 32, 3), "state": (spec.state_dim,), "action": (spec.action_dim,),
+                                   "physics": (1,)})
+    rng = np.random.default_rng(0)
+    first = np.arange(length) == 0
+    for e in range(episodes):
+        writer.append_episode({"image": rng.integers(0, 256, (length, 32, 32, 3), dtype=np.uint8),
+                               "state": rng.normal(size=(length, spec.state_dim)),
+                               "action": rng.uniform(-1, 1, (length, spec.action_dim)) * ~first[:, None],
+                               "reward": rng.random(length), "discount": np.ones(length), "is_first": first,
+                               "is_last": np.roll(first, -1), "is_terminal": np.zeros(length, bool),
+                               "physics": np.zeros((length, 1))}, {"return": 0.0, "seed": e})
+    return str(path)
+
+
+def test_action_use_is_one_for_a_model_whose_prior_ignores_actions(tmp_path: Path) -> None:
+    import torch
+
+    from baselines import dreamerv2
+    from collectors.envs import spec
+
+    data = [tiny_dataset(tmp_path / "d.zarr")]
+    agent = dreamerv2.make_agent(spec("walker_walk"), dreamerv2.Config.preset("smoke"), "cpu", seed=0)
+    uses = check.action_use(agent.wm, data, batches=1, batch_size=4, context=3, length=8)
+    assert uses["open_loop_error_shuffled"] != pytest.approx(uses["open_loop_error"], rel=1e-6)
+    with torch.no_grad():  # img_in reads concat(z, a): zero the action's columns
+        agent.wm.rssm.img_in[0].weight[:, -agent.wm.input_action_dim:] = 0.0
+    ignores = check.action_use(agent.wm, data, batches=1, batch_size=4, context=3, length=8)
+    assert ignores["action_effect"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_diagnosed_world_model_is_the_jobs_last_checkpoint(tmp_path: Path) -> None:
+    import torch
+
+    from agents.training import Checkpointer
+    from baselines import dreamerv2
+
+    setting = check.setting_for("dreamerv2")
+    job = check.make_jobs("dreamerv2", setting, "smoke", [0], tmp_path, ["d"], 1, diagnose=True)[0]
+    assert check.trained_world_model(job) is None  # not trained yet
+    agent = dreamerv2.make_agent(job.ctx.spec, job.ctx.config(dreamerv2), "cpu", seed=5)
+    Checkpointer(job.ctx.run_dir / "checkpoints").save(20, agent)
+    wm, datasets = check.trained_world_model(job)
+    assert datasets == ["d"]
+    assert all(torch.equal(a, b) for a, b in zip(wm.state_dict().values(), agent.wm.state_dict().values()))
+    coworld = check.make_jobs("coworld", check.setting_for("coworld"), "smoke", [0], tmp_path / "c", ["d"], 1)[0]
+    assert check.trained_world_model(coworld) is None  # its own train(): another checkpoint layout
+
+
 # -- item 4 of issue 22: the shared world model's regression check -------------------------------------------
 @pytest.mark.slow
 def test_dreamerv2_check_passes_over_three_seeds(tmp_path: Path) -> None:

@@ -62,7 +62,8 @@ def check(method: str, seeds: str, budget: str, workers: int, out: Path | None, 
     console.print(_table(summary, labels, seed_list))
     for role, per_seed in summary.get("diagnostics", {}).items():
         console.print(f"{labels[role]}: open-loop image error with true / shuffled actions per seed: " + ", ".join(
-            f"{s}: {d['open_loop_error']:.1f} / {d['open_loop_error_shuffled']:.1f}" for s, d in per_seed.items()))
+            f"{s}: {d['open_loop_error']:.1f} / {d['open_loop_error_shuffled']:.1f} (x{d['action_effect']:.3f})"
+            for s, d in per_seed.items()))
     if "gain_over_control" in summary:
         gain = summary["gain_over_control"]
         console.print(f"gain over {labels['control']}: IQM {gain['iqm']:+.1f}, 95% CI "

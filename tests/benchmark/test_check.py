@@ -245,6 +245,22 @@ def test_diagnosed_world_model_is_the_jobs_last_checkpoint(tmp_path: Path) -> No
     assert check.trained_world_model(coworld) is None  # its own train(): another checkpoint layout
 
 
+def test_diagnose_reports_each_world_model_in_the_table_and_summary(fakes, monkeypatch, tmp_path: Path) -> None:
+    """--diagnose measures the method's and control's world models (random has none), per seed."""
+    models = {"fake-good": "wm-good", "fake-control": "wm-control"}
+    monkeypatch.setattr(check, "trained_world_model", lambda job: (models[job.method.name], ["d"])
+                        if job.method.name in models else None)
+    effect = {"wm-good": 2.0, "wm-control": 1.0}
+    monkeypatch.setattr(check, "action_use", lambda wm, data: {"open_loop_error": 10.0, "open_loop_error_shuffled":
+                                                               10.0 * effect[wm], "action_effect": effect[wm]})
+    result = owbench("check", "fake-good", "--seeds", "2", "--budget", "smoke", "--out", str(tmp_path), "--diagnose")
+    assert result.exit_code == 0, result.output
+    assert "10.0 / 20.0 (x2.000)" in result.output and "10.0 / 10.0 (x1.000)" in result.output
+    diagnostics = json.loads((tmp_path / "summary.json").read_text())["diagnostics"]
+    assert set(diagnostics) == {"method", "control"} and list(diagnostics["method"]) == ["0", "1"]
+    assert diagnostics["control"]["1"]["action_effect"] == 1.0
+
+
 # -- item 4 of issue 22: the shared world model's regression check -------------------------------------------
 @pytest.mark.slow
 def test_dreamerv2_check_passes_over_three_seeds(tmp_path: Path) -> None:

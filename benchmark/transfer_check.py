@@ -15,6 +15,8 @@ pool / teacher is pretrained 1,000 updates (seed 0, shared by the seeds).
 
     python -m benchmark.transfer_check --out /tmp/transfer --method wpt --seed 0 --updates 2500
     python -m benchmark.transfer_check --out /tmp/transfer --summary     # table over finished runs
+
+The same setting over N seeds with confidence intervals: `owbench check wpt|vid2act` (benchmark/check.py).
 """
 from __future__ import annotations
 

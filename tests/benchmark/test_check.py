@@ -265,8 +265,8 @@ def test_diagnose_reports_each_world_model_in_the_table_and_summary(fakes, monke
 @pytest.mark.slow
 def test_dreamerv2_check_passes_over_three_seeds(tmp_path: Path) -> None:
     """`owbench check dreamerv2 --seeds 3 --budget quick` (the smallest budget meant to pass; `smoke` is
-    mechanics only) exits 0. Uses the real OWBENCH_HOME: the medium-replay dataset is collected once
-    (~10 min on 2 cores); then ~6 min per DreamerV2 seed on one thread."""
+    mechanics only) exits 0. The medium-replay dataset is collected in the test's private OWBENCH_HOME
+    (10-25 min on 2 cores), then the 3 seeds of DreamerV2 (1,000 updates) and random train in parallel."""
     result = owbench("check", "dreamerv2", "--seeds", "3", "--budget", "quick", "--workers", "3",
                      "--out", str(tmp_path))
     print(result.output)

@@ -36,6 +36,7 @@ from collectors.errors import OwbenchError, unknown
 
 BUDGETS = ("smoke", "quick")
 ROLES = ("method", "control", "random")
+MIN_SEEDS = 3  # seeds per role below which a check cannot pass (as stats' MIN_RUNS for aggregate statistics)
 MODEL = transfer_check.MODEL  # dreamer_check's small world model without a discount head
 
 
@@ -344,8 +345,10 @@ def role_scores(per_seed: Mapping[int, float], reps: int = 2000) -> RoleScores:
 
 
 def passes(method: RoleScores, random: RoleScores) -> bool:
-    """PASS: the method's CI lower bound lies above random's CI upper bound."""
-    return method.ci[0] > random.ci[1]
+    """PASS: the method's CI lower bound lies above random's CI upper bound, over at least MIN_SEEDS seeds
+    each (a bootstrap of one or two seeds is no interval)."""
+    enough = min(len(method.per_seed), len(random.per_seed)) >= MIN_SEEDS
+    return enough and method.ci[0] > random.ci[1]
 
 
 def summarize(records: list[dict[str, Any]], reps: int = 2000) -> dict[str, Any]:

@@ -70,8 +70,9 @@ def check(method: str, seeds: str, budget: str, workers: int, out: Path | None, 
                       f"[{gain['ci'][0]:+.1f}, {gain['ci'][1]:+.1f}] (reported, not required)")
     ci, floor = summary["roles"]["method"]["ci"][0], summary["roles"]["random"]["ci"][1]
     verdict = "[bold green]PASS[/]" if summary["passed"] else "[bold red]FAIL[/]"
-    relation = ">" if summary["passed"] else "<="
-    console.print(f"{verdict}: {method}'s CI lower bound {ci:.1f} {relation} random's CI upper bound {floor:.1f}")
+    relation = ">" if ci > floor else "<="
+    few = "" if len(seed_list) >= checks.MIN_SEEDS else f" (a PASS needs >= {checks.MIN_SEEDS} seeds)"
+    console.print(f"{verdict}: {method}'s CI lower bound {ci:.1f} {relation} random's CI upper bound {floor:.1f}{few}")
     record = {**json.loads((out / "check.json").read_text()), "seeds": seed_list, **summary}
     (out / "summary.json").write_text(json.dumps(record, indent=1))
     return 0 if summary["passed"] else 1

@@ -65,10 +65,16 @@ def calls(out: Path) -> list[str]:
 
 # -- the decision on fixed numbers ---------------------------------------------------------------------------
 def test_pass_needs_the_method_ci_lower_bound_above_the_random_ci_upper_bound() -> None:
-    scores = lambda low, high: check.RoleScores({}, (low + high) / 2, (low, high))  # noqa: E731
+    scores = lambda low, high: check.RoleScores({0: low, 1: high, 2: high}, (low + high) / 2, (low, high))  # noqa: E731
     assert check.passes(scores(50.0, 90.0), scores(10.0, 49.9))
     assert not check.passes(scores(50.0, 90.0), scores(10.0, 50.0))  # touching bounds: no pass
     assert not check.passes(scores(50.0, 90.0), scores(10.0, 60.0))  # overlapping CIs: no pass, means apart or not
+
+
+def test_fewer_than_three_seeds_never_pass() -> None:
+    high, low = check.role_scores({0: 100.0, 1: 110.0}), check.role_scores({0: 0.0, 1: 10.0})
+    assert high.ci[0] > low.ci[1] and not check.passes(high, low)
+    assert check.passes(check.role_scores({0: 100.0, 1: 110.0, 2: 105.0}), check.role_scores({0: 0.0, 1: 10.0, 2: 5.0}))
 
 
 def test_summary_on_fixed_per_seed_returns() -> None:
@@ -156,29 +162,30 @@ def test_fail_exits_1(fakes, tmp_path: Path) -> None:
 
 
 def test_rerun_keeps_finished_jobs_and_takes_seed_lists(fakes, tmp_path: Path) -> None:
-    assert owbench("check", "fake-good", "--seeds", "2", "--budget", "smoke", "--out", str(tmp_path)).exit_code == 0
+    result = owbench("check", "fake-good", "--seeds", "2", "--budget", "smoke", "--out", str(tmp_path))
+    assert result.exit_code == 1 and "a PASS needs >= 3 seeds" in " ".join(result.output.split())  # no verdict
     assert len(calls(tmp_path)) == 6
-    result = owbench("check", "fake-good", "--seeds", "0,3", "--budget", "smoke", "--out", str(tmp_path))
+    result = owbench("check", "fake-good", "--seeds", "0,1,3", "--budget", "smoke", "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
-    assert "3 of 6 jobs already finished" in result.output
+    assert "6 of 9 jobs already finished" in result.output
     assert sorted(calls(tmp_path)[6:]) == ["fake-control 3 6", "fake-good 3 6", "random 3 0"]  # only seed 3 trained
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["seeds"] == [0, 3] and list(summary["roles"]["method"]["per_seed"]) == ["0", "3"]
+    assert summary["seeds"] == [0, 1, 3] and list(summary["roles"]["method"]["per_seed"]) == ["0", "1", "3"]
 
 
 def test_rerun_asking_for_another_check_in_the_same_folder_is_a_user_error(fakes, tmp_path: Path) -> None:
-    assert owbench("check", "fake-good", "--seeds", "1", "--budget", "smoke", "--out", str(tmp_path)).exit_code == 0
+    assert owbench("check", "fake-good", "--seeds", "1", "--budget", "smoke", "--out", str(tmp_path)).exit_code == 1
     result = owbench("check", "fake-good", "--seeds", "1", "--budget", "quick", "--out", str(tmp_path))
     assert result.exit_code == 2 and "holds another check" in result.output and "Traceback" not in result.output
 
 
 def test_seeds_in_parallel_processes_match_one_process(fakes, tmp_path: Path) -> None:
     for workers, out in (("1", tmp_path / "one"), ("2", tmp_path / "two")):
-        result = owbench("check", "fake-good", "--seeds", "2", "--budget", "smoke", "--out", str(out),
+        result = owbench("check", "fake-good", "--seeds", "3", "--budget", "smoke", "--out", str(out),
                          "--workers", workers)
         assert result.exit_code == 0, result.output
     one, two = (json.loads((tmp_path / d / "summary.json").read_text())["roles"] for d in ("one", "two"))
-    assert one == two and len(calls(tmp_path / "two")) == 6
+    assert one == two and len(calls(tmp_path / "two")) == 9
 
 
 def test_unknown_method_is_one_line_naming_the_valid_ones() -> None:
@@ -253,11 +260,11 @@ def test_diagnose_reports_each_world_model_in_the_table_and_summary(fakes, monke
     effect = {"wm-good": 2.0, "wm-control": 1.0}
     monkeypatch.setattr(check, "action_use", lambda wm, data: {"open_loop_error": 10.0, "open_loop_error_shuffled":
                                                                10.0 * effect[wm], "action_effect": effect[wm]})
-    result = owbench("check", "fake-good", "--seeds", "2", "--budget", "smoke", "--out", str(tmp_path), "--diagnose")
+    result = owbench("check", "fake-good", "--seeds", "3", "--budget", "smoke", "--out", str(tmp_path), "--diagnose")
     assert result.exit_code == 0, result.output
     assert "10.0 / 20.0 (x2.000)" in result.output and "10.0 / 10.0 (x1.000)" in result.output
     diagnostics = json.loads((tmp_path / "summary.json").read_text())["diagnostics"]
-    assert set(diagnostics) == {"method", "control"} and list(diagnostics["method"]) == ["0", "1"]
+    assert set(diagnostics) == {"method", "control"} and list(diagnostics["method"]) == ["0", "1", "2"]
     assert diagnostics["control"]["1"]["action_effect"] == 1.0
 
 

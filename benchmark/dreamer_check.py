@@ -10,6 +10,10 @@
 
     python -m benchmark.dreamer_check --out /tmp/dv2check --episodes 8 --updates 1200 --seeds 2
     # or the seeds in parallel: --first-seed 0 --seeds 1 & --first-seed 1 --seeds 1; the last prints the summary
+
+Did not reproduce over more seeds (issue 22): `owbench check dreamerv2` (benchmark/check.py) now checks
+offline DreamerV2 on walker_downhill medium-replay; this module's controller data (`collect`) and small
+model (CHECK_OVERRIDES) serve the other checks' settings.
 """
 from __future__ import annotations
 

@@ -110,3 +110,13 @@ def aggregate(final: pd.DataFrame, reps: int = 2000, seed: int = 0) -> tuple[pd.
                      "ci_low": low, "ci_high": high, "tasks": len(tasks), "note": note})
     poi = pd.DataFrame(rows, columns=["method_x", "method_y", "p_improvement", "ci_low", "ci_high", "tasks", "note"])
     return agg, poi
+
+
+def iqm_difference_ci(x: Scores, y: Scores, reps: int = 2000, confidence: float = 0.95,
+                      seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of IQM(X) - IQM(Y) under stratified bootstraps of X and Y drawn independently."""
+    rng = np.random.default_rng(seed)
+    boot = sps.trim_mean(_resample(x, reps, rng), 0.25, axis=1) - sps.trim_mean(_resample(y, reps, rng), 0.25, axis=1)
+    alpha = 100 * (1 - confidence) / 2
+    low, high = np.percentile(boot, [alpha, 100 - alpha])
+    return float(low), float(high)

@@ -15,6 +15,8 @@ pool / teacher is pretrained 1,000 updates (seed 0, shared by the seeds).
 
     python -m benchmark.transfer_check --out /tmp/transfer --method wpt --seed 0 --updates 2500
     python -m benchmark.transfer_check --out /tmp/transfer --summary     # table over finished runs
+
+The same setting over N seeds with confidence intervals: `owbench check wpt|vid2act` (benchmark/check.py).
 """
 from __future__ import annotations
 
@@ -44,12 +46,27 @@ METHODS = ("wpt", "vid2act", "dreamerv2", "random")
 MODEL = {**dreamer_check.CHECK_OVERRIDES, "discount_head": False}
 
 
-def offline_data(random_episodes: int, medium_replay_steps: int = 40_000) -> list[str]:
+def offline_data(random_episodes: int, medium_replay_steps: int = 40_000, variant: str = "") -> list[str]:
     """The pool / sources under OWBENCH_HOME (collected once: the medium-replay set trains a state SAC agent
-    for up to `medium_replay_steps` steps, about 10 minutes on 2 cores)."""
-    medium = ensure_dataset("walker_downhill", "medium-replay", image_size=IMAGE_SIZE, max_train_steps=medium_replay_steps)
+    for up to `medium_replay_steps` steps, about 10 minutes on 2 cores; `variant` "smoke" keeps tiny
+    mechanics-check data apart from the real set)."""
+    medium = ensure_dataset("walker_downhill", "medium-replay", image_size=IMAGE_SIZE, max_train_steps=medium_replay_steps,
+                            variant=variant)
     return [medium, *(ensure_dataset(env, "random", episodes=random_episodes, image_size=IMAGE_SIZE, variant="smoke")
                       for env in ("walker_walk", "cheetah_run"))]
+
+
+def method_overrides(method: str, updates: int, online: OnlineConfig, pretrain_steps: int = 1000) -> dict[str, Any]:
+    """The config overrides of WPT or Vid2Act in this check (fixed before any run, module docstring)."""
+    overrides: dict[str, Any] = {"dreamer": DreamerConfig.preset("smoke", **MODEL), "online": online,
+                                 "pretrain_steps": pretrain_steps}
+    if method == "wpt":
+        env_steps = updates * online.train_every * envs.spec(TARGET).action_repeat  # the guidance clock, prefill excluded
+        overrides.update(retrieve=4, guidance_steps=env_steps // 3, bc_steps=1000, bc_batch=64, bc_depth=16,
+                         bc_units=96, bc_layers=2)
+    else:
+        overrides.update(replay_hidden=96, distill_units=96)
+    return overrides
 
 
 def train(method: str, out: Path, seed: int, updates: int, pretrain_steps: int = 1000, eval_episodes: int = 5,
@@ -69,13 +86,7 @@ def train(method: str, out: Path, seed: int, updates: int, pretrain_steps: int =
         result = train_from_scratch(replace(ctx, overrides=MODEL), dreamerv2, online)
     else:
         data = offline_data(random_episodes, medium_replay_steps)
-        env_steps = updates * train_every * envs.spec(TARGET).action_repeat  # the guidance clock, prefill excluded
-        overrides: dict[str, Any] = {"dreamer": DreamerConfig.preset("smoke", **MODEL), "online": online, "pretrain_steps": pretrain_steps}
-        if method == "wpt":
-            overrides.update(retrieve=4, guidance_steps=env_steps // 3, bc_steps=1000, bc_batch=64, bc_depth=16,
-                             bc_units=96, bc_layers=2)
-        else:
-            overrides.update(replay_hidden=96, distill_units=96)
+        overrides = method_overrides(method, updates, online, pretrain_steps)
         module = wpt if method == "wpt" else vid2act
         result = module.train(replace(ctx, datasets=data, overrides=overrides))
     record = {"method": method, "seed": seed, "updates": updates, "returns": result.returns.tolist(),

@@ -5,6 +5,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import click
 
+from datasets_cli.check import check
 from datasets_cli.collect import collect
 from datasets_cli.common import OwbenchGroup
 from datasets_cli.datasets import datasets
@@ -32,7 +33,7 @@ cli.add_command(datasets)
 cli.add_command(pretrain)
 cli.add_command(index)
 cli.add_command(perf)
-for command in (suites, run, report):
+for command in (suites, run, report, check):
     cli.add_command(command)
 
 if __name__ == "__main__":

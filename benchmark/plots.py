@@ -41,14 +41,18 @@ def learning_curves(results: pd.DataFrame, out_dir: Path) -> list[Path]:
             (line,) = ax.plot(mean.index, mean.to_numpy(), marker="o", markersize=3, label=method)
             ax.fill_between(mean.index, mean - std, mean + std, color=line.get_color(), alpha=0.2)
         ax.set(title=f"{source} → {target}", xlabel="update step", ylabel="evaluation return")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = out_dir / f"{source}__{target}.png"
-        fig.savefig(path)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save(fig, ax, out_dir / f"{source}__{target}.png"))
     return paths
+
+
+def _save(fig: plt.Figure, ax: plt.Axes, path: Path) -> Path:
+    """Grid, legend and tight layout, then write `path` and free the figure."""
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 def sensitivity_plots(table: pd.DataFrame, out_dir: Path) -> list[Path]:
@@ -71,13 +75,7 @@ def sensitivity_plots(table: pd.DataFrame, out_dir: Path) -> list[Path]:
                               rotation=30, fontsize=7)
         ax.set(title=f"{method}: sensitivity", xlabel=keys[0] if len(keys) == 1 else "setting",
                ylabel="final evaluation return")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = out_dir / f"{method}.png"
-        fig.savefig(path)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save(fig, ax, out_dir / f"{method}.png"))
     return paths
 
 

@@ -6,7 +6,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from collectors import collect as collection
 from collectors.qualities import QUALITIES
-from datasets_cli.common import console
+from datasets_cli.common import console, print_written
 
 
 def _camera(value: str | None) -> str | int | None:
@@ -82,10 +82,8 @@ def collect(env_id: str, quality: str, episodes: int | None, steps: int | None, 
     finally:
         if task is not None:
             bar.stop()
-    resumed = f", resumed after {summary.resumed_from} committed episodes" if summary.resumed_from else ""
-    console.print(f"wrote {summary.location}{resumed}", markup=False)
-    console.print(f"{summary.episodes} episodes, {summary.steps} steps, return {summary.mean_return:.1f} "
-                  f"± {summary.std_return:.1f}, {summary.seconds:.1f} s")
+    print_written(summary)
     for kind, info in summary.behaviour.items():
         extra = f" (eval return {info['eval_return']:.1f})" if info.get("eval_return") is not None else ""
         console.print(f"behaviour {kind}: {info['description']}{extra}")
+

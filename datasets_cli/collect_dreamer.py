@@ -12,7 +12,7 @@ from agents.contract import resolve_device
 from collectors import collect as collection
 from collectors import store
 from collectors.errors import OwbenchError
-from datasets_cli.common import console
+from datasets_cli.common import console, print_written
 
 
 def collect_dreamerv2(env_id: str, quality: str, behaviour: str, *, out: str | None, preset: str, device: str,
@@ -56,10 +56,7 @@ def collect_dreamerv2(env_id: str, quality: str, behaviour: str, *, out: str | N
                           progress=report, **kwargs)
     finally:
         bar.stop()
-    resumed = f", resumed after {summary.resumed_from} committed episodes" if summary.resumed_from else ""
-    console.print(f"wrote {summary.location}{resumed}", markup=False)
-    console.print(f"{summary.episodes} episodes, {summary.steps} steps, return {summary.mean_return:.1f} "
-                  f"± {summary.std_return:.1f}, {summary.seconds:.1f} s")
+    print_written(summary)
     for kind, info in summary.behaviour.items():
         check = "-" if info["eval_return"] is None else f"{info['eval_return']:.1f}"
         console.print(f"behaviour {kind}: {info['description']}; {info['train_steps']} agent steps "

@@ -1,4 +1,4 @@
-"""What every command shares: the rich console, one-line errors with exit code 2."""
+"""What every command shares: the rich console, one-line errors with exit code 2, the collection summary."""
 from __future__ import annotations
 
 import errno
@@ -67,3 +67,11 @@ class OwbenchGroup(click.Group):
             if exc.errno not in DISK_ERRORS:
                 raise
             disk_error(exc)
+
+
+def print_written(summary: Any) -> None:
+    """Where a collection wrote, whether it resumed, and the dataset's size and returns."""
+    resumed = f", resumed after {summary.resumed_from} committed episodes" if summary.resumed_from else ""
+    console.print(f"wrote {summary.location}{resumed}", markup=False)
+    console.print(f"{summary.episodes} episodes, {summary.steps} steps, return {summary.mean_return:.1f} "
+                  f"± {summary.std_return:.1f}, {summary.seconds:.1f} s")

@@ -69,6 +69,8 @@ def _meta_html(meta: dict[str, Any]) -> str:
             f"{html.escape(', '.join(meta['devices']))}; profile: {html.escape(', '.join(meta['profile']))}</p>")
     budgets = pd.DataFrame(meta["budgets"]).T.assign(preset=pd.Series(meta["presets"]))
     data = pd.DataFrame(meta["datasets"]).T
+    if len(data):  # the page shows a fingerprint's first 16 hex digits; metadata.json keeps all of it
+        data["fingerprint"] = data["fingerprint"].str[:16] + "…"
     return "\n".join([head, "<h3>Budget and config preset per method</h3>",
                       budgets.to_html(na_rep="–") if len(budgets) else "<p>no config.json found</p>",
                       "<h3>Datasets</h3>", data.to_html(float_format=lambda v: f"{v:.1f}", na_rep="–")

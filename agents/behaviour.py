@@ -470,7 +470,7 @@ def with_behaviour(variant: str, behaviour: str) -> str:
 
 def ensure_dreamerv2_dataset(env_id: str, quality: str, *, variant: str = "", image_size: int = 64,
                              episodes: int | None = None, **kwargs: Any) -> str:
-    """The location of `<suite>/<env>/<quality>-dreamerv2[-<variant>][-<size>px]-v1`, collected if missing,
+    """The location of `<suite>/<env>/<quality>-dreamerv2[-<variant>][-<size>px]-v<N>`, collected if missing,
     resumed if partial; the variant "smoke" uses the smoke preset. `episodes` sizes frozen-policy qualities only."""
     location = store.resolve_location(collection.dataset_id(env_id, quality, with_behaviour(variant, "dreamerv2"),
                                                             image_size))

@@ -1,7 +1,7 @@
 """Collection: a behaviour policy acts on the state, frames are rendered, episodes are committed one by one.
 
 `collect(...)` writes (or resumes) one dataset at an explicit location; `ensure_dataset(...)` does the same
-under `$OWBENCH_HOME/datasets/<suite>/<env>/<quality>[-<variant>]-v1.zarr` and returns the location.
+under `$OWBENCH_HOME/datasets/<suite>/<env>/<quality>[-<variant>]-v<N>.zarr` and returns the location.
 
 Resume: every episode is derived from (seed, episode index) alone, except in `medium-replay`, where the
 episodes are the SAC agent's own training episodes. There, after each training episode and before its
@@ -501,18 +501,19 @@ def _collect_replay(args: CollectArgs, q: Quality, behaviour: Behaviour, writer:
 
 # -- the dataset home --------------------------------------------------------------------------------------
 def dataset_id(env_id: str, quality: str, variant: str = "", image_size: int = 64) -> str:
-    """`<suite>/<env>/<quality>[-<variant>][-<size>px]-v1`; the image size shows when it is not 64."""
+    """`<suite>/<env>/<quality>[-<variant>][-<size>px]-v<N>`; the image size shows when it is not 64, N is the
+    quality's recipe version."""
     s = spec(env_id)
     q = get_quality(quality)
     size = f"-{image_size}px" if image_size != 64 else ""
-    return f"{s.suite}/{s.id}/{q.name}{'-' + variant if variant else ''}{size}-v1"
+    return f"{s.suite}/{s.id}/{q.name}{'-' + variant if variant else ''}{size}-v{q.version}"
 
 
 def ensure_dataset(env_id: str, quality: str, *, episodes: int | None = None, steps: int | None = None,
                    seed: int = 0, image_size: int = 64, camera: str | int | None = None, variant: str = "",
                    workers: int = 1, max_train_steps: int | None = None,
                    max_episode_steps: int | None = None) -> str:
-    """The location of dataset `<suite>/<env>/<quality>[-<variant>]-v1`, collected if missing, resumed if partial.
+    """The location of dataset `dataset_id(...)`, collected if missing, resumed if partial.
 
     The variant "smoke" uses the SAC `smoke` preset so that tiny trained-policy datasets finish in seconds."""
     location = store.resolve_location(dataset_id(env_id, quality, variant, image_size))

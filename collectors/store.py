@@ -69,7 +69,7 @@ def _compressor() -> ZstdCodec:
 
 
 def resolve_location(location: str | Path) -> str:
-    """A dataset id (`dmc/walker_walk/medium-replay-v1`), a local path or an fsspec URL -> store location."""
+    """A dataset id (`dmc/walker_walk/medium-replay-v2`), a local path or an fsspec URL -> store location."""
     location = str(location)
     if "://" in location:
         check_url(location)

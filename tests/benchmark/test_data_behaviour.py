@@ -27,8 +27,8 @@ def test_coworld_paper_profile_reads_dreamerv2_data_and_quick_keeps_sac():
 def test_sac_and_dreamerv2_data_never_share_a_location(owbench_home):
     budget = get_suite("dmc-transfer").budget("paper")
     sac, dreamer = DataNeed("walker_downhill", "medium-replay", "target"), _target("dmc-transfer", "paper")
-    assert dataset_location(sac, budget).endswith("transfer/walker_downhill/medium-replay-v1.zarr")
-    assert dataset_location(dreamer, budget).endswith("transfer/walker_downhill/medium-replay-dreamerv2-v1.zarr")
+    assert dataset_location(sac, budget).endswith("transfer/walker_downhill/medium-replay-v2.zarr")
+    assert dataset_location(dreamer, budget).endswith("transfer/walker_downhill/medium-replay-dreamerv2-v2.zarr")
     command = collect_command(dreamer, budget, dataset_location(dreamer, budget))
     assert "--behaviour dreamerv2" in command and "--max-train-steps" not in command and "--episodes" not in command
     expert = _target("dmc-transfer-medium-expert", "paper")
@@ -70,7 +70,7 @@ def test_the_runner_collects_dreamerv2_data_where_it_looks_for_it(owbench_home, 
     job = replace(job, budget=replace(job.budget, image_size=16))
     (need,) = job.data
     assert runner.prepare_datasets([job]) == {need: dataset_location(need, job.budget)}
-    assert made == [dataset_location(need, job.budget)] and made[0].endswith("medium-replay-dreamerv2-16px-v1.zarr")
+    assert made == [dataset_location(need, job.budget)] and made[0].endswith("medium-replay-dreamerv2-16px-v2.zarr")
 
 
 def test_dry_run_disk_counts_each_dreamerv2_levels_training_replay_as_unknown(owbench_home):

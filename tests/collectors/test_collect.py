@@ -302,3 +302,14 @@ def test_policy_and_training_state_files_round_trip_through_the_safe_loader(tmp_
     back = Episode.from_saved(saved["pending"])
     assert (back.index, back.seed, back.ret, back.success) == (4, 123, 1.5, True)
     assert all(np.array_equal(back.rows[k], rows[k]) and back.rows[k].dtype == rows[k].dtype for k in rows)
+
+
+def test_dataset_ids_carry_the_qualitys_recipe_version():
+    """Medium-level SAC data changed recipe (its stop check moved off the benchmark's evaluation seeds): new ids,
+    so a dataset collected before can never be read as one of today's."""
+    from collectors.collect import dataset_id
+
+    assert dataset_id("walker_walk", "random") == "dmc/walker_walk/random-v1"
+    for quality in ("medium-replay", "medium", "medium-expert"):
+        assert dataset_id("walker_walk", quality).endswith(f"/{quality}-v2")
+    assert dataset_id("walker_downhill", "medium-replay", "smoke", 16) == "transfer/walker_downhill/medium-replay-smoke-16px-v2"

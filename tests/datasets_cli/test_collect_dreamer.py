@@ -30,7 +30,7 @@ def test_collect_tells_the_cost_first_then_info_shows_agent_steps_and_size(owben
     assert "trains until a stop check reaches 321.6 (medium)" in text
     assert text.index("capped at 16 agent steps") < text.index("maximum: 964.9, 1/3 of it 321.6") < text.index("wrote")
     assert "stopped by the --behaviour-steps cap of 16" in text
-    location = store.resolve_location("transfer/walker_downhill/medium-replay-dreamerv2-16px-v1")
+    location = store.resolve_location("transfer/walker_downhill/medium-replay-dreamerv2-16px-v2")
     assert store.verify(location) == []
     info = invoke("datasets", "info", location)
     assert info.exit_code == 0, info.output

@@ -1,24 +1,13 @@
 """`owbench collect --behaviour dreamerv2` and what `owbench datasets info` says about the data it made."""
 from __future__ import annotations
 
-from click.testing import CliRunner
 
 from collectors import store
-from datasets_cli.main import cli
+from cli_helpers import invoke, one_line_error
 
 TINY = ["--image-size", "16", "--max-episode-steps", "8", "--behaviour-preset", "smoke", "--device", "cpu"]
 
 
-def invoke(*args: str):
-    return CliRunner().invoke(cli, list(args))
-
-
-def one_line_error(result, *words: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 def test_collect_tells_the_cost_first_then_info_shows_agent_steps_and_size(owbench_home):

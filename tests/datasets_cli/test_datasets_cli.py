@@ -7,25 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
 from collectors import store
-from datasets_cli.main import cli
+from cli_helpers import invoke, one_line_error
 
 TINY = ["--image-size", "16", "--max-episode-steps", "4"]
 
 
-def invoke(*args: str):
-    return CliRunner().invoke(cli, list(args))
-
-
-def one_line_error(result, *words: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 @pytest.fixture()

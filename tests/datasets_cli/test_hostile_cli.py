@@ -11,28 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collectors import store
-from datasets_cli.main import cli
+from cli_helpers import invoke, one_line_error
 
 TINY = ["--env", "walker_walk", "--quality", "random", "--episodes", "1", "--image-size", "16",
         "--max-episode-steps", "3"]
 
 
-def invoke(*args: str):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def one_line_error(result, *words: str) -> str:
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture()

@@ -14,7 +14,6 @@ import inspect
 import json
 import platform
 import subprocess
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ from benchmark.methods import get_method
 from benchmark.overrides import method_config
 from benchmark.suites import Job
 
-LIBRARIES = ("owbench", "torch", "mujoco", "dm-control", "metaworld", "numpy", "zarr")
 CONFIG_NOTE = ("Config.preset(preset, **overrides) of the method; world-model methods (DreamerV2 online, CoWorld, "
                "Vid2Act, WPT) train at the budget's image_size")
 
@@ -80,14 +78,10 @@ def differences(stored: dict[str, Any], requested: dict[str, Any], limit: int = 
 
 def software() -> dict[str, Any]:
     """owbench's version and git commit (when run from a checkout), Python and the libraries that shape results."""
-    libs = {}
-    for name in LIBRARIES:
-        try:
-            libs[name] = version(name)
-        except PackageNotFoundError:
-            libs[name] = "not installed"
+    from collectors.collect import package_versions  # lazy: collection imports the simulators
+
     return {"owbench_commit": git_commit(), "python": platform.python_version(), "platform": platform.platform(),
-            "libraries": libs}
+            "libraries": package_versions()}
 
 
 def git_commit() -> str:

@@ -273,7 +273,8 @@ class TrainStatus:
 
 
 # -- the collection ----------------------------------------------------------------------------------------
-def _versions() -> dict[str, str]:
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that shape a dataset or a result (recorded in dataset and job metadata)."""
     out = {}
     for name in PACKAGES:
         try:
@@ -295,7 +296,7 @@ def _dataset_attrs(args: CollectArgs, quality: Quality, reference: Reference, lo
         "noise_schedule": list(NOISE_SCHEDULE) if quality.noisy else None,
         "render": {**gl_info(), "fast_render": args.fast_render,
                    "profile": "fast: no shadows, no reflections" if args.fast_render else "default"},
-        "packages": _versions(), "reference_returns": reference.as_attrs(),
+        "packages": package_versions(), "reference_returns": reference.as_attrs(),
         "collect_args": asdict(args), "complete": False,
     }
 

@@ -288,8 +288,8 @@ class ImaginedGuide(Guide):
 class GuidedDist(ActionDist):
     """The actor's distribution; drawing an action lets the guide's teacher follow it."""
 
-    def __init__(self, raw: Tensor, min_std: float, guide: Guide):
-        super().__init__(raw, min_std)
+    def __init__(self, raw: Tensor, min_std: float, init_std: float, guide: Guide):
+        super().__init__(raw, min_std, init_std)
         self.guide = guide
 
     def rsample(self) -> Tensor:
@@ -321,7 +321,7 @@ class GuidedActorCritic(ActorCritic):
         assert self.guide is not None, "GuidedActorCritic.policy needs the teacher: call it inside `with guided(...)`"
         guidance = self.guide.replay(feat)  # G_θ(s^{k*}, k*): the replayed source action
         return GuidedDist(self.actor(torch.cat([feat, guidance.to(feat.dtype)], -1)).float(), self.cfg.min_std,
-                          self.guide)
+                          self.cfg.init_std, self.guide)
 
 
 class Vid2ActAgent(DreamerV2Agent):

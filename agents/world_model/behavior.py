@@ -64,7 +64,7 @@ class ActorCritic(nn.Module):
         self.critic_opt = Optimizer([self.critic], cfg.critic_lr, cfg.eps, cfg.weight_decay, cfg.grad_clip)
 
     def policy(self, feat: Tensor) -> ActionDist:
-        return ActionDist(self.actor(feat).float(), self.cfg.min_std)
+        return ActionDist(self.actor(feat).float(), self.cfg.min_std, self.cfg.init_std)
 
     def loss(self, wm: WorldModel, start: State, start_cont: Tensor | None = None) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         """Imagine from `start` (any leading shape, detached) and return (actor loss, critic loss, metrics)."""

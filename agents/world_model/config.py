@@ -64,6 +64,7 @@ class BehaviorConfig:
     actor_entropy: float = 1e-4  # eta: entropy regulariser (DreamerV2 Eq. 6)
     actor_grad_mix: float = 0.0  # rho: 0 = dynamics backpropagation (DMC), 1 = REINFORCE (Atari)
     min_std: float = 0.1  # floor of the actor's std
+    init_std: float = 0.0  # shift of the actor's std before its sigmoid (DreamerV2 0: std 1.1 at init)
     target_update: int = 100  # copy the critic into the target critic every this many updates
 
 
@@ -104,7 +105,7 @@ class DreamerConfig:
             # weight_decay 0 for every optimiser)
             "code": cls(WorldModelConfig(depth=32, stoch=50, classes=0, layers=2, discount_head=False, reward_scale=2.0,
                                          weight_decay=0.0),
-                        BehaviorConfig(layers=4, weight_decay=0.0)),
+                        BehaviorConfig(layers=4, weight_decay=0.0, init_std=1.0)),
         }
         if name not in presets:
             raise unknown("preset", name, presets)

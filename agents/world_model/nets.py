@@ -103,13 +103,14 @@ class MLP(nn.Module):
 
 class ActionDist:
     """DreamerV2's DMC actor distribution: a Normal with mean tanh(mu) and std
-    2 * sigmoid((s + 2) / 2) + min_std, sampled and clipped to [-1, 1] with a straight-through
-    gradient (the "safe truncated normal" of the PyTorch ports); its mode is the mean."""
+    2 * sigmoid((s + init_std) / 2) + min_std, sampled and clipped to [-1, 1] with a straight-through
+    gradient (the "safe truncated normal" of the PyTorch ports); its mode is the mean. `init_std` 0
+    (DreamerV2's DistLayer) starts the std at 1 + min_std; dreamer-torch's 1.0 at 1.25 + min_std."""
 
-    def __init__(self, raw: Tensor, min_std: float):
+    def __init__(self, raw: Tensor, min_std: float, init_std: float = 0.0):
         mean, std = raw.chunk(2, -1)
         self.mean = torch.tanh(mean)
-        self.std = 2 * torch.sigmoid((std + 2) / 2) + min_std
+        self.std = 2 * torch.sigmoid((std + init_std) / 2) + min_std
         self.normal = torch.distributions.Normal(self.mean, self.std)
 
     def rsample(self) -> Tensor:

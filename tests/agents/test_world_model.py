@@ -9,7 +9,7 @@ import torch
 
 from agents.world_model import (ActorCritic, DreamerConfig, WorldModel, WorldModelConfig, autocast, lambda_return,
                                 to_torch, with_overrides)
-from agents.world_model.nets import Decoder, Encoder
+from agents.world_model.nets import ActionDist, Decoder, Encoder
 from collectors.errors import OwbenchError
 
 SMOKE = DreamerConfig.preset("smoke")
@@ -209,3 +209,14 @@ def test_paper_preset_has_no_discount_head_as_dreamerv2_dmc_vision():
     paper = DreamerConfig.preset("paper")
     assert not paper.wm.discount_head
     assert "discount" not in WorldModel(paper.wm, action_dim=2).heads
+
+
+@pytest.mark.parametrize("preset, init_std, expected", [("paper", 0.0, 1.1), ("code", 1.0, 2 / (1 + np.exp(-0.5)) + 0.1)])
+def test_actor_starts_at_the_reference_std(preset, init_std, expected):
+    # DreamerV2's DistLayer (init_std 0): std = 2 sigmoid((s + init_std) / 2) + min_std, 1.1 at s = 0;
+    # dreamer-torch's dmc config sets actor_init_std 1.0
+    cfg = DreamerConfig.preset(preset).behavior
+    assert cfg.init_std == init_std
+    dist = ActionDist(torch.zeros(3, 4), cfg.min_std, cfg.init_std)
+    assert torch.allclose(dist.std, torch.full((3, 2), expected))
+    assert torch.equal(dist.mode(), torch.zeros(3, 2))

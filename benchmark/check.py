@@ -143,7 +143,7 @@ LOMPO = {"model_train_steps": 600, "batch_size": 16, "seq_len": 32, "agent_batch
 COWORLD = {"target_steps": 500, "source_steps": 250, "pretrain_steps": 1000, "prefill": 1000, "train_every": 5}
 
 SETTINGS: dict[str, CheckSetting] = {
-    "dreamerv2": _medium_replay_setting(MODEL, MODEL, 1000, note="offline DreamerV2, CoWorld's control"),
+    "dreamerv2": _medium_replay_setting(MODEL, MODEL, 3000, note="offline DreamerV2, CoWorld's control"),
     "coworld": _medium_replay_setting({**MODEL, **COWORLD}, {**MODEL, "prefill": 100}, 1000, source="walker_walk",
                                       control=Control("dreamerv2", "offline", "offline DreamerV2"),
                                       note="walker_walk (online source) -> walker_downhill (offline target)"),

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from baselines import lompo
+from benchmark import check
 from benchmark.methods import get_method
 from collectors.envs.base import EnvSpec
 
@@ -143,9 +144,8 @@ def test_presets() -> None:
 
 
 # -- learning signal (slow): offline training on the swing-up dataset of test_modelfree's check -------------
-LEARN_MODEL_STEPS, LEARN_UPDATES = 600, 4600  # world-model updates first, then the actor-critic's
-LEARN_OVERRIDES = {"batch_size": 16, "seq_len": 32, "agent_batch_size": 64,  # few updates: larger steps
-                   "critic_lr": 1e-3, "actor_lr": 1e-3, "tau": 0.02, "penalty": 20.0}
+LEARN_OVERRIDES = check.LOMPO  # `owbench check lompo`'s: few updates, larger steps
+LEARN_MODEL_STEPS, LEARN_UPDATES = LEARN_OVERRIDES["model_train_steps"], 4600  # world model first, then the actor-critic
 
 
 @pytest.mark.slow
@@ -170,8 +170,7 @@ def test_learning_signal_over_random(swingup_dataset: str, random_return: float,
     from collectors.sampler import SequenceSampler
     from collectors.store import open_dataset
 
-    config = lompo.Config.preset("quick", image_size=dreamer_check.IMAGE_SIZE, model_train_steps=LEARN_MODEL_STEPS,
-                                 **LEARN_OVERRIDES)
+    config = lompo.Config.preset("quick", image_size=dreamer_check.IMAGE_SIZE, **LEARN_OVERRIDES)
     agent = get_method("lompo").load().make_agent(spec(dreamer_check.ENV_ID), config, "cpu", seed=0)
     with SequenceSampler([swingup_dataset], batch_size=config.batch_size, length=config.seq_len, seed=0) as sampler:
         for step in range(LEARN_UPDATES):

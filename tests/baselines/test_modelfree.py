@@ -9,6 +9,7 @@ import torch
 
 from baselines import cql, curl
 from baselines.modelfree import SACAgent, center_crop, random_crop, random_shift, soft_update
+from benchmark import check
 from benchmark.methods import get_method
 from collectors.envs.base import EnvSpec
 from collectors.errors import OwbenchError
@@ -184,7 +185,7 @@ def test_curl_contrastive_accuracy_rises_above_chance() -> None:
 # Random scores ~30-45 on swing-up (on cartpole_balance it already scores ~340, too close to an expert to
 # show a signal). The data are benchmark/dreamer_check's noisy swing-up controller episodes.
 LEARN_UPDATES = 4000
-LEARN_OVERRIDES = {"batch_size": 32, "cql_weight": 5.0}  # conservative, behaviour-cloning-like CQL (gym: 5-10)
+LEARN_OVERRIDES = check.CQL  # `owbench check`'s: batch 32, conservative, behaviour-cloning-like CQL weight 5
 
 
 @pytest.mark.slow

@@ -88,7 +88,7 @@ class DreamerConfig:
     def preset(cls, name: str, **overrides: Any) -> "DreamerConfig":
         """`smoke` (tests, well under a second per update on CPU), `quick` (hours on a CPU
         machine), `paper` (DreamerV2's DMC values), `code` (dreamer-torch's DMC config: depth 32,
-        deter 200, Gaussian stoch 50, reward head of 2 layers, no discount head, reward scale 2, no weight decay). Overrides name any field, nested ones by
+        deter 200, Gaussian stoch 50, reward head of 2 layers, no discount head, reward scale 2, no weight decay, actor init_std 1.0). Overrides name any field, nested ones by
         their own name (`deter=64`) or dotted (`wm.deter=64`)."""
         presets = {
             "smoke": cls(

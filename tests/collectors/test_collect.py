@@ -209,28 +209,16 @@ def test_kill_9_then_resume_gives_exactly_the_requested_episodes(tmp_path):
     assert np.array_equal(store.open_dataset(fresh.location).read("image"), ds.read("image"))
 
 
-class Crash(Exception):
-    pass
-
-
-def test_medium_replay_resumes_exactly_after_a_crash(tmp_path, monkeypatch):
+def test_medium_replay_resumes_exactly_after_a_crash(tmp_path, killed_before_commit):
     kwargs = dict(image_size=16, max_episode_steps=20, max_train_steps=120, sac_preset="smoke")
     reference = collect("walker_walk", "medium-replay", out=tmp_path / "ref.zarr", **kwargs)
     assert reference.episodes == 6 and (tmp_path / "ref.zarr.policy" / "medium.pt").exists()
     assert reference.behaviour["medium"]["train_steps"] == 120  # 6 episodes of 20 steps
 
-    append = store.DatasetWriter.append_episode
-
-    def crash_on_fourth(self, steps, meta):
-        if self.committed_episodes == 3:
-            raise Crash  # after train_state.pt holds episode 3, before its commit
-        append(self, steps, meta)
-
     out = tmp_path / "mr.zarr"
-    monkeypatch.setattr(store.DatasetWriter, "append_episode", crash_on_fourth)
-    with pytest.raises(Crash):
-        collect("walker_walk", "medium-replay", out=out, **kwargs)
-    monkeypatch.setattr(store.DatasetWriter, "append_episode", append)
+    # after train_state.pt holds episode 3, before its commit
+    killed_before_commit(lambda writer, meta: writer.committed_episodes == 3,
+                         lambda: collect("walker_walk", "medium-replay", out=out, **kwargs))
     assert store.open_dataset(out).n_episodes == 3
     resumed = collect("walker_walk", "medium-replay", out=out, **kwargs)
     assert resumed.resumed_from == 3 and resumed.episodes == 6 and store.verify(out) == []

@@ -119,6 +119,12 @@ def latent_log_prob(wm: WorldModel, stats: Tensor, stoch: Tensor) -> Tensor:
     return torch.distributions.Normal(mean, std).log_prob(stoch).sum(-1)
 
 
+def uncertainty_penalty(wm: WorldModel, stats: Tensor, stoch: Tensor) -> Tensor:
+    """u(s, a) of LOMPO Eq. 5 as V-D4RL's `log_prob` penalty: the population std over the K prior heads
+    (`stats`: (K, N, S)) of log p_k(z_{t+1}) at the sampled next latent `stoch` (N, Z)."""
+    return latent_log_prob(wm, stats, stoch).std(0, unbiased=False)
+
+
 class LatentBuffer:
     """FIFO replay of imagined latent transitions (s, a, r~, discount, s', valid), kept on the agent's device.
     Rollouts are stored whole, with `valid` 0 for the steps after a predicted termination (a mask the
@@ -230,7 +236,7 @@ class LOMPOAgent:
             head = stats.index_select(0, k)[0]
             state = {"deter": deter, "stoch": rssm.sample(head), "stats": head}
             next_feat = rssm.feat(state)
-            disagreement = latent_log_prob(self.wm, stats, state["stoch"]).std(0, unbiased=False)
+            disagreement = uncertainty_penalty(self.wm, stats, state["stoch"])
             reward = self.wm.reward(next_feat) - c.penalty * disagreement  # LOMPO Eq. 5
             cont = (self.wm.continuation(next_feat) >= c.done_threshold).float()
             steps.append((feat, action, reward, c.gamma * cont, next_feat, alive, disagreement))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from agents.world_model import WorldModelConfig, lambda_return
 from agents.world_model.rssm import RSSM
 from baselines.cql import conservative_penalty
 from baselines.curl import Bilinear
+from baselines.lompo import uncertainty_penalty
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NLL_CONSTANT = 0.5 * math.log(2 * math.pi)  # the references' Normal log-likelihoods keep it; owbench drops it
@@ -107,3 +109,17 @@ def test_curl_infonce_matches_the_curl_code():
     loss.backward()
     assert loss.item() == pytest.approx(d["loss"].item(), rel=1e-5)
     assert torch.allclose(bilinear.W.grad, d["grad_W"], atol=1e-6)
+
+
+def test_lompo_uncertainty_penalty_matches_vd4rl():
+    """V-D4RL's `log_prob` penalty: r - lmbd * std_k log p_k(z'), population std, the log-density of the
+    diagonal Gaussian summed over latent dimensions, at the z' sampled from the head drawn at random."""
+    d = load("vd4rl_lompo_penalty.npz")
+    horizon, heads, starts, z_dim = d["mean"].shape
+    rssm = RSSM(WorldModelConfig(stoch=z_dim, classes=0), action_dim=2, embed_dim=8)
+    wm = SimpleNamespace(rssm=rssm)
+    raw_std = torch.log(torch.expm1(d["std"].double() - rssm.cfg.min_std)).float()  # owbench's stats: softplus^-1
+    for t in range(horizon):
+        stats = torch.cat([d["mean"][t], raw_std[t]], -1)  # (K, N, 2Z)
+        penalised = d["reward"][t] - float(d["lmbd"]) * uncertainty_penalty(wm, stats, d["stoch"][t])
+        assert torch.allclose(penalised, d["penalised_reward"][t], rtol=1e-5, atol=1e-5)

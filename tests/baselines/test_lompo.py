@@ -69,7 +69,7 @@ def test_ensemble_disagrees_more_off_the_data() -> None:
         def disagreement(d: torch.Tensor) -> float:
             stats = agent.wm.rssm.priors(d)
             stoch = agent.wm.rssm.sample(stats[0])
-            return float(lompo.latent_log_prob(agent.wm, stats, stoch).std(0).mean())
+            return float(lompo.uncertainty_penalty(agent.wm, stats, stoch).mean())
 
         assert disagreement(far) > disagreement(deter)
 

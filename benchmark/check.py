@@ -80,10 +80,13 @@ def _swingup_controller(task: str, image_size: int, episodes: int) -> list[str]:
     return [dreamer_check.collect(datasets_home() / "check" / f"{task}-swingup-controller-{episodes}.zarr", episodes)]
 
 
-def _medium_replay(task: str, image_size: int, **kwargs: Any) -> list[str]:
-    from collectors.collect import ensure_dataset
+def _sac_dataset(quality: str) -> Callable[..., list[str]]:
+    """A dataset of the state SAC behaviour agent of `owbench collect` (collectors/collect.py) at `quality`."""
+    def recipe(task: str, image_size: int, **kwargs: Any) -> list[str]:
+        from collectors.collect import ensure_dataset
 
-    return [ensure_dataset(task, "medium-replay", image_size=image_size, **kwargs)]
+        return [ensure_dataset(task, quality, image_size=image_size, **kwargs)]
+    return recipe
 
 
 def _transfer_pool(task: str, image_size: int, **kwargs: Any) -> list[str]:
@@ -93,7 +96,8 @@ def _transfer_pool(task: str, image_size: int, **kwargs: Any) -> list[str]:
 
 RECIPES: dict[str, Callable[..., list[str]]] = {
     "swingup-controller": _swingup_controller,  # noisy swing-up controller episodes (benchmark/dreamer_check.py)
-    "medium-replay": _medium_replay,  # a state SAC agent's replay buffer (issue 3's medium-replay)
+    "medium-replay": _sac_dataset("medium-replay"),  # a state SAC agent's replay buffer (issue 3's medium-replay)
+    "medium": _sac_dataset("medium"),  # episodes of that agent frozen at the medium level (1/3 of the expert)
     "transfer-pool": _transfer_pool,  # reward-free offline sources (benchmark/transfer_check.py)
     "none": lambda task, image_size: [],
 }
@@ -122,6 +126,16 @@ def _medium_replay_setting(overrides: Mapping[str, Any], smoke: Mapping[str, Any
         "quick": Level(updates, preset, overrides, {"max_train_steps": 40_000}, MODEL)}, source, control, note)
 
 
+def _medium_setting(overrides: Mapping[str, Any], updates: int, episodes: int, preset: str = "quick") -> CheckSetting:
+    """walker_downhill at 32 px from episodes of the SAC policy frozen at the medium level (one behaviour
+    policy, the data imitation is made for)."""
+    return CheckSetting("walker_downhill", 32, "medium", {
+        "smoke": Level(SMOKE_UPDATES, "smoke", {"image_size": 32}, {**SMOKE_MEDIUM, "episodes": 2}),
+        "quick": Level(updates, preset, {"image_size": 32, **overrides},
+                       {"max_train_steps": 40_000, "episodes": episodes})},
+        note="the medium-replay run's SAC policy frozen at 1/3 of the expert, rolled out")
+
+
 def _transfer(method: str) -> CheckSetting:
     """walker_stand at 32 px online, with transfer_check's reward-free offline sources, against DreamerV2
     from scratch at the same online budget."""
@@ -138,9 +152,12 @@ def _transfer(method: str) -> CheckSetting:
 
 MODELFREE = {"batch_size": 32}  # the `quick` preset at batch 32 (tests/baselines/test_modelfree.py's signal check)
 CQL = {**MODELFREE, "cql_weight": 5.0}  # conservative, behaviour-cloning-like CQL
+# sigma annealed over the first quarter of the updates, as V-D4RL's 125k of 550k (tests/baselines/test_drq_bc.py)
+DRQ_BC = {**MODELFREE, "stddev_schedule": (1.0, 0.1, 1000)}
 LOMPO = {"model_train_steps": 600, "batch_size": 16, "seq_len": 32, "agent_batch_size": 64, "critic_lr": 1e-3,
          "actor_lr": 1e-3, "tau": 0.02, "penalty": 20.0}  # tests/baselines/test_lompo.py's signal check
-COWORLD = {"target_steps": 500, "source_steps": 250, "pretrain_steps": 1000, "prefill": 1000, "train_every": 5}
+DV2_FINETUNE = {"pretrain_steps": 1000, "prefill": 1000, "train_every": 5}  # CoWorld's check's source stage
+COWORLD = {"target_steps": 500, "source_steps": 250, **DV2_FINETUNE}
 
 SETTINGS: dict[str, CheckSetting] = {
     "dreamerv2": _medium_replay_setting(MODEL, MODEL, 3000, note="offline DreamerV2, CoWorld's control"),
@@ -151,6 +168,12 @@ SETTINGS: dict[str, CheckSetting] = {
     "cql": _swingup(CQL, 4000),
     "curl+cql": _swingup(CQL, 4000),
     "lompo": _swingup(LOMPO, 4600),
+    "drq+bc": _swingup(DRQ_BC, 4000),
+    "dv2-finetune": _medium_replay_setting({**MODEL, **DV2_FINETUNE}, {**MODEL, "prefill": 100, "pretrain_steps": 20},
+                                           3000, source="walker_walk",
+                                           control=Control("dreamerv2", "offline", "offline DreamerV2"),
+                                           note="walker_walk (online pretraining) -> walker_downhill (offline)"),
+    "bc": _medium_setting({"actor_lr": 1e-3}, 8000, 20),  # lr 1e-3: 4,000 updates at 3e-4 underfit (84 vs 80)
     "vid2act": _transfer("vid2act"),
     "wpt": _transfer("wpt"),
 }

@@ -3,6 +3,7 @@ and the command with faked training (this module doubles as the fake method: `tr
 noisy scores per method name, so a job takes milliseconds)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +129,19 @@ def test_jobs_give_method_and_control_the_same_budget_seed_and_evaluation(tmp_pa
         assert by_role["control"].ctx.datasets == control_data  # offline control: the same data; scratch: none
         assert by_role["method"].ctx.source_env_id == setting.source
     assert by_role["control"].online == check.QUICK_ONLINE and by_role["control"].regime == "scratch"
+
+
+def test_dv2_finetunes_control_is_the_dreamerv2_checks_job(tmp_path: Path) -> None:
+    """DV2 Finetune is compared with offline DreamerV2 exactly as `owbench check dreamerv2` trains it (model,
+    data, budget, seed, evaluation), so the two checks' numbers can be read side by side."""
+    dv2, finetune = check.setting_for("dreamerv2"), check.setting_for("dv2-finetune")
+    assert (dv2.task, dv2.image_size, dv2.data, dv2.levels["quick"].data) == \
+        (finetune.task, finetune.image_size, finetune.data, finetune.levels["quick"].data)
+    method = check.make_jobs("dreamerv2", dv2, "quick", [2], tmp_path, ["d"], 10)[0]
+    control = check.make_jobs("dv2-finetune", finetune, "quick", [2], tmp_path, ["d"], 10)[1]
+    assert control.role == "control" and control.method == method.method and control.regime == method.regime
+    assert dataclasses.replace(control.ctx, run_dir=method.ctx.run_dir) == method.ctx
+    assert finetune.source == "walker_walk" and finetune.levels["quick"].overrides["pretrain_steps"] > 0
 
 
 def test_seed_lists() -> None:
@@ -268,18 +282,20 @@ def test_diagnose_reports_each_world_model_in_the_table_and_summary(fakes, monke
     assert diagnostics["control"]["1"]["action_effect"] == 1.0
 
 
-# -- item 4 of issue 22: the shared world model's regression check -------------------------------------------
+# -- item 4 of issue 22: regression checks on walker_downhill (the shared world model, BC) -------------------------
 @pytest.mark.slow
-def test_dreamerv2_check_passes_over_three_seeds(tmp_path: Path) -> None:
-    """`owbench check dreamerv2 --seeds 3 --budget quick` (the smallest budget meant to pass; `smoke` is
-    mechanics only) exits 0. The medium-replay dataset is collected in the test's private OWBENCH_HOME
-    (5-25 min on 2 cores), then the 3 seeds of DreamerV2 (3,000 updates, ~8.5 min each on one thread) and
-    random train in parallel: ~25 min on 2 cores after the data.
+@pytest.mark.parametrize("method", ["dreamerv2", "dv2-finetune", "bc"])
+def test_check_passes_over_three_seeds(method: str, tmp_path: Path) -> None:
+    """`owbench check METHOD --seeds 3 --budget quick` (the smallest budget meant to pass; `smoke` is
+    mechanics only) exits 0. The SAC medium-replay (or medium) dataset is collected in the test's private
+    OWBENCH_HOME (5-25 min on 2 cores), then 3 seeds of the method, its control and random train in parallel:
+    DreamerV2 (3,000 updates, ~8.5 min each on one thread) ~25 min; DV2 Finetune (1,000 walker_walk
+    pretraining updates, then 3,000 offline ones, ~13 min each) plus offline DreamerV2 as its control ~45 min;
+    BC (8,000 updates, ~10 min each) ~20 min.
 
-    Failed with the actor's std shifted by 2 (std 1.56 at init) at 1,000 updates: DreamerV2 30.1, 42.6, 191.9
-    vs random 79.5, 83.9, 74.2. With DreamerV2's init_std 0 at 3,000 updates, seeds 0-2 of the 5-seed check
-    in docs/learning_checks.md give the numbers printed there."""
-    result = owbench("check", "dreamerv2", "--seeds", "3", "--budget", "quick", "--workers", "3",
-                     "--out", str(tmp_path))
+    dreamerv2 failed with the actor's std shifted by 2 (std 1.56 at init) at 1,000 updates: 30.1, 42.6, 191.9
+    vs random 79.5, 83.9, 74.2. With DreamerV2's init_std 0 at 3,000 updates, seeds 0-2 of the 5-seed checks in
+    docs/learning_checks.md give the numbers printed there."""
+    result = owbench("check", method, "--seeds", "3", "--budget", "quick", "--workers", "3", "--out", str(tmp_path))
     print(result.output)
     assert result.exit_code == 0, result.output

@@ -13,30 +13,32 @@ folder, so every dataset can be regenerated.
 """
 from __future__ import annotations
 
+import functools
 import io
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
 import numpy as np
-import torch
 
 from collectors import store
 from collectors.envs import Env, gl_info, make, spec
 from collectors.errors import OwbenchError
-from collectors.policies.sac import SACConfig, SACTrainer
 from collectors.policies.scripted import BehaviourPolicy, FrozenSAC, NoisyPolicy, RandomPolicy, ScriptedExpert
 from collectors.qualities import MEDIUM_FRACTION, NOISE_SCHEDULE, Quality, episode_noise, episode_policy, get_quality
 from collectors.reference import Reference, episode_return, reference_returns
 from collectors.render_pool import RenderPool, render_states
-from collectors.safeio import load_tensors
 from collectors.seeds import behaviour_check_seeds, episode_seed
+
+if TYPE_CHECKING:  # torch is imported only by qualities that train or load a SAC policy (a random
+    from collectors.policies.sac import SACConfig, SACTrainer  # collection, and its render workers, never)
 
 DEFAULT_EPISODES = 100  # when neither --episodes nor --steps is given (not for medium-replay)
 PACKAGES = ("owbench", "mujoco", "dm-control", "metaworld", "torch", "numpy", "zarr")
@@ -104,6 +106,8 @@ class Episode:
 
     def to_saved(self) -> dict[str, Any]:
         """Tensors and plain values, loadable with `weights_only=True`."""
+        import torch
+
         return {"index": int(self.index), "seed": int(self.seed), "noise_std": float(self.noise_std),
                 "ret": float(self.ret), "success": bool(self.success), "rows": {k: torch.from_numpy(np.ascontiguousarray(v))
                                                   for k, v in self.rows.items()}}
@@ -159,6 +163,8 @@ def _policy_path(location: str, name: str) -> str:
 
 def save_beside(location: str, name: str, obj: Any) -> None:
     """torch.save next to the dataset; atomic (temp file + rename) on local disks."""
+    import torch
+
     path = _policy_path(location, name)
     buffer = io.BytesIO()
     torch.save(obj, buffer)
@@ -177,6 +183,8 @@ def save_beside(location: str, name: str, obj: Any) -> None:
 
 def load_beside(location: str, name: str) -> Any | None:
     """A file saved by `save_beside`, loaded safely (tensors and plain values only), or None if absent."""
+    from collectors.safeio import load_tensors
+
     path = _policy_path(location, name)
     fs, p = fsspec.core.url_to_fs(path)
     if not fs.exists(p):
@@ -198,6 +206,23 @@ def _remove_policies(location: str) -> None:
                 fs.rm(path)
 
 
+@contextmanager
+def _one_torch_thread(needed: bool) -> Iterator[None]:
+    """One torch thread while the behaviour MLPs run (they are tiny: more threads only contend with
+    rendering); torch is not imported when no policy needs it."""
+    if not needed:
+        yield
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 # -- behaviour policies ------------------------------------------------------------------------------------
 class Behaviour:
     """Trains or loads the policies a quality needs, for one dataset."""
@@ -205,11 +230,18 @@ class Behaviour:
     def __init__(self, args: CollectArgs, location: str, reference: Reference):
         self.args, self.location, self.reference = args, location, reference
         self.spec = spec(args.env_id)
-        overrides = {} if args.max_train_steps is None else {"max_train_steps": args.max_train_steps}
-        self.sac_config = SACConfig.preset(args.sac_preset, **overrides)
         self.info: dict[str, Any] = {}
 
+    @functools.cached_property
+    def sac_config(self) -> SACConfig:
+        from collectors.policies.sac import SACConfig
+
+        overrides = {} if self.args.max_train_steps is None else {"max_train_steps": self.args.max_train_steps}
+        return SACConfig.preset(self.args.sac_preset, **overrides)
+
     def trainer(self) -> SACTrainer:
+        from collectors.policies.sac import SACTrainer
+
         return SACTrainer(self.spec.state_dim, self.spec.action_dim, self.sac_config, seed=self.args.seed)
 
     def frozen(self, kind: str, env: Env, progress: Callable[[Progress], None] | None) -> BehaviourPolicy:
@@ -358,13 +390,9 @@ def _collect_locked(args: CollectArgs, q: Quality, location: str, env: Env, work
     writer = _writer(args, q, location, env, overwrite)
     resumed_from = writer.committed_episodes
     behaviour = Behaviour(args, location, Reference(**writer.attrs["reference_returns"]))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the behaviour MLPs are tiny: more threads only contend with rendering
-    try:
+    with _one_torch_thread(any(kind != "random" for kind in q.policies)):
         if not writer.attrs.get("complete"):
             _run(args, q, behaviour, writer, env, workers, progress)
-    finally:
-        torch.set_num_threads(threads)
     ds = store.open_dataset(location)
     returns = ds.episodes["return"]
     return CollectSummary(location, s.id, q.name, ds.n_episodes, ds.n_steps - ds.n_episodes,

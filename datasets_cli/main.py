@@ -1,19 +1,17 @@
 """Entry point of the `owbench` console script."""
 from __future__ import annotations
 
+import importlib
 from importlib.metadata import PackageNotFoundError, version
 
 import click
 
-from datasets_cli.check import check
-from datasets_cli.collect import collect
 from datasets_cli.common import OwbenchGroup
-from datasets_cli.datasets import datasets
-from datasets_cli.envs import envs
-from datasets_cli.index import index
-from datasets_cli.perf import perf
-from datasets_cli.pretrain import pretrain
-from datasets_cli.run import report, run, suites
+
+# command -> its module in datasets_cli, imported only when the command runs (or help lists it), so that
+# `owbench collect` and the render processes it spawns (which re-import this entry point) skip torch & co.
+COMMANDS = {"envs": "envs", "collect": "collect", "datasets": "datasets", "pretrain": "pretrain", "index": "index",
+            "perf": "perf", "suites": "run", "run": "run", "report": "run", "check": "check"}
 
 try:
     __version__ = version("owbench")
@@ -21,20 +19,23 @@ except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0+unknown"
 
 
-@click.group(cls=OwbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(OwbenchGroup):
+    """The owbench group, its subcommands loaded on first use (click's lazy-loading pattern)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        return getattr(importlib.import_module(f"datasets_cli.{COMMANDS[name]}"), name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="owbench")
 def cli() -> None:
     """owbench: offline visual-RL datasets and benchmarks (CoWorld, Vid2Act, WPT and baselines)."""
 
-
-cli.add_command(envs)
-cli.add_command(collect)
-cli.add_command(datasets)
-cli.add_command(pretrain)
-cli.add_command(index)
-cli.add_command(perf)
-for command in (suites, run, report, check):
-    cli.add_command(command)
 
 if __name__ == "__main__":
     cli()

@@ -2,12 +2,14 @@
 SAC actor, and Gaussian action noise on top of any of them. Each has `act(env) -> action in [-1, 1]^A`."""
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from collectors.envs import Env, scripted_expert
-from collectors.policies.sac import SACAgent
+
+if TYPE_CHECKING:
+    from collectors.policies.sac import SACAgent
 
 
 class BehaviourPolicy(Protocol):

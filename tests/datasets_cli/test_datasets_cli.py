@@ -95,3 +95,24 @@ def test_suites_show_lists_the_baselines_with_the_papers_numbers():
     numbers = result.output[result.output.index("paper numbers (coworld-neurips)"):]
     # NeurIPS Table 3, walker_downhill: DrQ+BC, Offline DV2, DV2 Finetune (cells may wrap at the console's width)
     assert all(re.search(rf"\b{n} ±", numbers) for n in (291, 435, 379))
+
+
+def test_random_collection_with_render_workers_never_imports_torch(tmp_path):
+    """`owbench collect --quality random --workers 2` runs without torch in this process and in the render
+    process it spawns (which re-imports the entry point): start-up is part of what a user waits for."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom datasets_cli.main import cli\n"
+            "cli(['collect', '--env', 'cartpole_swingup', '--quality', 'random', '--episodes', '2', '--workers', '2',"
+            f" '--max-episode-steps', '70', '--image-size', '16', '--out', {str(tmp_path / 'd.zarr')!r}])\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n")
+    probe = ("import sys\nfrom collectors import render_pool\n"  # what a spawned render worker has imported
+             "render_pool._init_worker('cartpole_swingup', 16, None, False)\n"
+             "assert 'torch' not in sys.modules, 'torch imported by a render worker'\n")
+    for program in (code, probe):
+        done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                              env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")})
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert store.open_dataset(tmp_path / "d.zarr").n_episodes == 2

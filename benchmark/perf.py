@@ -46,6 +46,7 @@ class PerfConfig:
     """Sizes of a perf run (presets `full`, `quick`, `smoke`)."""
 
     collect_episodes: int = 2  # episodes per collection measurement (2 workers: twice as many)
+    command_episodes: int = 8  # episodes of the whole-command comparison (`owbench collect` vs a plain script)
     episode_steps: int | None = None  # agent steps per episode (None: the task's 500)
     store_episodes: int = 10  # episodes written by each store writer
     sampler_frames: int = 100_000  # rows of the sampler's dataset
@@ -64,10 +65,10 @@ class PerfConfig:
     def preset(cls, name: str, **overrides: Any) -> "PerfConfig":
         presets = {
             "full": cls(),
-            "quick": cls(collect_episodes=1, episode_steps=100, store_episodes=4, sampler_frames=10_000,
+            "quick": cls(collect_episodes=1, command_episodes=2, episode_steps=100, store_episodes=4, sampler_frames=10_000,
                          sampler_seconds=3.0, wm_presets=("code",), wm_iters=2, wm_shape=(16, 16),
                          faiss_vectors=100_000, faiss_queries=200),
-            "smoke": cls(collect_episodes=1, episode_steps=8, store_episodes=2, sampler_frames=300,
+            "smoke": cls(collect_episodes=1, command_episodes=1, episode_steps=8, store_episodes=2, sampler_frames=300,
                          sampler_seconds=0.3, batch_size=2, length=5, wm_presets=("smoke",), wm_iters=1,
                          faiss_vectors=2000, faiss_dim=16, faiss_queries=20),
         }
@@ -219,27 +220,24 @@ def child_main() -> None:
 
 # ---------------------------------------------------------------- collection
 
-def naive_collect(episodes: int, steps: int, image_size: int = 64, seed: int = 0) -> float:
-    """Frames/s of the plain loop: dm_control `env.step` x action repeat + `physics.render` per stored frame."""
-    from collectors.envs import select_backend
-
-    select_backend()
-    from dm_control import suite
+def naive_collect(episodes: int, steps: int, image_size: int = 64) -> float:
+    """Frames/s of the plain loop (benchmark/naive_collect.py, no files written), in this process."""
+    from benchmark import naive_collect as naive
 
     started = time.perf_counter()
-    env = suite.load(DOMAIN, TASK, task_kwargs={"random": seed})
-    spec = env.action_spec()
-    rng = np.random.default_rng(seed)
-    frames = []
-    for _ in range(episodes):
-        env.reset()
-        frames.append(env.physics.render(image_size, image_size, camera_id=0))
-        for _ in range(steps):
-            action = rng.uniform(spec.minimum, spec.maximum)
-            for _ in range(2):  # action repeat
-                env.step(action)
-            frames.append(env.physics.render(image_size, image_size, camera_id=0))
-    return len(frames) / (time.perf_counter() - started)
+    frames = naive.collect(None, episodes, steps, image_size)
+    return frames / (time.perf_counter() - started)
+
+
+def whole_command(argv: list[str], frames: int) -> float:
+    """Frames/s of a command run as a user runs it: a fresh interpreter, start-up and writes included."""
+    started = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or ["no output"]
+        raise RuntimeError(f"{' '.join(argv[:3])} ... failed: {lines[-1]}")
+    return frames / seconds
 
 
 def project_collect(out: str, episodes: int, steps: int | None, workers: int, fast_render: bool) -> float:
@@ -260,11 +258,22 @@ def measure_collect(cfg: PerfConfig, tmp: Path) -> list[Figure]:
     one = _in_child(project_collect, str(tmp / "c1.zarr"), cfg.collect_episodes, cfg.episode_steps, 1, False)
     two = _in_child(project_collect, str(tmp / "c2.zarr"), 2 * cfg.collect_episodes, cfg.episode_steps, 2, False)
     fast = _in_child(project_collect, str(tmp / "cf.zarr"), cfg.collect_episodes, cfg.episode_steps, 1, True)
+    n, frames = cfg.command_episodes, cfg.command_episodes * (steps + 1)
+    script = Path(__file__).with_name("naive_collect.py")
+    naive_command = whole_command([sys.executable, str(script), str(tmp / "naive-npz"), str(n), str(steps)], frames)
+    owbench = shutil.which("owbench") or str(Path(sys.executable).with_name("owbench"))
+    command = whole_command([owbench, "collect", "--env", ENV_ID, "--quality", "random", "--episodes", str(n),
+                             "--workers", "2", "--max-episode-steps", str(steps), "--out", str(tmp / "cmd.zarr")],
+                            frames)
     note = f"{ENV_ID} 64x64, {steps}-step episodes"
     return [Figure("collect", "frames/s, 1 worker (identical pixels)", "frames/s", one, naive, 0.95, note=note),
             Figure("collect", "frames/s, --workers 2 (start-up included)", "frames/s", two, naive, 1.5, note=note),
             Figure("collect", "frames/s, --fast-render, 1 worker", "frames/s", fast, naive, 4.0,
-                   note="fast render profile (different pixels)")]
+                   note="fast render profile (different pixels)"),
+            Figure("collect", f"frames/s, `owbench collect --workers 2` whole command, {n} episodes", "frames/s",
+                   command, naive_command, 1.5,
+                   note="both as fresh processes, start-up included; naive: benchmark/naive_collect.py, which "
+                        "also writes one compressed npz per episode")]
 
 
 # ---------------------------------------------------------------- source episodes, store

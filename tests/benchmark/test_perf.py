@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from benchmark import perf
 from benchmark.perf import Figure, PerfConfig
+from collectors import store
 from datasets_cli.main import cli
 
 TINY = PerfConfig.preset("smoke")
@@ -66,6 +67,18 @@ def test_brute_force_knn_is_exact_and_faiss_figures():
 
 def test_naive_collection_loop_counts_frames():
     assert perf.naive_collect(episodes=1, steps=2, image_size=16) > 0
+
+
+def test_collect_section_compares_the_whole_command_with_a_plain_script(tmp_path):
+    """Every collect figure is measured in the run; the whole-command one runs `owbench collect` and
+    benchmark/naive_collect.py as fresh processes, and the plain script writes its npz files."""
+    figures = perf.measure_collect(PerfConfig.preset("smoke"), tmp_path)
+    assert [f.section for f in figures] == ["collect"] * 4 and all(f.recorded is None for f in figures)
+    command = figures[-1]
+    assert "whole command" in command.name and command.project > 0 and command.naive > 0 and command.target == 1.5
+    episode = np.load(tmp_path / "naive-npz" / "episode_00000.npz")
+    assert episode["image"].shape == (9, 64, 64, 3) and episode["action"].shape == (8, 6)
+    assert store.open_dataset(tmp_path / "cmd.zarr").n_steps == 9
 
 
 def test_cli_json_and_bad_section(monkeypatch):

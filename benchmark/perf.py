@@ -38,7 +38,7 @@ import numpy as np
 from collectors.errors import OwbenchError, unknown
 
 SECTIONS = ("collect", "store", "sampler", "world-model", "faiss")
-ENV_ID, DOMAIN, TASK = "walker_walk", "walker", "walk"  # the naive loop mirrors this task
+ENV_ID = "walker_walk"  # the task of benchmark/naive_collect.py's plain loop
 
 
 @dataclass(frozen=True)
@@ -65,9 +65,9 @@ class PerfConfig:
     def preset(cls, name: str, **overrides: Any) -> "PerfConfig":
         presets = {
             "full": cls(),
-            "quick": cls(collect_episodes=1, command_episodes=2, episode_steps=100, store_episodes=4, sampler_frames=10_000,
-                         sampler_seconds=3.0, wm_presets=("code",), wm_iters=2, wm_shape=(16, 16),
-                         faiss_vectors=100_000, faiss_queries=200),
+            "quick": cls(collect_episodes=1, command_episodes=2, episode_steps=100, store_episodes=4,
+                         sampler_frames=10_000, sampler_seconds=3.0, wm_presets=("code",), wm_iters=2,
+                         wm_shape=(16, 16), faiss_vectors=100_000, faiss_queries=200),
             "smoke": cls(collect_episodes=1, command_episodes=1, episode_steps=8, store_episodes=2, sampler_frames=300,
                          sampler_seconds=0.3, batch_size=2, length=5, wm_presets=("smoke",), wm_iters=1,
                          faiss_vectors=2000, faiss_dim=16, faiss_queries=20),
@@ -221,8 +221,12 @@ def child_main() -> None:
 # ---------------------------------------------------------------- collection
 
 def naive_collect(episodes: int, steps: int, image_size: int = 64) -> float:
-    """Frames/s of the plain loop (benchmark/naive_collect.py, no files written), in this process."""
+    """Frames/s of the plain loop (benchmark/naive_collect.py, no files written), in this process, on the GL
+    backend owbench would choose."""
     from benchmark import naive_collect as naive
+    from collectors.envs import select_backend
+
+    select_backend()
 
     started = time.perf_counter()
     frames = naive.collect(None, episodes, steps, image_size)
@@ -251,13 +255,14 @@ def project_collect(out: str, episodes: int, steps: int | None, workers: int, fa
 
 
 def measure_collect(cfg: PerfConfig, tmp: Path) -> list[Figure]:
-    from collectors.envs import spec
+    from collectors.envs import select_backend, spec
 
     steps = cfg.episode_steps or spec(ENV_ID).episode_length
     naive = _in_child(naive_collect, cfg.collect_episodes, steps)
     one = _in_child(project_collect, str(tmp / "c1.zarr"), cfg.collect_episodes, cfg.episode_steps, 1, False)
     two = _in_child(project_collect, str(tmp / "c2.zarr"), 2 * cfg.collect_episodes, cfg.episode_steps, 2, False)
     fast = _in_child(project_collect, str(tmp / "cf.zarr"), cfg.collect_episodes, cfg.episode_steps, 1, True)
+    select_backend()  # the plain script inherits owbench's GL backend choice (MUJOCO_GL)
     n, frames = cfg.command_episodes, cfg.command_episodes * (steps + 1)
     script = Path(__file__).with_name("naive_collect.py")
     naive_command = whole_command([sys.executable, str(script), str(tmp / "naive-npz"), str(n), str(steps)], frames)

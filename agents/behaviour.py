@@ -113,19 +113,37 @@ def medium_target(env_id: str) -> MediumTarget:
 class BehaviourConfig:
     """The DreamerV2 behaviour agent: model preset, online loop and stop check."""
 
+    name: str = "paper"  # the behaviour preset
     dreamer: str = "paper"  # DreamerConfig preset of the agent
     prefill: int = 1000  # agent steps of uniform random actions first (DreamerV2 dmc_vision `prefill: 1000`)
     train_every: int = 5  # agent steps per update (DreamerV2 `train_every: 5`)
     eval_every: int = 5000  # agent steps between stop checks (DreamerV2 evaluates every 1e4)
     eval_episodes: int = 5  # stop-check episodes (DreamerV2 `eval_eps: 1`; more for a steadier check)
+    overrides: tuple[tuple[str, Any], ...] = ()  # DreamerConfig fields over the preset
 
     @classmethod
     def preset(cls, name: str) -> "BehaviourConfig":
-        presets = {"smoke": cls("smoke", prefill=16, train_every=2, eval_every=1, eval_episodes=1),
-                   "quick": cls("quick", eval_episodes=3), "paper": cls()}
+        """`smoke` (tests), `quick` (a CPU: the learning checks' small model, hours at 32 px), `paper`."""
+        presets = {"smoke": cls("smoke", "smoke", prefill=16, train_every=2, eval_every=1, eval_episodes=1),
+                   "quick": cls("quick", "smoke", train_every=4, overrides=tuple(QUICK_MODEL.items())),
+                   "paper": cls()}
         if name not in presets:
             raise unknown("behaviour preset", name, presets)
         return presets[name]
+
+    @property
+    def model(self) -> str:
+        return f"{self.name} preset" + (": the learning checks' small model" if self.overrides else "")
+
+    def dreamer_config(self, image_size: int) -> DreamerConfig:
+        return DreamerConfig.preset(self.dreamer, **dict(self.overrides), **{"wm.image_size": image_size})
+
+
+# The `quick` behaviour's model: the offline learning checks' small DreamerV2 (benchmark/dreamer_check.py,
+# learns walker_downhill from 3,000 updates) at batch 16 x 32; ~0.3 s an update at 32 px on one CPU thread
+QUICK_MODEL = {"depth": 16, "deter": 96, "hidden": 96, "stoch": 16, "classes": 16, "wm.units": 96, "wm.layers": 2,
+               "discount_head": False, "behavior.units": 96, "behavior.layers": 2, "batch_size": 16, "seq_len": 32,
+               "horizon": 10, "target_update": 50, "wm.lr": 1e-3, "actor_lr": 4e-4, "critic_lr": 4e-4}
 
 
 @dataclass(frozen=True)
@@ -211,7 +229,7 @@ def cost_note(env_id: str, config: BehaviourConfig, behaviour_steps: int | None,
         steps = goal.expected_frames // s.action_repeat
         expected = (f"DreamerV2's mean curve first reached 1/3 of its maximum at about {goal.expected_frames:,} "
                     f"frames (≈ {steps:,} agent steps, ≈ {max(steps - config.prefill, 0) // config.train_every:,} "
-                    f"updates of the {config.dreamer} model; a pixel DreamerV2 update takes seconds on a CPU, "
+                    f"updates of the {config.model}; a pixel DreamerV2 update takes seconds on a CPU, "
                     "a fraction of a second on a GPU), plus a stop check every "
                     f"{config.eval_every:,} agent steps ({config.eval_episodes} episode"
                     f"{'s' if config.eval_episodes > 1 else ''})")
@@ -313,7 +331,7 @@ def _train(args: DreamerArgs, config: BehaviourConfig, writer: store.DatasetWrit
            progress: Callable[[collection.Progress], None] | None) -> None:
     s, goal = spec(args.env_id), medium_target(args.env_id)
     target = goal.target if args.stop_return is None else args.stop_return
-    dreamer = DreamerConfig.preset(config.dreamer, **{"wm.image_size": args.image_size})
+    dreamer = config.dreamer_config(args.image_size)
     torch.manual_seed(args.seed)
     agent = DreamerV2Agent(s.action_dim, dreamer, device)
     online = OnlineConfig(prefill=config.prefill, train_every=config.train_every)
@@ -358,8 +376,9 @@ def _train(args: DreamerArgs, config: BehaviourConfig, writer: store.DatasetWrit
         env.close()
     stopped = "the stop check reaching the target" if status.reached else \
         f"the --behaviour-steps cap of {args.behaviour_steps} agent steps, before the target"
-    info = {"agent": "dreamerv2", "preset": config.dreamer,
-            "description": f"pixel DreamerV2 ({config.dreamer} preset) trained online from scratch; its replay "
+    info = {"agent": "dreamerv2", "preset": config.name, "dreamer_config": asdict(dreamer),
+            "online": {"prefill": config.prefill, "train_every": config.train_every},
+            "description": f"pixel DreamerV2 ({config.model}) trained online from scratch; its replay "
                            "buffer, random prefill included",
             "train_steps": replay.agent_steps, "env_steps": replay.agent_steps * s.action_repeat,
             "updates": status.updates, "eval_return": status.eval_return, "reached_target": status.reached,
@@ -395,12 +414,11 @@ def _frozen_agent(args: DreamerArgs, config: BehaviourConfig, kind: str, locatio
         fast_render=args.fast_render, max_episode_steps=args.max_episode_steps, behaviour_steps=args.behaviour_steps,
         preset=args.behaviour_preset, device=device, progress=progress,
         stop_return=level * goal.maximum if args.stop_return is None else args.stop_return).behaviour["medium"]
-    agent = DreamerV2Agent(s.action_dim, DreamerConfig.preset(config.dreamer, **{"wm.image_size": args.image_size}),
-                           device)
+    agent = DreamerV2Agent(s.action_dim, config.dreamer_config(args.image_size), device)
     agent.load_state_dict(load_checkpoint(train_out)["agent"])
     info = {key: trained[key] for key in ("agent", "preset", "train_steps", "env_steps", "updates", "eval_return",
                                           "reached_target", "target_return", "stopped_by")}
-    info["description"] = (f"pixel DreamerV2 ({config.dreamer} preset) trained from scratch, frozen after "
+    info["description"] = (f"pixel DreamerV2 ({config.model}) trained from scratch, frozen after "
                            f"{trained['train_steps']} agent steps (stopped by {trained['stopped_by']}); "
                            "deterministic actions")
     return agent, {**info, "training_data": train_out}

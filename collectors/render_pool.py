@@ -9,8 +9,10 @@ from __future__ import annotations
 import atexit
 import multiprocessing
 import os
+import threading
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 
 import numpy as np
 
@@ -41,12 +43,22 @@ def _render_in_worker(seed: int, physics: np.ndarray) -> np.ndarray:
     return render_states(_WORKER_ENV, seed, physics)
 
 
+class _Chunk:
+    """Rows of one episode to render: waiting here until a helper takes it (`future`) or this process does."""
+
+    def __init__(self, seed: int, physics: np.ndarray):
+        self.seed, self.physics = seed, physics
+        self.future: Future[np.ndarray] | None = None
+        self.frames: np.ndarray | None = None
+
+
 class RenderPool:
     """Renders episodes with `workers` processes: this one (holding `env`) and `workers - 1` spawned helpers.
 
-    An episode is cut into chunks queued for the helpers; when its frames are wanted, this process renders
-    every chunk no helper has started yet (from the end, while helpers work from the front), so a helper
-    that is still starting up delays nothing."""
+    An episode is cut into chunks that wait in one queue here; a helper is handed the next chunk only when it
+    is free, so nothing queues inside the executor. When an episode's frames are wanted, this process renders
+    its chunks still waiting, from the end, while helpers take them from the front; it waits only for chunks a
+    helper is rendering at that moment, and a helper that is still starting up delays nothing."""
 
     def __init__(self, env: Env, workers: int):
         if workers < 2:
@@ -55,19 +67,46 @@ class RenderPool:
         self._pool = ProcessPoolExecutor(workers - 1, mp_context=multiprocessing.get_context("spawn"),
                                          initializer=_init_worker,
                                          initargs=(env.spec.id, env.image_size, env.camera, env.fast_render))
+        self._lock = threading.RLock()  # a callback of an already finished future runs at once, lock held
+        self._waiting: deque[_Chunk] = deque()
+        self._free = 0  # helpers without a chunk
         for _ in range(workers - 1):  # start the helpers now, while the caller trains or steps physics
-            self._pool.submit(os.getpid)
+            self._pool.submit(os.getpid).add_done_callback(self._helper_free)
 
     def submit(self, seed: int, physics: np.ndarray) -> Callable[[], np.ndarray]:
         """Queue one episode; the returned function renders what no helper took and gives all frames in order."""
-        chunks = np.array_split(physics, -(-len(physics) // CHUNK_ROWS))
-        futures = [self._pool.submit(_render_in_worker, seed, chunk) for chunk in chunks]
+        chunks = [_Chunk(seed, rows) for rows in np.array_split(physics, -(-len(physics) // CHUNK_ROWS))]
+        with self._lock:
+            self._waiting.extend(chunks)
+            self._dispatch()
 
         def gather() -> np.ndarray:
-            local = {i: render_states(self.env, seed, chunks[i])
-                     for i in reversed(range(len(chunks))) if futures[i].cancel()}
-            return np.concatenate([local[i] if i in local else f.result() for i, f in enumerate(futures)])
+            while (chunk := self._claim_last(chunks)) is not None:
+                chunk.frames = render_states(self.env, seed, chunk.physics)
+            return np.concatenate([c.frames if c.future is None else c.future.result() for c in chunks])
         return gather
+
+    def _claim_last(self, chunks: list[_Chunk]) -> _Chunk | None:
+        with self._lock:
+            for chunk in reversed(chunks):
+                if chunk.future is None and chunk.frames is None:
+                    self._waiting.remove(chunk)
+                    return chunk
+        return None
+
+    def _dispatch(self) -> None:
+        """Hand waiting chunks to free helpers (lock held)."""
+        while self._free and self._waiting:
+            chunk = self._waiting[0]
+            chunk.future = self._pool.submit(_render_in_worker, chunk.seed, chunk.physics)
+            self._waiting.popleft()  # only once a helper has it: if submit raised, this process renders it
+            self._free -= 1
+            chunk.future.add_done_callback(self._helper_free)
+
+    def _helper_free(self, _: Future[object]) -> None:
+        with self._lock:
+            self._free += 1
+            self._dispatch()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

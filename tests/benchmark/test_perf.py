@@ -72,13 +72,15 @@ def test_naive_collection_loop_counts_frames():
 def test_collect_section_compares_the_whole_command_with_a_plain_script(tmp_path):
     """Every collect figure is measured in the run; the whole-command one runs `owbench collect` and
     benchmark/naive_collect.py as fresh processes, and the plain script writes its npz files."""
-    figures = perf.measure_collect(PerfConfig.preset("smoke"), tmp_path)
+    figures = perf.measure_collect(PerfConfig.preset("smoke", command_rounds=2), tmp_path)
     assert [f.section for f in figures] == ["collect"] * 4 and all(f.recorded is None for f in figures)
     command = figures[-1]
     assert "whole command" in command.name and command.project > 0 and command.naive > 0 and command.target == 1.5
-    episode = np.load(tmp_path / "naive-npz" / "episode_00000.npz")
-    assert episode["image"].shape == (9, 64, 64, 3) and episode["action"].shape == (8, 6)
-    assert store.open_dataset(tmp_path / "cmd.zarr").n_steps == 9
+    assert "median of 2 alternating rounds" in command.note
+    for r in range(2):  # both sides ran in every round
+        episode = np.load(tmp_path / f"naive-npz-{r}" / "episode_00000.npz")
+        assert episode["image"].shape == (9, 64, 64, 3) and episode["action"].shape == (8, 6)
+        assert store.open_dataset(tmp_path / f"cmd-{r}.zarr").n_steps == 9
 
 
 def test_cli_json_and_bad_section(monkeypatch):

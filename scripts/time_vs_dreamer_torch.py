@@ -8,7 +8,8 @@ The reference is imported from a checkout you provide (it is not a dependency of
 One process alternates the implementations (2 torch threads each), on one synthetic batch each built
 outside the timing (16 x 50, 64 px, 6 actions), after one warm-up update: dreamer-torch's `defaults` + `dmc`
 configs at `precision` 32 (its autocast is CUDA-only), `WorldModel._train` then `ImagBehavior._train` (the
-body of its `Dreamer._train`); owbench's `code` preset at its defaults and with `cpu_amp=True`.
+body of its `Dreamer._train`); owbench's `code` preset at its defaults (bfloat16 conv stacks where the CPU
+has native bfloat16), in float32 throughout (`conv_amp=False`) and in bfloat16 throughout (`cpu_amp=True`).
 Needs PyYAML and Pillow (dreamer-torch's imports); its TensorBoard writer is replaced by a stub (logging only).
 """
 from __future__ import annotations
@@ -96,11 +97,12 @@ def main() -> None:
     torch.set_num_threads(2)
     reference, reference_batch = reference_update(args.checkout)
     ours = {}
-    for label, overrides in (("defaults", {}), ("cpu_amp=True", {"cpu_amp": True})):
+    for label, overrides in (("defaults", {}), ("float32", {"conv_amp": False}), ("cpu_amp=True", {"cpu_amp": True})):
         config = DreamerConfig.preset("code", **overrides)
         ours[label] = (DreamerV2Agent(ACTIONS, config).update,
                        synthetic_batch("sequence", config, ACTIONS, rng=np.random.default_rng(0)))
-    print(f"owbench code preset at its defaults: cpu_amp {DreamerConfig.preset('code').cpu_amp}", flush=True)
+    code = DreamerConfig.preset("code")
+    print(f"owbench code preset at its defaults: conv_amp {code.wm.conv_amp}, cpu_amp {code.cpu_amp}", flush=True)
     for r in range(args.rounds):
         ref = seconds_per_update(reference, reference_batch, args.iters)
         line = [f"round {r}: dreamer-torch {ref:.2f} s/update"]

@@ -45,6 +45,8 @@ class WorldModelConfig:
     eps: float = 1e-5  # Adam epsilon
     weight_decay: float = 1e-6  # decoupled weight decay
     grad_clip: float = 100.0  # global gradient-norm clip
+    conv_amp: bool = True  # bfloat16 autocast around the conv encoder and decoder alone, on CPUs with native
+    #                        bfloat16 (the RSSM, heads and behaviour stay float32; `cpu_amp` covers everything)
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ class DreamerConfig:
         presets = {
             "smoke": cls(
                 WorldModelConfig(image_size=32, depth=8, deter=32, hidden=32, stoch=4, classes=4,
-                                 units=32, layers=1),
+                                 units=32, layers=1, conv_amp=False),  # tiny convs: casts cost more than they save
                 BehaviorConfig(horizon=5, units=32, layers=1, target_update=2),
                 batch_size=4, seq_len=8),
             "quick": cls(

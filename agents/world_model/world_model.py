@@ -10,6 +10,7 @@ Hooks for the methods built on it:
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from agents.devices import autocast, cpu_bf16_supported  # noqa: F401 - re-exported (agents.world_model)
+from agents.devices import autocast  # noqa: F401 - re-exported (agents.world_model)
 from agents.world_model.config import WorldModelConfig
 from agents.world_model.nets import MLP, Decoder, Encoder, Optimizer, bernoulli_nll, normalize_image
 from agents.world_model.rssm import RSSM, State
@@ -81,9 +82,15 @@ class WorldModel(nn.Module):
         x = x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
         return x.reshape(*image.shape[:-3], size, size, 3)
 
+    def convs(self, device: torch.device) -> AbstractContextManager:
+        """The conv stacks' precision: bfloat16 autocast with `conv_amp` on CPUs with native bfloat16."""
+        on = self.cfg.conv_amp and device.type == "cpu"
+        return autocast(device, on, cpu=on)
+
     def encode(self, image: Tensor) -> Tensor:
-        """uint8 images (..., H, W, 3), resized to the model's size -> embeddings e_t (..., E)."""
-        return self.encoder(self.resize(image))
+        """uint8 images (..., H, W, 3), resized to the model's size -> embeddings e_t (..., E), float32."""
+        with self.convs(image.device):
+            return self.encoder(self.resize(image)).float()
 
     def observe(self, batch: dict[str, Tensor], sample: bool = True) -> tuple[State, Tensor, Tensor]:
         """Posterior states (B, T, ...), prior parameters and embeddings of a sequence batch."""
@@ -99,7 +106,8 @@ class WorldModel(nn.Module):
         post, prior, _ = self.observe(batch)
         feat = self.rssm.feat(post)
         kl_loss, kl_value = self.rssm.kl_loss(post["stats"], prior)
-        recon = self.decoder(feat).float()
+        with self.convs(feat.device):
+            recon = self.decoder(feat).float()
         image_nll = 0.5 * (recon - normalize_image(batch["image"])).pow(2).sum((-3, -2, -1)).mean()  # N(x; mu, 1)
         loss = cfg.kl_scale * kl_loss + cfg.image_scale * image_nll
         metrics = {"kl": kl_value, "image_loss": image_nll}

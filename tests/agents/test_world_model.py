@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from agents.devices import cpu_bf16_supported
 from agents.world_model import (ActorCritic, DreamerConfig, WorldModel, WorldModelConfig, autocast, lambda_return,
                                 to_torch, with_overrides)
 from agents.world_model.nets import ActionDist, Decoder, Encoder
@@ -145,18 +146,34 @@ def test_frames_of_another_size_are_resized():
     assert torch.isfinite(loss)
 
 
-@pytest.mark.parametrize("cpu_amp", [False, True])  # bfloat16 autocast where the CPU has native bfloat16
-def test_world_model_learns_a_fixed_batch(cpu_amp):
-    wm = WorldModel(dataclasses.replace(SMOKE.wm, lr=1e-3), action_dim=2)
+@pytest.mark.parametrize("precision", ["float32", "conv_amp", "cpu_amp"])  # bfloat16 where the CPU has it natively
+def test_world_model_learns_a_fixed_batch(precision):
+    wm = WorldModel(dataclasses.replace(SMOKE.wm, lr=1e-3, conv_amp=precision == "conv_amp"), action_dim=2)
     data = batch(SMOKE.wm, B=2, T=4)
     data["image"][:] = torch.linspace(0, 255, SMOKE.wm.image_size).to(torch.uint8)[:, None, None]  # a learnable scene
     first = wm.loss(data)[1]
     for _ in range(15):
-        with autocast("cpu", enabled=False, cpu=cpu_amp):
+        with autocast("cpu", enabled=precision == "cpu_amp", cpu=True):
             loss, _, _ = wm.loss(data)
         wm.opt.step(loss)
     last = wm.loss(data)[1]
     assert last["image_loss"] < 0.5 * first["image_loss"] and last["reward_loss"] < first["reward_loss"]
+
+
+@pytest.mark.skipif(not cpu_bf16_supported(), reason="this CPU has no native bfloat16")
+def test_conv_amp_runs_the_conv_stacks_alone_in_bfloat16():
+    wm = WorldModel(dataclasses.replace(SMOKE.wm, conv_amp=True), action_dim=2)
+    dtypes: dict[str, torch.dtype] = {}
+    hooks = [module.register_forward_hook(lambda m, args, out, name=name: dtypes.setdefault(name, out.dtype) and None)
+             for name, module in (("encoder conv", wm.encoder.convs[0]), ("decoder", wm.decoder),
+                                  ("reward head", wm.heads["reward"].net[0]))]
+    loss, _, post = wm.loss(batch(SMOKE.wm))
+    for hook in hooks:
+        hook.remove()
+    assert dtypes["encoder conv"] == torch.bfloat16 and dtypes["decoder"] == torch.bfloat16
+    assert wm.encode(batch(SMOKE.wm)["image"]).dtype == torch.float32  # the RSSM sees float32 embeddings
+    assert post["deter"].dtype == torch.float32 and dtypes["reward head"] == torch.float32
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
 
 
 def test_behavior_update_changes_actor_and_refreshes_target():

@@ -26,6 +26,7 @@ import torch
 
 from baselines import dreamerv2, random_policy
 from agents.protocol import evaluate
+from agents.world_model.config import SMALL_MODEL
 from agents.training import TrainContext, train_offline
 from collectors import envs, store
 from collectors.collect import rollout
@@ -34,9 +35,7 @@ from collectors.seeds import episode_seed
 ENV_ID = "cartpole_swingup"
 IMAGE_SIZE = 32
 NOISE = (0.0, 0.3, 0.6, 1.0)  # per-episode Gaussian action noise, cycled (diverse outcomes for the model)
-CHECK_OVERRIDES = {"depth": 16, "deter": 96, "hidden": 96, "stoch": 16, "classes": 16, "wm.units": 96, "wm.layers": 2,
-                   "behavior.units": 96, "behavior.layers": 2, "batch_size": 8, "seq_len": 16, "horizon": 10,
-                   "target_update": 50, "wm.lr": 1e-3, "actor_lr": 4e-4, "critic_lr": 4e-4}  # few updates: larger steps
+CHECK_OVERRIDES = {**SMALL_MODEL, "batch_size": 8, "seq_len": 16}
 
 
 def swingup_controller(state: np.ndarray) -> np.ndarray:

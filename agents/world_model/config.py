@@ -17,6 +17,13 @@ from collectors.errors import OwbenchError, unknown
 C = TypeVar("C")
 
 
+# The small DreamerV2 of the CPU learning checks (benchmark/dreamer_check.py) and of the `quick` behaviour agent
+# (agents/behaviour.py): DreamerConfig "smoke" plus these fields; few updates, so larger learning rates
+SMALL_MODEL: dict[str, Any] = {"depth": 16, "deter": 96, "hidden": 96, "stoch": 16, "classes": 16, "wm.units": 96,
+                               "wm.layers": 2, "behavior.units": 96, "behavior.layers": 2, "horizon": 10,
+                               "target_update": 50, "wm.lr": 1e-3, "actor_lr": 4e-4, "critic_lr": 4e-4}
+
+
 @dataclass(frozen=True)
 class WorldModelConfig:
     """Encoder + RSSM + decoder + reward/discount heads (DreamerV2 world model)."""

@@ -30,6 +30,18 @@ def test_stops_when_the_stop_check_first_reaches_the_target(tmp_path, monkeypatc
     assert ds.attrs["behaviour_agent"] == "dreamerv2" and ds.attrs["complete"]
     assert ds.attrs["collect_args"]["behaviour"] == "dreamerv2" and ds.read("image").shape[1:] == (16, 16, 3)
     assert ds.attrs["return_stats"]["episodes"] == 2 and ds.attrs["return_stats"]["return mean"] == summary.mean_return
+    model = ds.attrs["behaviour"]["medium"]["dreamer_config"]  # the behaviour's whole model config is recorded
+    assert model["wm"]["image_size"] == 16 and model["wm"]["deter"] == 32 and info["preset"] == "smoke"
+
+
+def test_quick_behaviour_is_the_learning_checks_small_model_at_any_image_size():
+    quick = behaviour.BehaviourConfig.preset("quick")
+    config = quick.dreamer_config(32)
+    assert (config.wm.image_size, config.wm.deter, config.wm.depth, config.batch_size, config.seq_len) == (32, 96, 16, 16, 32)
+    assert not config.wm.discount_head and quick.train_every == 4 and quick.prefill == 1000
+    assert quick.model == "quick preset: the learning checks' small model"
+    with pytest.raises(OwbenchError, match="behaviour preset"):
+        behaviour.BehaviourConfig.preset("fast")
 
 
 def test_stop_check_episodes_use_the_behaviour_check_seeds(tmp_path, monkeypatch):

@@ -66,12 +66,12 @@ class PerfConfig:
     def preset(cls, name: str, **overrides: Any) -> "PerfConfig":
         presets = {
             "full": cls(),
-            "quick": cls(collect_episodes=1, command_episodes=2, command_rounds=1, episode_steps=100, store_episodes=4,
-                         sampler_frames=10_000, sampler_seconds=3.0, wm_presets=("code",), wm_iters=2,
-                         wm_shape=(16, 16), faiss_vectors=100_000, faiss_queries=200),
-            "smoke": cls(collect_episodes=1, command_episodes=1, command_rounds=1, episode_steps=8, store_episodes=2, sampler_frames=300,
-                         sampler_seconds=0.3, batch_size=2, length=5, wm_presets=("smoke",), wm_iters=1,
-                         faiss_vectors=2000, faiss_dim=16, faiss_queries=20),
+            "quick": cls(collect_episodes=1, command_episodes=2, command_rounds=1, episode_steps=100,
+                         store_episodes=4, sampler_frames=10_000, sampler_seconds=3.0, wm_presets=("code",),
+                         wm_iters=2, wm_shape=(16, 16), faiss_vectors=100_000, faiss_queries=200),
+            "smoke": cls(collect_episodes=1, command_episodes=1, command_rounds=1, episode_steps=8, store_episodes=2,
+                         sampler_frames=300, sampler_seconds=0.3, batch_size=2, length=5, wm_presets=("smoke",),
+                         wm_iters=1, faiss_vectors=2000, faiss_dim=16, faiss_queries=20),
         }
         if name not in presets:
             raise unknown("perf preset", name, presets)

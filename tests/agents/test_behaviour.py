@@ -37,7 +37,8 @@ def test_stops_when_the_stop_check_first_reaches_the_target(tmp_path, monkeypatc
 def test_quick_behaviour_is_the_learning_checks_small_model_at_any_image_size():
     quick = behaviour.BehaviourConfig.preset("quick")
     config = quick.dreamer_config(32)
-    assert (config.wm.image_size, config.wm.deter, config.wm.depth, config.batch_size, config.seq_len) == (32, 96, 16, 16, 32)
+    shape = (config.wm.image_size, config.wm.deter, config.wm.depth, config.batch_size, config.seq_len)
+    assert shape == (32, 96, 16, 16, 32)
     assert not config.wm.discount_head and quick.train_every == 4 and quick.prefill == 1000
     assert quick.model == "quick preset: the learning checks' small model"
     with pytest.raises(OwbenchError, match="behaviour preset"):

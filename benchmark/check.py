@@ -347,8 +347,7 @@ def action_use(wm: Any, datasets: list[str], batches: int = 4, batch_size: int =
                 for t in range(context, length):  # row t holds a_{t-1}, the action that led to frame t
                     state = wm.rssm.img_step(state, wm.pad_action(actions[:, t]), sample=False)
                     feats.append(wm.rssm.feat(state))
-                with wm.convs(images.device):
-                    recon = wm.decoder(torch.stack(feats, 1)).float()
+                recon = wm.decode(torch.stack(feats, 1))
                 errors[name].append(float((recon - target).pow(2).sum((-3, -2, -1)).mean()))
     true, shuffled = float(np.mean(errors["true"])), float(np.mean(errors["shuffled"]))
     return {"open_loop_error": true, "open_loop_error_shuffled": shuffled, "action_effect": shuffled / true}

@@ -1,7 +1,8 @@
 """The world model: encoder + RSSM + decoder + reward/discount (and extra) heads (DreamerV2 §2.1).
 
 Hooks for the methods built on it:
-- `encode(image)`: the encoder output e_t (CoWorld compares source and target encoders);
+- `encode(image)` / `decode(feat)`: the encoder output e_t (CoWorld compares source and target encoders) and
+  the decoded mean image (open-loop predictions);
 - `rssm.posterior(deter, embed)` / `rssm.img_step(state, action)`: representation from any embed and
   prior transitions from any state (CoWorld's domain KL, Vid2Act's teacher);
 - `WorldModelConfig.action_dim`: actions zero-padded to a larger input (WPT's multi-embodiment model);
@@ -82,15 +83,20 @@ class WorldModel(nn.Module):
         x = x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
         return x.reshape(*image.shape[:-3], size, size, 3)
 
-    def convs(self, device: torch.device) -> AbstractContextManager:
+    def _convs(self, device: torch.device) -> AbstractContextManager:
         """The conv stacks' precision: bfloat16 autocast with `conv_amp` on CPUs with native bfloat16."""
         on = self.cfg.conv_amp and device.type == "cpu"
         return autocast(device, on, cpu=on)
 
     def encode(self, image: Tensor) -> Tensor:
         """uint8 images (..., H, W, 3), resized to the model's size -> embeddings e_t (..., E), float32."""
-        with self.convs(image.device):
+        with self._convs(image.device):
             return self.encoder(self.resize(image)).float()
+
+    def decode(self, feat: Tensor) -> Tensor:
+        """Features (..., F) -> mean images (..., 3, H, W) in the normalised space, float32."""
+        with self._convs(feat.device):
+            return self.decoder(feat).float()
 
     def observe(self, batch: dict[str, Tensor], sample: bool = True) -> tuple[State, Tensor, Tensor]:
         """Posterior states (B, T, ...), prior parameters and embeddings of a sequence batch."""
@@ -106,8 +112,7 @@ class WorldModel(nn.Module):
         post, prior, _ = self.observe(batch)
         feat = self.rssm.feat(post)
         kl_loss, kl_value = self.rssm.kl_loss(post["stats"], prior)
-        with self.convs(feat.device):
-            recon = self.decoder(feat).float()
+        recon = self.decode(feat)
         image_nll = 0.5 * (recon - normalize_image(batch["image"])).pow(2).sum((-3, -2, -1)).mean()  # N(x; mu, 1)
         loss = cfg.kl_scale * kl_loss + cfg.image_scale * image_nll
         metrics = {"kl": kl_value, "image_loss": image_nll}

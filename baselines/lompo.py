@@ -116,7 +116,7 @@ def latent_log_prob(wm: WorldModel, stats: Tensor, stoch: Tensor) -> Tensor:
         logits = stats.unflatten(-1, (rssm.cfg.stoch, rssm.cfg.classes)).float().log_softmax(-1)
         return (logits * stoch.unflatten(-1, (rssm.cfg.stoch, rssm.cfg.classes))).sum((-2, -1))
     mean, std = rssm.gaussian(stats.float())
-    return torch.distributions.Normal(mean, std).log_prob(stoch).sum(-1)
+    return torch.distributions.Normal(mean, std, validate_args=False).log_prob(stoch).sum(-1)  # no host sync
 
 
 def uncertainty_penalty(wm: WorldModel, stats: Tensor, stoch: Tensor) -> Tensor:

@@ -50,7 +50,7 @@ from typing import Any
 
 SECTIONS = ("smoke-suite", "updates", "sync", "checkpoint", "sweep-ray", "sweep-local", "projection")
 SYNC_METHODS = ("coworld", "dreamerv2", "cql", "lompo", "wpt")  # issue 21's list
-JOB_FIELDS = re.compile(r"CUDA_VISIBLE_DEVICES|MUJOCO_EGL_DEVICE_ID|renderer|device", re.IGNORECASE)
+JOB_FIELDS = re.compile(r"CUDA_VISIBLE_DEVICES|MUJOCO_EGL_DEVICE_ID|render|device", re.IGNORECASE)
 OWBENCH = (sys.executable, "-m", "datasets_cli.main")  # the CLI, as `owbench` runs it
 
 
@@ -63,7 +63,7 @@ class GpuCheckConfig:
     methods: tuple[str, ...] = ("dreamerv2", "curl", "cql", "curl+cql", "lompo", "coworld", "vid2act", "wpt")
     sync_methods: tuple[str, ...] = SYNC_METHODS
     warmup: int = 1  # untimed updates before the timed ones (lazy state, cuDNN autotuning)
-    iters: int = 3  # timed updates per method and variant
+    iters: int = 5  # timed updates per method and variant
     suite: str = "smoke"  # the smoke-suite section's suite (every method), and the sweeps'
     suite_methods: tuple[str, ...] = ()  # () = all of the suite's methods
     suite_pairs: tuple[str, ...] = ()  # () = all of the suite's pairs
@@ -143,14 +143,25 @@ def precision_switch(config: Any, device: str) -> str | None:
 
 
 def variants(config: Any, device: str) -> list[dict[str, bool]]:
-    """bf16 autocast on and off where the config has the switch for `device`; else one empty variant (the
-    preset as it is)."""
-    return [{"bf16": True}, {"bf16": False}] if precision_switch(config, device) else [{}]
+    """bf16 autocast on and off where the config has the switch for `device`, and with it off, the conv
+    stacks alone in bf16 (`conv_amp`) on and off where the config has that field; else one empty variant
+    (the preset as it is)."""
+    from benchmark.perf_wm import field_path
+
+    if not precision_switch(config, device):
+        return [{}]
+    if field_path(config, "conv_amp") is None:
+        return [{"bf16": True}, {"bf16": False}]
+    return [{"bf16": True}, {"bf16": False, "conv_bf16": True}, {"bf16": False, "conv_bf16": False}]
 
 
 def switch_overrides(config: Any, switches: dict[str, bool], device: str) -> dict[str, bool]:
-    """Config overrides (dotted paths) of a variant: `bf16` sets the config's `precision_switch` for `device`."""
-    return {precision_switch(config, device): switches["bf16"]} if "bf16" in switches else {}
+    """Config overrides (dotted paths) of a variant: `bf16` sets the config's `precision_switch` for `device`,
+    `conv_bf16` its `conv_amp`."""
+    from benchmark.perf_wm import field_path
+
+    out = {precision_switch(config, device): switches["bf16"]} if "bf16" in switches else {}
+    return {**out, field_path(config, "conv_amp"): switches["conv_bf16"]} if "conv_bf16" in switches else out
 
 
 def autocast_dtype(config: Any, device: str) -> str:
@@ -244,9 +255,13 @@ def counting_syncs(device: str) -> Iterator[list[str]]:
 # ---------------------------------------------------------------- sections
 
 def section_updates(cfg: GpuCheckConfig, rec: Recorder) -> None:
-    """Seconds per `update()` of every method at cfg.method_preset, per precision variant."""
+    """Seconds per `update()` of every method at cfg.method_preset, per precision variant, with the numeric
+    settings a job on the device gets (`agents.devices.configure`: TF32 on CUDA)."""
     import torch
 
+    from agents.devices import configure
+
+    configure(cfg.device)
     for method in cfg.methods:
         try:
             config = config_of(method, cfg.method_preset)
@@ -419,9 +434,9 @@ def job_records(out: Path) -> list[dict[str, Any]]:
         record = json.loads(result.read_text()) if result.exists() else {}
         placement = {k: v for k, v in record.items() if JOB_FIELDS.search(k) or re.search(r"cuda|gl_|egl", k, re.I)}
         lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if JOB_FIELDS.search(line)]
-        found = " ".join([*placement, *lines]).lower()
-        missing = [name for name, key in (("CUDA_VISIBLE_DEVICES", "cuda_visible"), ("GL renderer", "render"))
-                   if key not in found]
+        recorded = {"CUDA_VISIBLE_DEVICES": "cuda_visible" in " ".join([*placement, *lines]).lower(),
+                    "GL renderer": bool((record.get("render") or {}).get("renderer"))}  # runner._render_check's
+        missing = [name for name, ok in recorded.items() if not ok]
         rows.append({"job": str(run_dir.relative_to(out)), "done": result.exists(), "result": placement,
                      "log_lines": lines[:6], "not_recorded": missing})
     return rows

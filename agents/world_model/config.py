@@ -52,8 +52,9 @@ class WorldModelConfig:
     eps: float = 1e-5  # Adam epsilon
     weight_decay: float = 1e-6  # decoupled weight decay
     grad_clip: float = 100.0  # global gradient-norm clip
-    conv_amp: bool = True  # bfloat16 autocast around the conv encoder and decoder alone, on CPUs with native
-    #                        bfloat16 (the RSSM, heads and behaviour stay float32; `cpu_amp` covers everything)
+    conv_amp: bool = True  # bfloat16 autocast around the conv encoder and decoder alone, where bfloat16 is
+    #                        native (CPU or GPU; the RSSM, heads and behaviour stay float32; `amp` / `cpu_amp`
+    #                        cover everything)
 
 
 @dataclass(frozen=True)

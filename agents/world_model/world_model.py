@@ -84,9 +84,9 @@ class WorldModel(nn.Module):
         return x.reshape(*image.shape[:-3], size, size, 3)
 
     def _convs(self, device: torch.device) -> AbstractContextManager:
-        """The conv stacks' precision: bfloat16 autocast with `conv_amp` on CPUs with native bfloat16."""
-        on = self.cfg.conv_amp and device.type == "cpu"
-        return autocast(device, on, cpu=on)
+        """The conv stacks' precision: bfloat16 autocast with `conv_amp` where bfloat16 is native (CPUs with
+        AVX512-BF16 / AMX, CUDA >= 8.0)."""
+        return autocast(device, self.cfg.conv_amp, cpu=self.cfg.conv_amp)
 
     def encode(self, image: Tensor) -> Tensor:
         """uint8 images (..., H, W, 3), resized to the model's size -> embeddings e_t (..., E), float32."""

@@ -47,11 +47,15 @@ def test_update_sync_checkpoint_and_projection_sections(tmp_path):
     updates = rows(report, "updates")
     assert {r["method"] for r in updates} == set(cfg.methods)
     assert all(r["seconds_per_update"] > 0 and r["peak_mib"] is None for r in updates)  # no GPU memory on a CPU
-    dreamer = {r["variant"]["bf16"]: r for r in updates if r["method"] == "dreamerv2"}
-    assert set(dreamer) == {False, True} and all(len(r["variant"]) == 1 for r in dreamer.values())  # no compile
-    # bf16 on a CPU is the config's cpu_amp; the smoke preset leaves it off, so "bf16 off" is what a user gets
-    assert dreamer[True]["overrides"] == {"cpu_amp": True} and dreamer[False]["overrides"] == {"cpu_amp": False}
-    assert dreamer[False]["is_preset"] and not dreamer[True]["is_preset"]
+    dreamer = {r["variant"]["bf16"]: r for r in updates if r["method"] == "dreamerv2" and not r["variant"].get("conv_bf16")}
+    assert set(dreamer) == {False, True}  # whole-model bf16 on, and off with float32 convs
+    conv = [r for r in updates if r["method"] == "dreamerv2" and r["variant"].get("conv_bf16")]
+    assert [r["overrides"] for r in conv] == [{"cpu_amp": False, "wm.conv_amp": True}]
+    # bf16 on a CPU is the config's cpu_amp; the smoke preset leaves it and conv_amp off, so "bf16 off,
+    # conv_bf16 off" is what a user gets
+    assert dreamer[True]["overrides"] == {"cpu_amp": True}
+    assert dreamer[False]["overrides"] == {"cpu_amp": False, "wm.conv_amp": False}
+    assert dreamer[False]["is_preset"] and not dreamer[True]["is_preset"] and not conv[0]["is_preset"]
     # the dtype recorded is agents.devices' choice: bfloat16 only on a CPU with native bfloat16
     native = amp_dtype("cpu", cpu=True)
     assert dreamer[True]["autocast"] == ("float32" if native is None else "bfloat16")
@@ -94,8 +98,10 @@ def check_sweep(report: dict, section: str, jobs: int) -> None:
     assert report["sections"][section]["status"] == "ok"
     assert head["exit_code"] == 0 and f"{jobs} done" in head["summary"], head
     assert len(records) == jobs and all(r["done"] and r["result"]["device"] == "cpu" for r in records)
-    # the fake jobs log neither their CUDA_VISIBLE_DEVICES nor a GL renderer: said, not left blank
-    assert all(r["not_recorded"] == ["CUDA_VISIBLE_DEVICES", "GL renderer"] for r in records)
+    # each job records the GL renderer it evaluated with (result.json's "render"); CPU jobs are given no
+    # CUDA_VISIBLE_DEVICES, which is said, not left blank
+    assert all(r["result"]["render"]["renderer"] for r in records)
+    assert all(r["not_recorded"] == ["CUDA_VISIBLE_DEVICES"] for r in records)
 
 
 def test_smoke_suite_and_local_sweep_sections_record_each_job(tmp_path, fake_cli_path):
@@ -163,8 +169,13 @@ def test_gpu_switches_map_to_each_config_and_syncs_are_counted(monkeypatch):
     # the model-free configs' and LOMPO's `amp` is their switch on CUDA, and only there
     assert gpu_check.switch_overrides(cql, {"bf16": False}, "cuda") == {"amp": False}
     assert gpu_check.switch_overrides(lompo, {"bf16": True}, "cuda") == {"amp": True}
-    for config in (dreamer, vid2act, cql, lompo):
-        assert gpu_check.variants(config, "cuda") == [{"bf16": True}, {"bf16": False}]
+    # the world-model configs also time the conv stacks alone in bf16 (`conv_amp`) with whole-model bf16 off
+    assert gpu_check.switch_overrides(vid2act, {"bf16": False, "conv_bf16": True}, "cuda") == \
+        {"dreamer.amp": False, "dreamer.wm.conv_amp": True}
+    for config in (dreamer, vid2act, lompo):
+        assert gpu_check.variants(config, "cuda") == [{"bf16": True}, {"bf16": False, "conv_bf16": True},
+                                                      {"bf16": False, "conv_bf16": False}]
+    assert gpu_check.variants(cql, "cuda") == [{"bf16": True}, {"bf16": False}]
     assert gpu_check.variants(cql, "cpu") == gpu_check.variants(lompo, "cpu") == [{}]
     # the dtype recorded follows agents.devices.amp_dtype: bfloat16 on Ampere+, float32 on an older GPU or amp off
     for capability, dtype in (((8, 0), "bfloat16"), ((7, 0), "float32")):

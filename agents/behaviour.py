@@ -37,7 +37,7 @@ from agents.contract import resolve_device
 from agents.online import OnlineConfig, Replay, online_episode
 from agents.protocol import run_episode
 from agents.world_model.agent import DreamerV2Agent
-from agents.world_model.config import SMALL_MODEL, DreamerConfig
+from agents.world_model.config import QUICK_MODEL, DreamerConfig
 from collectors import collect as collection
 from collectors import store
 from collectors.envs import Env, make, spec
@@ -138,10 +138,6 @@ class BehaviourConfig:
     def dreamer_config(self, image_size: int) -> DreamerConfig:
         return DreamerConfig.preset(self.dreamer, **dict(self.overrides), **{"wm.image_size": image_size})
 
-
-# The `quick` behaviour's model: the offline learning checks' small DreamerV2 (learns walker_downhill offline from
-# 3,000 updates) at batch 16 x 32, no discount head (DMC); ~0.3 s an update at 32 px on one CPU thread
-QUICK_MODEL = {**SMALL_MODEL, "discount_head": False, "batch_size": 16, "seq_len": 32}
 
 
 @dataclass(frozen=True)

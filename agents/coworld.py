@@ -152,9 +152,10 @@ _PRESETS: dict[str, Callable[[str], tuple[DreamerConfig, dict[str, Any]]]] = {
     "smoke": lambda d: (DreamerConfig.preset("smoke"),
                         dict(_TABLE8[d], target_steps=4, source_steps=3, pretrain_steps=3, prefill=12,
                              train_every=2)),
+    # the learning check's alternation (benchmark/check.py COWORLD) on the quick model
     "quick": lambda d: (DreamerConfig.preset("quick"),
-                        dict(_TABLE8[d], target_steps=2_000, source_steps=1_000, pretrain_steps=2_000,
-                             prefill=1_000)),
+                        dict(_TABLE8[d], target_steps=500, source_steps=250, pretrain_steps=1_000, prefill=1_000,
+                             train_every=5)),
     "paper": lambda d: (_paper_model(), dict(_TABLE8[d])),
     "arxiv-v1": lambda d: (_paper_model(), dict(beta2=1.5, reward_k=0.2, alpha=0.2, target_steps=50_000,
                                                 source_steps=20_000, prefill=_TABLE8[d]["prefill"])),

@@ -96,8 +96,8 @@ class Config:
         presets = {
             "smoke": cls(DreamerConfig.preset("smoke"), OnlineConfig.preset("smoke"), pretrain_steps=20,
                          replay_hidden=32, distill_units=32),
-            "quick": cls(DreamerConfig.preset("quick"), OnlineConfig.preset("quick"), pretrain_steps=10_000,
-                         replay_hidden=256, distill_units=256),
+            "quick": cls(DreamerConfig.preset("quick"), OnlineConfig.preset("quick"), pretrain_steps=1_000,
+                         replay_hidden=96, distill_units=96),  # transfer_check's sizes
             "paper": cls(),
         }
         if name not in presets:

@@ -30,7 +30,7 @@ from collectors.envs.base import EnvSpec
 
 CURL_PAPER = dict(image_size=100, augmentation="crop", crop_size=84, batch_size=512, n_step=1, hidden_dim=1024)
 SMOKE = dict(image_size=64, batch_size=8, hidden_dim=32, feature_dim=16, num_filters=8)
-QUICK = dict(image_size=64, augmentation="shift", pad=4, batch_size=128, hidden_dim=256)
+QUICK = dict(image_size=32, augmentation="shift", pad=4, batch_size=128, hidden_dim=256)
 
 
 @dataclass(frozen=True)

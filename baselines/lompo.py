@@ -97,7 +97,7 @@ class LOMPOConfig:
                          units=32, critic_layers=1, actor_layers=1, actor_reg=1e-3, rollout_batch=4,
                          imagined_capacity=256, imagined_warmup=64),
             "quick": cls(replace(PAPER_WM, deter=200, hidden=200, stoch=32), batch_size=16, seq_len=32,
-                         model_train_steps=5_000, agent_batch_size=128, actor_reg=1e-3, imagined_capacity=20_000,
+                         model_train_steps=1_000, agent_batch_size=128, actor_reg=1e-3, imagined_capacity=20_000,
                          imagined_warmup=5_000),
             "paper": cls(),
         }

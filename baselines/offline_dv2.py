@@ -17,7 +17,7 @@ Presets (fields documented in `DreamerConfig` and below):
   offlinedv2/dreamerv2/configs.yaml: ensemble 7, lambda 10, imagination horizon 5, batch 64 x 50, deter / hidden
   200, 32x32 discrete latents, model lr 3e-4, actor / critic lr 8e-5, entropy 1e-4, free nats 1, no discount
   head (`pred_discount: False`), 25,001 world-model updates (`offline_model_train_steps`) before the agent.
-- `quick`: DreamerConfig's `quick` model with the paper's ensemble, lambda and horizon; 5,000 model updates.
+- `quick`: DreamerConfig's `quick` model with the paper's ensemble, lambda and horizon; 1,000 model updates.
 - `smoke`: seconds in tests (ensemble 3, one model update).
 """
 from __future__ import annotations
@@ -60,7 +60,7 @@ Config = OfflineDV2Config
 
 _PRESETS: dict[str, tuple[DreamerConfig, dict[str, Any]]] = {
     "smoke": (DreamerConfig.preset("smoke"), dict(ensemble=3, model_steps=1)),
-    "quick": (DreamerConfig.preset("quick", horizon=5), dict(ensemble=7, penalty_scale=10.0, model_steps=5_000)),
+    "quick": (DreamerConfig.preset("quick", horizon=5), dict(ensemble=7, penalty_scale=10.0, model_steps=1_000)),
     # configs.yaml `defaults` + `dmc_vision` + the README's flags; the rest equals DreamerV2's DMC values
     "paper": (DreamerConfig.preset("paper", batch_size=64, seq_len=50, horizon=5, discount_head=False),
               dict(ensemble=7, penalty_scale=10.0, model_steps=25_001)),

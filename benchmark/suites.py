@@ -202,8 +202,9 @@ def _transfer_budgets(paper_steps: dict[str, int]) -> dict[str, Budget]:
         "smoke": Budget(steps=20, eval_every=10, eval_episodes=1, checkpoint_every=10, seeds=2,
                         dataset_episodes=2, max_episode_steps=100, behaviour_train_steps=1_000,
                         variant="smoke"),
-        "quick": Budget(steps=20_000, eval_every=5_000, eval_episodes=5, checkpoint_every=2_500, seeds=2,
-                        dataset_episodes=100, variant="quick"),
+        # the learning checks' scale: 3,000 updates at 32 px (docs/learning_checks.md); ~1 h a job on a CPU
+        "quick": Budget(steps=3_000, eval_every=1_000, eval_episodes=5, checkpoint_every=500, seeds=2,
+                        dataset_episodes=100, image_size=32, variant="quick"),
         "paper": Budget(steps=300_000, eval_every=10_000, eval_episodes=10, checkpoint_every=10_000, seeds=3,
                         method_steps=paper_steps, target_behaviour="dreamerv2"),
     }
@@ -219,8 +220,9 @@ def _online_budgets(online_updates: int, source_quality: str = "", source_episod
     return {
         "smoke": Budget(steps=20, eval_every=10, eval_episodes=1, checkpoint_every=10, seeds=2,
                         dataset_episodes=2, max_episode_steps=100, behaviour_train_steps=1_000, variant="smoke"),
-        "quick": Budget(steps=10_000, eval_every=2_500, eval_episodes=5, checkpoint_every=2_500, seeds=2,
-                        dataset_episodes=50, variant="quick"),
+        # transfer_check's scale: 2,500 online updates at 32 px (docs/learning_checks.md)
+        "quick": Budget(steps=2_500, eval_every=500, eval_episodes=5, checkpoint_every=500, seeds=2,
+                        dataset_episodes=50, image_size=32, variant="quick"),
         "paper": Budget(steps=online_updates, eval_every=10_000, eval_episodes=10, checkpoint_every=10_000,
                         seeds=3, source_quality=source_quality, source_episodes=source_episodes),
     }

@@ -97,7 +97,7 @@ class Config:
             "smoke": cls(DreamerConfig.preset("smoke"), OnlineConfig.preset("smoke"), pretrain_steps=20,
                          replay_hidden=32, distill_units=32),
             "quick": cls(DreamerConfig.preset("quick"), OnlineConfig.preset("quick"), pretrain_steps=1_000,
-                         replay_hidden=96, distill_units=96),  # transfer_check's sizes
+                         replay_hidden=96, distill_units=96),  # the sizes transfer_check reads (QUICK_FIELDS)
             "paper": cls(),
         }
         if name not in presets:

@@ -100,7 +100,8 @@ class Config:
             "smoke": cls(DreamerConfig.preset("smoke"), OnlineConfig.preset("smoke"), pretrain_steps=20, retrieve=2,
                          guidance_steps=200, bc_steps=10, bc_batch=8, bc_depth=8, bc_feature=8, bc_units=32,
                          bc_layers=1),
-            # transfer_check's sizes; guidance over about the first third of the online environment steps
+            # the sizes transfer_check reads (QUICK_FIELDS); guidance over about the first third of the online
+            # environment steps
             "quick": cls(DreamerConfig.preset("quick", horizon=16), OnlineConfig.preset("quick"),
                          pretrain_steps=1_000, retrieve=4, guidance_steps=8_000, bc_steps=1_000, bc_batch=64,
                          bc_depth=16, bc_units=96, bc_layers=2),

@@ -56,16 +56,21 @@ def offline_data(random_episodes: int, medium_replay_steps: int = 40_000, varian
                       for env in ("walker_walk", "cheetah_run"))]
 
 
+# the method's own sizes, read from its `quick` preset (one source: `quick` is the learning checks' scale)
+QUICK_FIELDS = {"wpt": ("retrieve", "bc_steps", "bc_batch", "bc_depth", "bc_units", "bc_layers"),
+                "vid2act": ("replay_hidden", "distill_units")}
+
+
 def method_overrides(method: str, updates: int, online: OnlineConfig, pretrain_steps: int = 1000) -> dict[str, Any]:
-    """The config overrides of WPT or Vid2Act in this check (fixed before any run, module docstring)."""
+    """The config overrides of WPT or Vid2Act in this check (fixed before any run, module docstring): the
+    check's model and online loop, and the method's `quick` sizes."""
+    quick = (wpt if method == "wpt" else vid2act).Config.preset("quick")
     overrides: dict[str, Any] = {"dreamer": DreamerConfig.preset("smoke", **MODEL), "online": online,
-                                 "pretrain_steps": pretrain_steps}
+                                 "pretrain_steps": pretrain_steps,
+                                 **{name: getattr(quick, name) for name in QUICK_FIELDS[method]}}
     if method == "wpt":
         env_steps = updates * online.train_every * envs.spec(TARGET).action_repeat  # the guidance clock, prefill excluded
-        overrides.update(retrieve=4, guidance_steps=env_steps // 3, bc_steps=1000, bc_batch=64, bc_depth=16,
-                         bc_units=96, bc_layers=2)
-    else:
-        overrides.update(replay_hidden=96, distill_units=96)
+        overrides["guidance_steps"] = env_steps // 3
     return overrides
 
 

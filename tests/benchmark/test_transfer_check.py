@@ -8,7 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from agents import vid2act, wpt
+from agents.online import OnlineConfig
 from benchmark import transfer_check
+from collectors import envs
 
 
 @pytest.mark.slow
@@ -29,3 +32,18 @@ def test_transfer_check_equal_budget_and_transfer_signals(tmp_path: Path, owbenc
     summary = transfer_check.summarize(tmp_path)
     assert set(summary) == set(transfer_check.METHODS) and all(s["seeds"] == [0] for s in summary.values())
     assert json.loads((tmp_path / "random-0.json").read_text())["updates"] == 30
+
+
+@pytest.mark.parametrize("method", ["wpt", "vid2act"])
+def test_the_check_runs_the_methods_quick_sizes(method: str) -> None:
+    """One source for the method's own sizes: the config the check builds (smoke + its overrides) has the
+    `quick` preset's retrieval / π_bc / replay / distillation sizes, not smoke's; WPT guides over the first
+    third of the check's online environment steps."""
+    module = wpt if method == "wpt" else vid2act
+    online = OnlineConfig(prefill=2000, train_every=2)
+    config = module.Config.preset("smoke", **transfer_check.method_overrides(method, 2500, online))
+    quick, smoke = module.Config.preset("quick"), module.Config.preset("smoke")
+    for name in transfer_check.QUICK_FIELDS[method]:
+        assert getattr(config, name) == getattr(quick, name) != getattr(smoke, name), name
+    if method == "wpt":
+        assert config.guidance_steps == 2500 * 2 * envs.spec(transfer_check.TARGET).action_repeat // 3

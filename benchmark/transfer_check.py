@@ -56,6 +56,7 @@ def offline_data(random_episodes: int, medium_replay_steps: int = 40_000, varian
                       for env in ("walker_walk", "cheetah_run"))]
 
 
+MODULES = {"wpt": wpt, "vid2act": vid2act}  # the transfer methods this check trains
 # the method's own sizes, read from its `quick` preset (one source: `quick` is the learning checks' scale)
 QUICK_FIELDS = {"wpt": ("retrieve", "bc_steps", "bc_batch", "bc_depth", "bc_units", "bc_layers"),
                 "vid2act": ("replay_hidden", "distill_units")}
@@ -64,7 +65,7 @@ QUICK_FIELDS = {"wpt": ("retrieve", "bc_steps", "bc_batch", "bc_depth", "bc_unit
 def method_overrides(method: str, updates: int, online: OnlineConfig, pretrain_steps: int = 1000) -> dict[str, Any]:
     """The config overrides of WPT or Vid2Act in this check (fixed before any run, module docstring): the
     check's model and online loop, and the method's `quick` sizes."""
-    quick = (wpt if method == "wpt" else vid2act).Config.preset("quick")
+    quick = MODULES[method].Config.preset("quick")
     overrides: dict[str, Any] = {"dreamer": DreamerConfig.preset("smoke", **MODEL), "online": online,
                                  "pretrain_steps": pretrain_steps,
                                  **{name: getattr(quick, name) for name in QUICK_FIELDS[method]}}
@@ -92,8 +93,7 @@ def train(method: str, out: Path, seed: int, updates: int, pretrain_steps: int =
     else:
         data = offline_data(random_episodes, medium_replay_steps)
         overrides = method_overrides(method, updates, online, pretrain_steps)
-        module = wpt if method == "wpt" else vid2act
-        result = module.train(replace(ctx, datasets=data, overrides=overrides))
+        result = MODULES[method].train(replace(ctx, datasets=data, overrides=overrides))
     record = {"method": method, "seed": seed, "updates": updates, "returns": result.returns.tolist(),
               "minutes": (time.perf_counter() - start) / 60}
     (out / f"{method}-{seed}.json").write_text(json.dumps(record))

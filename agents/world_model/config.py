@@ -102,9 +102,9 @@ class DreamerConfig:
     def preset(cls, name: str, **overrides: Any) -> "DreamerConfig":
         """`smoke` (tests, well under a second per update on CPU), `quick` (the learning checks' small model
         at 32 px: ~0.3 s an update on one CPU thread), `paper` (DreamerV2's DMC values), `code`
-        (dreamer-torch's DMC config: depth 32,
-        deter 200, Gaussian stoch 50, reward head of 2 layers, no discount head, reward scale 2, no weight decay, actor init_std 1.0). Overrides name any field, nested ones by
-        their own name (`deter=64`) or dotted (`wm.deter=64`)."""
+        (dreamer-torch's DMC config: depth 32, deter 200, Gaussian stoch 50, reward head of 2 layers, no
+        discount head, reward scale 2, no weight decay, actor init_std 1.0). Overrides name any field, nested
+        ones by their own name (`deter=64`) or dotted (`wm.deter=64`)."""
         smoke = cls(WorldModelConfig(image_size=32, depth=8, deter=32, hidden=32, stoch=4, classes=4, units=32,
                                      layers=1, conv_amp=False),  # tiny convs: casts cost more than they save
                     BehaviorConfig(horizon=5, units=32, layers=1, target_update=2), batch_size=4, seq_len=8)

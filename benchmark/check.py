@@ -32,6 +32,7 @@ from agents.protocol import EvalResult
 from agents.training import TrainContext
 from benchmark import dreamer_check, stats, transfer_check
 from benchmark.methods import Method, all_methods, get_method
+from benchmark.runner import exit_with_parent
 from collectors.errors import OwbenchError, unknown
 
 BUDGETS = ("smoke", "quick")
@@ -291,6 +292,11 @@ def run_job(job: Job) -> dict[str, Any]:
     return record
 
 
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """`workers` spawned processes (a GL context must not cross a fork) that exit when this one dies."""
+    return ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=exit_with_parent)
+
+
 def run_jobs(jobs: list[Job], workers: int, on_done: Callable[[dict[str, Any]], None] = lambda r: None) -> None:
     """Every job without a result yet; in this process for one worker, else in spawned processes."""
     todo = [j for j in jobs if not j.result.exists()]
@@ -298,7 +304,7 @@ def run_jobs(jobs: list[Job], workers: int, on_done: Callable[[dict[str, Any]], 
         for j in todo:
             on_done(run_job(j))
         return
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+    with worker_pool(workers) as pool:
         try:
             for future in as_completed([pool.submit(run_job, j) for j in todo]):
                 on_done(future.result())

@@ -364,10 +364,9 @@ def run_job(task: Task) -> str:
             return "failed"
 
 
-def _worker_main(task: Task, env: dict[str, str]) -> None:
-    """Entry point of a spawned worker: take its GPU (`env`, before CUDA or EGL start), run the job, exit
-    if the sweep process dies."""
-    os.environ.update(env)
+def exit_with_parent() -> None:
+    """In a spawned worker: end this process within a second of its parent's death (a SIGTERM or SIGKILL
+    the parent cannot pass on), so that no orphan keeps training and writing into the run's folder."""
     parent = os.getppid()
 
     def watch_parent() -> None:
@@ -376,6 +375,13 @@ def _worker_main(task: Task, env: dict[str, str]) -> None:
         os._exit(3)
 
     threading.Thread(target=watch_parent, daemon=True).start()
+
+
+def _worker_main(task: Task, env: dict[str, str]) -> None:
+    """Entry point of a spawned worker: take its GPU (`env`, before CUDA or EGL start), run the job, exit
+    if the sweep process dies."""
+    os.environ.update(env)
+    exit_with_parent()
     sys.exit(0 if run_job(task) == "done" else 1)
 
 

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,6 +205,33 @@ def test_seeds_in_parallel_processes_match_one_process(fakes, tmp_path: Path) ->
         assert result.exit_code == 0, result.output
     one, two = (json.loads((tmp_path / d / "summary.json").read_text())["roles"] for d in ("one", "two"))
     assert one == two and len(calls(tmp_path / "two")) == 9
+
+
+POOL_PARENT = """
+import os, sys, time
+from benchmark.check import worker_pool
+pool = worker_pool(1)
+print(pool.submit(os.getpid).result(), flush=True)
+pool.submit(time.sleep, 60)
+time.sleep(60)
+"""
+
+
+def test_workers_exit_when_the_check_process_is_killed() -> None:
+    """SIGTERM to `owbench check --workers N` (not ^C, which reaches the whole process group) must not leave
+    its workers training and writing into --out."""
+    parent = subprocess.Popen([sys.executable, "-c", POOL_PARENT], stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    time.sleep(0.5)  # the worker has taken the 60-s job
+    parent.send_signal(signal.SIGTERM)
+    parent.wait(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and Path(f"/proc/{worker}").exists():
+        time.sleep(0.2)
+    alive = Path(f"/proc/{worker}").exists()
+    if alive:
+        os.kill(worker, signal.SIGKILL)
+    assert not alive, "the pool's worker outlived its parent by 10 s"
 
 
 def test_unknown_method_is_one_line_naming_the_valid_ones() -> None:

@@ -9,15 +9,17 @@ state, and imagined rewards penalised by the ensemble's disagreement (V-D4RL `of
 
 Training runs in V-D4RL's two stages: `model_steps` world-model updates (DreamerV2 Eq. 2; every member is a
 prior of the KL term, one member drawn per call: per update for the KL, per imagined step for rollouts), then
-actor-critic updates in imagination on the frozen model with the penalised reward (Eqs. 4-6). The plain
-offline DreamerV2 (no penalty, joint training) stays baselines/dreamerv2.py.
+actor-critic updates in imagination on the frozen model with the penalised reward (Eqs. 4-6). With
+`frozen_model=False` the model keeps learning beside the actor-critic in stage 2; `model_steps=0` with it is
+joint training from the first update, as the plain offline DreamerV2 (baselines/dreamerv2.py, no penalty).
 
 Presets (fields documented in `DreamerConfig` and below):
 - `paper`: V-D4RL's command (README: `--configs dmc_vision --offline_penalty_type meandis --offline_lmbd 10`) on
   offlinedv2/dreamerv2/configs.yaml: ensemble 7, lambda 10, imagination horizon 5, batch 64 x 50, deter / hidden
   200, 32x32 discrete latents, model lr 3e-4, actor / critic lr 8e-5, entropy 1e-4, free nats 1, no discount
   head (`pred_discount: False`), 25,001 world-model updates (`offline_model_train_steps`) before the agent.
-- `quick`: DreamerConfig's `quick` model with the paper's ensemble, lambda and horizon; 1,000 model updates.
+- `quick`: DreamerConfig's `quick` model with the paper's ensemble, lambda and horizon, trained jointly (departure,
+  docs/fidelity/offline_dv2.md: at a CPU budget the actor-critic started on a trained frozen model collapses).
 - `smoke`: seconds in tests (ensemble 3, one model update).
 """
 from __future__ import annotations
@@ -45,6 +47,7 @@ class OfflineDV2Config(DreamerConfig):
     ensemble: int = 7  # K prior heads (V-D4RL configs.yaml rssm.ensemble: 7)
     penalty_scale: float = 10.0  # lambda of r~ = r^ - lambda u (README --offline_lmbd 10; configs.yaml default 5)
     model_steps: int = 25_001  # world-model-only updates before the actor-critic (offline_model_train_steps)
+    frozen_model: bool = True  # stage 2 leaves the model as stage 1 left it (V-D4RL); False keeps training it
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "OfflineDV2Config":
@@ -60,7 +63,9 @@ Config = OfflineDV2Config
 
 _PRESETS: dict[str, tuple[DreamerConfig, dict[str, Any]]] = {
     "smoke": (DreamerConfig.preset("smoke"), dict(ensemble=3, model_steps=1)),
-    "quick": (DreamerConfig.preset("quick", horizon=5), dict(ensemble=7, penalty_scale=10.0, model_steps=1_000)),
+    # joint from the first update: at a CPU budget an actor-critic started on a trained, frozen model collapses
+    "quick": (DreamerConfig.preset("quick", horizon=5),
+              dict(ensemble=7, penalty_scale=10.0, model_steps=0, frozen_model=False)),
     # configs.yaml `defaults` + `dmc_vision` + the README's flags; the rest equals DreamerV2's DMC values
     "paper": (DreamerConfig.preset("paper", batch_size=64, seq_len=50, horizon=5, discount_head=False),
               dict(ensemble=7, penalty_scale=10.0, model_steps=25_001)),
@@ -125,14 +130,17 @@ class OfflineDV2Agent(DreamerV2Agent):
 
     def update(self, batch: Batch) -> Metrics:
         data = to_torch(batch, self.device)
-        if self.updates < self.config.model_steps:  # stage 1: the world model alone (Eq. 2)
+        stage2 = self.updates >= self.config.model_steps
+        if stage2 and self.config.frozen_model:  # the frozen model only encodes the batch
+            with torch.no_grad(), self.precision():
+                post, _, _ = self.wm.observe(data)
+            metrics: Metrics = {}
+        else:  # stage 1, or a model that keeps learning: the world-model update (Eq. 2)
             with self.precision():
                 model_loss, metrics, post = self.wm.loss(data)
             metrics["model_grad_norm"] = self.wm.opt.step(model_loss)
-        else:  # stage 2: the actor-critic on the frozen model with penalised rewards
-            with torch.no_grad(), self.precision():
-                post, _, _ = self.wm.observe(data)
-            metrics = self.behavior.update(self.wm, post, data["discount"], self.precision)
+        if stage2:  # the actor-critic in imagination with penalised rewards (Eqs. 4-6)
+            metrics.update(self.behavior.update(self.wm, post, data["discount"], self.precision))
         with torch.no_grad():
             metrics["data_disagreement"] = self.wm.disagreement(self.wm.rssm.feat(post)).mean()
         self.updates += 1

@@ -78,6 +78,15 @@ def test_world_model_first_then_the_actor_critic_on_the_frozen_model():
     assert restored.updates == 3
 
 
+def test_a_model_that_is_not_frozen_keeps_learning_beside_the_actor_critic():
+    agent = make(model_steps=1, frozen_model=False, ensemble=3, free_nats=0.0)
+    agent.update(synthetic_batch("sequence", agent.config, SPEC, seed=0))  # stage 1
+    wm, actor = snapshot(agent.wm), snapshot(agent.behavior.actor)
+    metrics = agent.update(synthetic_batch("sequence", agent.config, SPEC, seed=1))  # stage 2
+    assert "actor_loss" in metrics and "model_loss" in metrics
+    assert changed(wm, agent.wm) and changed(actor, agent.behavior.actor)
+
+
 # -- learning signal (slow): offline DreamerV2's check setting (benchmark/dreamer_check.py) ---------------------
 LEARN_MODEL_STEPS, LEARN_UPDATES = 800, 1600  # 800 world-model updates, then 800 actor-critic updates
 
@@ -92,8 +101,9 @@ def test_learning_signal_over_random(swingup_dataset: str, random_return: float,
 
     Measured 2026-11-28 on the loaded 2-core machine (docs/learning_checks.md), seed 0, 3 evaluation episodes:
     lambda 1: 119.7 vs random 44.8 (6.4 min); V-D4RL's lambda 10: 74.9 (10.1 min), its penalty (~1.3 per step at
-    a data disagreement of 0.13) swamps this small model's imagined rewards (0.05 per step). The check uses 1, as
-    LOMPO's check tunes its penalty; the `paper` preset keeps 10."""
+    a data disagreement of 0.13) swamps this small model's imagined rewards (0.05 per step). This test keeps the
+    two stages at lambda 1; `owbench check offline-dv2` (walker_downhill, 5 seeds) runs V-D4RL's lambda 10 with
+    joint training, the `quick` preset's schedule."""
     from agents.training import TrainContext, train_offline
     from benchmark import dreamer_check
 

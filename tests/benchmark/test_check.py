@@ -208,7 +208,7 @@ def test_seeds_in_parallel_processes_match_one_process(fakes, tmp_path: Path) ->
 
 
 POOL_PARENT = """
-import os, sys, time
+import os, time
 from benchmark.check import worker_pool
 pool = worker_pool(1)
 print(pool.submit(os.getpid).result(), flush=True)

@@ -32,8 +32,8 @@ imagined buffer filled to 50k before training (`start_training`) and 16,000 new 
 batch of starts x H 5) every 200 updates, i.e. 16 starts per update; the reference sizes the buffer
 to the dataset (100k here). The buffer is not checkpointed (as in the reference): a restored agent
 refills it from the next batches. The reference has no actor regulariser (`actor_reg` 0 in `paper`).
-V-D4RL's CQL term on the latent critic has weight 0 and is left out. `quick`: a CPU machine;
-`smoke`: tests.
+V-D4RL's code carries a CQL term on the latent critics at weight 0 (`alpha`); here it is
+`conservative_weight` (`conservative_penalty`), 0 in `paper` as there. `quick`: a CPU machine; `smoke`: tests.
 """
 from __future__ import annotations
 
@@ -77,6 +77,8 @@ class LOMPOConfig:
     tau: float = 5e-3  # Polyak rate of the target critics, every update
     gamma: float = 0.99
     exploration: float = 0.2  # std of the Gaussian noise on imagined actions (V-D4RL expl_amount)
+    conservative_weight: float = 0.0  # weight of the released code's CQL term on the latent critics (V-D4RL alpha 0)
+    conservative_samples: int = 16  # uniform random actions per state in that term (V-D4RL cql_samples)
     done_threshold: float = 0.5  # imagined continuation below this ends the rollout (with a discount head)
     rollout_batch: int = 16  # posterior states imagined from per agent update (V-D4RL: 64 x 50 every 200 updates)
     imagined_capacity: int = 100_000  # FIFO latent replay buffer of imagined transitions (V-D4RL: dataset size)
@@ -117,6 +119,13 @@ def latent_log_prob(wm: WorldModel, stats: Tensor, stoch: Tensor) -> Tensor:
         return (logits * stoch.unflatten(-1, (rssm.cfg.stoch, rssm.cfg.classes))).sum((-2, -1))
     mean, std = rssm.gaussian(stats.float())
     return torch.distributions.Normal(mean, std, validate_args=False).log_prob(stoch).sum(-1)  # no host sync
+
+
+def conservative_penalty(q: Tensor, q_sampled: Tensor, real: int) -> Tensor:
+    """The released code's CQL term per critic, summed over the twin critics: the mean over all states (real and
+    imagined) of log-sum-exp over sampled actions of Q(s, a), less the mean Q(s, a) of the first `real` (dataset)
+    transitions. `q`: (2, N); `q_sampled`: (2, M, N) at M sampled actions per state (V-D4RL: 16 uniform + the actor's)."""
+    return (torch.logsumexp(q_sampled, 1).mean(1) - q[:, :real].mean(1)).sum()
 
 
 def uncertainty_penalty(wm: WorldModel, stats: Tensor, stoch: Tensor) -> Tensor:
@@ -186,6 +195,15 @@ class LOMPOAgent:
     def q_values(self, critics: nn.ModuleList, feat: Tensor, action: Tensor) -> Tensor:
         x = torch.cat([feat, action], -1)
         return torch.stack([q(x) for q in critics])  # (2, N)
+
+    def sampled_action_values(self, feat: Tensor) -> Tensor:
+        """Q of both critics (2, M + 1, N) at `conservative_samples` uniform random actions and the actor's
+        (without its gradient) at every state of `feat` (N, F), as the released code's CQL term samples them."""
+        n = self.config.conservative_samples
+        with torch.no_grad():
+            actions = torch.cat([torch.rand(n, len(feat), self.action_dim, device=self.device) * 2 - 1,
+                                 self.policy(feat)[None]])
+        return self.q_values(self.critics, feat.expand(n + 1, *feat.shape), actions)
 
     # -- learning ----------------------------------------------------------------------------------
     def update(self, batch: Batch) -> Metrics:
@@ -263,6 +281,10 @@ class LOMPOAgent:
             target = reward + discount * target_q
         q = self.q_values(self.critics, feat, action)
         critic_loss = (q - target).pow(2).mean(1).sum()
+        if c.conservative_weight:
+            gap = conservative_penalty(q, self.sampled_action_values(feat), len(real[0]))
+            critic_loss = critic_loss + c.conservative_weight * gap
+            metrics["conservative_gap"] = gap.detach()
         self.critic_opt.step(critic_loss)
         mean = self.actor_mean(feat)
         actor_q = self.q_values(self.critics, feat, torch.tanh(mean)).min(0).values

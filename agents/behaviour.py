@@ -125,9 +125,10 @@ class BehaviourConfig:
     def preset(cls, name: str) -> "BehaviourConfig":
         """`smoke` (tests), `quick` (a CPU: the learning checks' small model, hours at 32 px), `paper`."""
         presets = {"smoke": cls("smoke", "smoke", prefill=16, train_every=2, eval_every=1, eval_episodes=1),
-                   # equal to DreamerConfig "quick", kept as "smoke" + QUICK_MODEL: datasets record this pair
-                   # as their behaviour's identity, and a resume compares it
-                   "quick": cls("quick", "smoke", train_every=4, overrides=tuple(QUICK_MODEL.items())),
+                   # DreamerConfig "quick" at batch 16 x 32 (online to 1/3 of the expert), kept as "smoke" +
+                   # overrides: datasets record this pair as their behaviour's identity, and a resume compares it
+                   "quick": cls("quick", "smoke", train_every=4,
+                                overrides=tuple({**QUICK_MODEL, "batch_size": 16, "seq_len": 32}.items())),
                    "paper": cls()}
         if name not in presets:
             raise unknown("behaviour preset", name, presets)

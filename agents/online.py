@@ -50,7 +50,7 @@ class OnlineConfig:
 
     @classmethod
     def preset(cls, name: str) -> "OnlineConfig":
-        presets = {"smoke": cls(prefill=16, train_every=1), "quick": cls(prefill=2500, train_every=5),
+        presets = {"smoke": cls(prefill=16, train_every=1), "quick": cls(prefill=2000, train_every=2),
                    "paper": cls(budget="env_steps")}
         if name not in presets:
             raise unknown("preset", name, presets)

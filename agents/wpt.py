@@ -100,11 +100,11 @@ class Config:
             "smoke": cls(DreamerConfig.preset("smoke"), OnlineConfig.preset("smoke"), pretrain_steps=20, retrieve=2,
                          guidance_steps=200, bc_steps=10, bc_batch=8, bc_depth=8, bc_feature=8, bc_units=32,
                          bc_layers=1),
-            # the sizes transfer_check reads (QUICK_FIELDS); guidance over about the first third of the online
-            # environment steps
-            "quick": cls(DreamerConfig.preset("quick", horizon=16), OnlineConfig.preset("quick"),
-                         pretrain_steps=1_000, retrieve=4, guidance_steps=8_000, bc_steps=1_000, bc_batch=64,
-                         bc_depth=16, bc_units=96, bc_layers=2),
+            # `owbench check wpt`'s setting (transfer_check reads the sizes, QUICK_FIELDS); guidance over the first
+            # third of the online environment steps: 2,500 updates x train_every 2 x action repeat 2 / 3
+            "quick": cls(DreamerConfig.preset("quick"), OnlineConfig.preset("quick"),
+                         pretrain_steps=1_000, retrieve=4, guidance_steps=3_333, bc_steps=1_000, bc_batch=64,
+                         bc_depth=16, bc_feature=8, bc_units=96, bc_layers=2),
             "paper": cls(),
         }
         if name not in presets:

@@ -38,8 +38,9 @@ VD4RL = dict(image_size=84, augmentation="shift", pad=4, batch_size=256, n_step=
              critic_lr=3e-4, actor_lr=3e-4, encoder_lr=3e-4, actor_update_freq=1, critic_target_update_freq=1,
              encoder_tau=0.01, cql_weight=10.0, cql_alpha_lr=3e-4)
 SMOKE = dict(image_size=64, batch_size=8, hidden_dim=32, feature_dim=16, num_filters=8, cql_num_actions=3)
-QUICK = dict(image_size=32, augmentation="shift", pad=4, batch_size=128, n_step=3, hidden_dim=256,
-             critic_lr=3e-4, actor_lr=3e-4, encoder_lr=3e-4)
+# `owbench check cql`'s setting: the small core at batch 32 with a conservative, behaviour-cloning-like weight 5
+QUICK = dict(image_size=32, augmentation="shift", pad=4, batch_size=32, n_step=3, hidden_dim=256,
+             critic_lr=3e-4, actor_lr=3e-4, encoder_lr=3e-4, cql_weight=5.0)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,10 @@ from collectors.envs.base import EnvSpec
 
 CURL_PAPER = dict(image_size=100, augmentation="crop", crop_size=84, batch_size=512, n_step=1, hidden_dim=1024)
 SMOKE = dict(image_size=64, batch_size=8, hidden_dim=32, feature_dim=16, num_filters=8)
-QUICK = dict(image_size=32, augmentation="shift", pad=4, batch_size=128, hidden_dim=256)
+# `quick` is `owbench check`'s setting: the small core at batch 32 (SMALL, shared with CURL+CQL) plus, for plain SAC's
+# critic at 4,000 updates, 3-step returns and target critics at CURL's encoder rate 0.05 (docs/learning_checks.md)
+SMALL = dict(image_size=32, augmentation="shift", pad=4, batch_size=32, hidden_dim=256)
+QUICK = dict(SMALL, n_step=3, critic_tau=0.05)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ class CURLCQLConfig(CQLConfig, CURLConfig):
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {**curl.SMOKE, **cql.SMOKE},
-        "quick": curl.QUICK,
+        "quick": dict(curl.SMALL, cql_weight=5.0),  # `owbench check curl+cql`'s setting
         "paper": curl.CURL_PAPER,
     }
 

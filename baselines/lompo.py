@@ -98,9 +98,10 @@ class LOMPOConfig:
                          batch_size=4, seq_len=8, model_train_steps=2, horizon=3, agent_batch_size=16,
                          units=32, critic_layers=1, actor_layers=1, actor_reg=1e-3, rollout_batch=4,
                          imagined_capacity=256, imagined_warmup=64),
+            # `owbench check lompo`'s setting: few updates, so larger steps, and lambda 20 (module docstring)
             "quick": cls(replace(PAPER_WM, deter=200, hidden=200, stoch=32), batch_size=16, seq_len=32,
-                         model_train_steps=1_000, agent_batch_size=128, actor_reg=1e-3, imagined_capacity=20_000,
-                         imagined_warmup=5_000),
+                         model_train_steps=600, penalty=20.0, agent_batch_size=64, critic_lr=1e-3, actor_lr=1e-3,
+                         tau=0.02, actor_reg=1e-3, imagined_capacity=20_000, imagined_warmup=5_000),
             "paper": cls(),
         }
         if name not in presets:

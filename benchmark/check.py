@@ -30,7 +30,7 @@ import numpy as np
 from agents.online import OnlineConfig
 from agents.protocol import EvalResult
 from agents.training import TrainContext
-from benchmark import dreamer_check, stats, transfer_check
+from benchmark import dreamer_check, stats, suites, transfer_check
 from benchmark.methods import Method, all_methods, get_method
 from benchmark.runner import exit_with_parent
 from collectors.errors import OwbenchError, unknown
@@ -46,7 +46,7 @@ class Level:
     """One budget level of a setting."""
 
     updates: int  # update budget of the method and of its control
-    preset: str = "smoke"  # config preset of the method (the control: DreamerConfig "smoke" + its overrides)
+    preset: str = "smoke"  # config preset of the method and of its control (plus `control_overrides`)
     overrides: Mapping[str, Any] = field(default_factory=dict)  # config fields of the method
     data: Mapping[str, Any] = field(default_factory=dict)  # arguments of the dataset recipe
     control_overrides: Mapping[str, Any] = field(default_factory=dict)  # config fields of the control
@@ -104,35 +104,40 @@ RECIPES: dict[str, Callable[..., list[str]]] = {
 }
 
 
-# -- the settings --------------------------------------------------------------------------------------------
+# -- the settings ---------------------------------------------------------------------------------------------
+# Each setting's `quick` level runs the method's own `quick` preset at the `quick` profile's update budget
+# (benchmark/suites.py), so a pass says that `owbench run --profile quick` learns; `smoke` levels shrink it further.
 SMOKE_SWINGUP = {"episodes": 2}
 SMOKE_MEDIUM = {"variant": "smoke", "max_train_steps": 600}
-SMOKE_ONLINE, QUICK_ONLINE = OnlineConfig(prefill=100, train_every=2), OnlineConfig(prefill=2000, train_every=2)
+SMOKE_ONLINE = OnlineConfig(prefill=100, train_every=2)
 SMOKE_UPDATES = 20
 
 
-def _swingup(overrides: Mapping[str, Any], updates: int, preset: str = "quick", note: str = "") -> CheckSetting:
+def _swingup(method: str, smoke: Mapping[str, Any] | None = None, updates: int | None = None,
+             overrides: Mapping[str, Any] | None = None, note: str = "") -> CheckSetting:
     """cartpole_swingup at 32 px from 8 noisy controller episodes (the checks of tests/baselines/)."""
     size = dreamer_check.IMAGE_SIZE
     return CheckSetting(dreamer_check.ENV_ID, size, "swingup-controller", {
-        "smoke": Level(SMOKE_UPDATES, "smoke", {"image_size": size}, SMOKE_SWINGUP),
-        "quick": Level(updates, preset, {"image_size": size, **overrides}, {"episodes": 8})}, note=note)
+        "smoke": Level(SMOKE_UPDATES, "smoke", {"image_size": size, **(smoke or {})}, SMOKE_SWINGUP),
+        "quick": Level(updates or suites.QUICK.steps_for(method), "quick", {"image_size": size, **(overrides or {})},
+                       {"episodes": 8})}, note=note)
 
 
-def _medium_replay_setting(overrides: Mapping[str, Any], smoke: Mapping[str, Any], updates: int, preset: str = "smoke",
-                           source: str | None = None, control: Control | None = None, note: str = "") -> CheckSetting:
+def _medium_replay_setting(method: str, smoke: Mapping[str, Any], source: str | None = None,
+                           control: Control | None = None, note: str = "") -> CheckSetting:
     """walker_downhill at 32 px from issue 3's medium-replay dataset (17 episodes of a state SAC agent's replay)."""
     return CheckSetting("walker_downhill", 32, "medium-replay", {
         "smoke": Level(SMOKE_UPDATES, "smoke", smoke, SMOKE_MEDIUM, MODEL),
-        "quick": Level(updates, preset, overrides, {"max_train_steps": 40_000}, MODEL)}, source, control, note)
+        "quick": Level(suites.QUICK.steps_for(method), "quick", {}, {"max_train_steps": 40_000})},
+        source, control, note)
 
 
-def _medium_setting(overrides: Mapping[str, Any], updates: int, episodes: int, preset: str = "quick") -> CheckSetting:
+def _medium_setting(method: str, episodes: int) -> CheckSetting:
     """walker_downhill at 32 px from episodes of the SAC policy frozen at the medium level (one behaviour
     policy, the data imitation is made for)."""
     return CheckSetting("walker_downhill", 32, "medium", {
         "smoke": Level(SMOKE_UPDATES, "smoke", {"image_size": 32}, {**SMOKE_MEDIUM, "episodes": 2}),
-        "quick": Level(updates, preset, {"image_size": 32, **overrides},
+        "quick": Level(suites.QUICK.steps_for(method), "quick", {"image_size": 32},
                        {"max_train_steps": 40_000, "episodes": episodes})},
         note="the medium-replay run's SAC policy frozen at 1/3 of the expert, rolled out")
 
@@ -145,53 +150,42 @@ def _transfer(method: str) -> CheckSetting:
     return CheckSetting(transfer_check.TARGET, transfer_check.IMAGE_SIZE, "transfer-pool", {
         "smoke": Level(SMOKE_UPDATES, "smoke", smoke, {"random_episodes": 1, "medium_replay_steps": 600, "variant": "smoke"},
                        MODEL, SMOKE_ONLINE),
-        "quick": Level(2500, "smoke", transfer_check.method_overrides(method, 2500, QUICK_ONLINE), {"random_episodes": 3},
-                       MODEL, QUICK_ONLINE)},
+        "quick": Level(suites.QUICK_ONLINE.steps_for(method), "quick", {}, {"random_episodes": 3},
+                       online=OnlineConfig.preset("quick"))},
         control=Control("dreamerv2", "scratch", "DreamerV2 from scratch"),
         note="transfer_check's setting (docs/learning_checks.md)")
 
 
-MODELFREE = {"batch_size": 32}  # the `quick` preset at batch 32 (tests/baselines/test_modelfree.py's signal check)
-CQL = {**MODELFREE, "cql_weight": 5.0}  # conservative, behaviour-cloning-like CQL
-# plain SAC's critic needs values to travel faster at 4,000 updates: 3-step returns (CQL's and DrQ+BC's `quick`)
-# and targets at CURL's encoder rate 0.05 instead of 0.01 (with 1-step, 0.01: 92.8, constant-action seeds)
-CURL = {**MODELFREE, "n_step": 3, "critic_tau": 0.05}
-# sigma annealed over the first quarter of the updates, as V-D4RL's 125k of 550k (tests/baselines/test_drq_bc.py)
-DRQ_BC = {**MODELFREE, "stddev_schedule": (1.0, 0.1, 1000)}
-LOMPO = {"model_train_steps": 600, "batch_size": 16, "seq_len": 32, "agent_batch_size": 64, "critic_lr": 1e-3,
-         "actor_lr": 1e-3, "tau": 0.02, "penalty": 20.0}  # tests/baselines/test_lompo.py's signal check
-DV2_FINETUNE = {"pretrain_steps": 1000, "prefill": 1000, "train_every": 5}  # CoWorld's check's source stage
-COWORLD = {"target_steps": 500, "source_steps": 250, **DV2_FINETUNE}
-# V-D4RL's offline DV2 on the small model: its ensemble (7), lambda (10) and horizon (5), trained jointly from the
-# first update like plain DreamerV2: an actor-critic started on an already trained, frozen model collapses to a
-# constant action at this budget (docs/learning_checks.md, "Which part of offline DV2 collapses it")
-OFFLINE_DV2 = {**MODEL, "ensemble": 7, "penalty_scale": 10.0, "horizon": 5, "model_steps": 0, "frozen_model": False}
+MODELFREE = {"batch_size": 32}  # the generic transition setting: a `quick` preset at batch 32
+COWORLD_SMOKE = {**MODEL, "prefill": 100}
 
 SETTINGS: dict[str, CheckSetting] = {
-    "dreamerv2": _medium_replay_setting(MODEL, MODEL, 3000, note="offline DreamerV2, CoWorld's control"),
-    "coworld": _medium_replay_setting({**MODEL, **COWORLD}, {**MODEL, "prefill": 100}, 3000, source="walker_walk",
+    "dreamerv2": _medium_replay_setting("dreamerv2", MODEL, note="offline DreamerV2, CoWorld's control"),
+    "coworld": _medium_replay_setting("coworld", COWORLD_SMOKE, source="walker_walk",
                                       control=Control("dreamerv2", "offline", "offline DreamerV2"),
                                       note="walker_walk (online source) -> walker_downhill (offline target)"),
-    "curl": _swingup(CURL, 4000),
-    "cql": _swingup(CQL, 4000),
-    "curl+cql": _swingup(CQL, 4000),
-    "lompo": _swingup(LOMPO, 4600),
-    "drq+bc": _swingup(DRQ_BC, 4000),
-    "dv2-finetune": _medium_replay_setting({**MODEL, **DV2_FINETUNE}, {**MODEL, "prefill": 100, "pretrain_steps": 20},
-                                           3000, source="walker_walk",
+    "curl": _swingup("curl"),
+    "cql": _swingup("cql"),
+    "curl+cql": _swingup("curl+cql"),
+    "lompo": _swingup("lompo"),
+    "drq+bc": _swingup("drq+bc"),
+    "dv2-finetune": _medium_replay_setting("dv2-finetune", {**MODEL, "prefill": 100, "pretrain_steps": 20},
+                                           source="walker_walk",
                                            control=Control("dreamerv2", "offline", "offline DreamerV2"),
                                            note="walker_walk (online pretraining) -> walker_downhill (offline)"),
-    "offline-dv2": _medium_replay_setting(OFFLINE_DV2, OFFLINE_DV2, 3000,
+    "offline-dv2": _medium_replay_setting("offline-dv2", MODEL,
                                           note="V-D4RL's offline DV2 with its ensemble-disagreement penalty, "
                                                "model and actor-critic trained jointly"),
-    "bc": _medium_setting({"actor_lr": 1e-3}, 8000, 20),  # lr 1e-3: 4,000 updates at 3e-4 underfit (84 vs 80)
+    "bc": _medium_setting("bc", 20),
     "vid2act": _transfer("vid2act"),
     "wpt": _transfer("wpt"),
 }
 GENERIC = {  # a registered method without a setting of its own, by the batch kind its update() consumes
-    "sequence": _medium_replay_setting({"image_size": 32}, {"image_size": 32}, 1000, preset="quick",
-                                       note="generic sequence-method setting"),
-    "transition": _swingup(MODELFREE, 4000, note="generic transition-method setting"),
+    "sequence": CheckSetting("walker_downhill", 32, "medium-replay", {
+        "smoke": Level(SMOKE_UPDATES, "smoke", {"image_size": 32}, SMOKE_MEDIUM, MODEL),
+        "quick": Level(1000, "quick", {"image_size": 32}, {"max_train_steps": 40_000})},
+        note="generic sequence-method setting"),
+    "transition": _swingup("generic", updates=4000, overrides=MODELFREE, note="generic transition-method setting"),
     "none": CheckSetting(dreamer_check.ENV_ID, dreamer_check.IMAGE_SIZE, "none",
                          {b: Level(0) for b in BUDGETS}, note="nothing to train: evaluation only"),
 }
@@ -254,7 +248,7 @@ def make_jobs(method: str, setting: CheckSetting, budget: str, seeds: Iterable[i
                         source=setting.source))
         if control is not None:
             scratch = control.regime == "scratch"
-            jobs.append(job("control", seed, control.method, "scratch" if scratch else "train", "smoke",
+            jobs.append(job("control", seed, control.method, "scratch" if scratch else "train", level.preset,
                             level.control_overrides, level.updates, [] if scratch else datasets))
         jobs.append(job("random", seed, "random", "train"))
     return jobs

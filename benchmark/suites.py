@@ -196,15 +196,23 @@ def _pairs(*pairs: tuple[str | tuple[str, ...], str], prefix: str = "") -> tuple
                  for src, tgt in pairs)
 
 
+# The `quick` profile is `owbench check`'s scale (benchmark/check.py runs each method's `quick` preset at these
+# budgets): 3,000 offline updates at 32 px, 4,000 for the model-free methods (whose checks need them), 8,000 for BC,
+# LOMPO 600 world-model + 4,000 actor-critic updates; 2,500 online updates in the Vid2Act / WPT suites.
+QUICK = Budget(steps=3_000, eval_every=1_000, eval_episodes=5, checkpoint_every=500, seeds=2, dataset_episodes=100,
+               image_size=32, variant="quick", method_steps={"curl": 4_000, "cql": 4_000, "curl+cql": 4_000,
+                                                             "drq+bc": 4_000, "bc": 8_000, "lompo": 4_600})
+QUICK_ONLINE = Budget(steps=2_500, eval_every=500, eval_episodes=5, checkpoint_every=500, seeds=2, dataset_episodes=50,
+                      image_size=32, variant="quick")
+
+
 def _transfer_budgets(paper_steps: dict[str, int]) -> dict[str, Budget]:
     """CoWorld-style offline transfer: NeurIPS Table 12 budgets; 10 episodes x 3 seeds."""
     return {
         "smoke": Budget(steps=20, eval_every=10, eval_episodes=1, checkpoint_every=10, seeds=2,
                         dataset_episodes=2, max_episode_steps=100, behaviour_train_steps=1_000,
                         variant="smoke"),
-        # the learning checks' scale: 3,000 updates at 32 px (docs/learning_checks.md); ~1 h a job on a CPU
-        "quick": Budget(steps=3_000, eval_every=1_000, eval_episodes=5, checkpoint_every=500, seeds=2,
-                        dataset_episodes=100, image_size=32, variant="quick"),
+        "quick": QUICK,
         "paper": Budget(steps=300_000, eval_every=10_000, eval_episodes=10, checkpoint_every=10_000, seeds=3,
                         method_steps=paper_steps, target_behaviour="dreamerv2"),
     }
@@ -220,9 +228,7 @@ def _online_budgets(online_updates: int, source_quality: str = "", source_episod
     return {
         "smoke": Budget(steps=20, eval_every=10, eval_episodes=1, checkpoint_every=10, seeds=2,
                         dataset_episodes=2, max_episode_steps=100, behaviour_train_steps=1_000, variant="smoke"),
-        # transfer_check's scale: 2,500 online updates at 32 px (docs/learning_checks.md)
-        "quick": Budget(steps=2_500, eval_every=500, eval_episodes=5, checkpoint_every=500, seeds=2,
-                        dataset_episodes=50, image_size=32, variant="quick"),
+        "quick": QUICK_ONLINE,
         "paper": Budget(steps=online_updates, eval_every=10_000, eval_episodes=10, checkpoint_every=10_000,
                         seeds=3, source_quality=source_quality, source_episodes=source_episodes),
     }

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from baselines import bc, drq_bc
-from benchmark import check
+from benchmark import suites
 from baselines.modelfree import linear_schedule
 from test_modelfree import SIZE, SPEC, smooth_images, transition_batch
 
@@ -66,7 +66,7 @@ def test_bc_regresses_onto_the_data_actions_through_the_encoder():
 
 
 # -- learning signal (slow): `owbench check drq+bc`'s cartpole_swingup setting (tests/baselines/test_modelfree.py) --
-LEARN_UPDATES, LEARN_OVERRIDES = 4000, check.DRQ_BC  # batch 32, sigma annealed over the first 1,000 updates
+LEARN_UPDATES = suites.QUICK.steps_for("drq+bc")  # the `quick` preset: batch 32, sigma annealed over 1,000 updates
 
 
 @pytest.mark.slow
@@ -81,7 +81,7 @@ def test_learning_signal_over_random(swingup_dataset: str, random_return: float,
     from collectors.envs import spec
     from collectors.sampler import TransitionSampler
 
-    config = drq_bc.Config.preset("quick", image_size=dreamer_check.IMAGE_SIZE, **LEARN_OVERRIDES)
+    config = drq_bc.Config.preset("quick", image_size=dreamer_check.IMAGE_SIZE)
     agent = drq_bc.make_agent(spec(dreamer_check.ENV_ID), config, "cpu", seed=0)
     with TransitionSampler([swingup_dataset], batch_size=config.batch_size, frame_stack=config.frame_stack,
                            n_step=config.n_step, discount=config.discount, seed=0) as sampler:

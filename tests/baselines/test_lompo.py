@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from baselines import lompo
-from benchmark import check
+from benchmark import suites
 from benchmark.methods import get_method
 from collectors.envs.base import EnvSpec
 
@@ -170,8 +170,7 @@ def test_presets() -> None:
 
 
 # -- learning signal (slow): offline training on the swing-up dataset of test_modelfree's check -------------
-LEARN_OVERRIDES = check.LOMPO  # `owbench check lompo`'s: few updates, larger steps
-LEARN_MODEL_STEPS, LEARN_UPDATES = LEARN_OVERRIDES["model_train_steps"], 4600  # world model first, then the actor-critic
+LEARN_UPDATES = suites.QUICK.steps_for("lompo")  # the `quick` preset at `owbench check lompo`'s budget
 
 
 @pytest.mark.slow
@@ -196,16 +195,17 @@ def test_learning_signal_over_random(swingup_dataset: str, random_return: float,
     from collectors.sampler import SequenceSampler
     from collectors.store import open_dataset
 
-    config = lompo.Config.preset("quick", image_size=dreamer_check.IMAGE_SIZE, **LEARN_OVERRIDES)
+    config = lompo.Config.preset("quick", image_size=dreamer_check.IMAGE_SIZE)
+    model_steps = config.model_train_steps  # world model first, then the actor-critic
     agent = get_method("lompo").load().make_agent(spec(dreamer_check.ENV_ID), config, "cpu", seed=0)
     with SequenceSampler([swingup_dataset], batch_size=config.batch_size, length=config.seq_len, seed=0) as sampler:
         for step in range(LEARN_UPDATES):
             metrics = agent.update(sampler.sample())
-            if step == LEARN_MODEL_STEPS - 1:
+            if step == model_steps - 1:
                 model_metrics = metrics
     trained = evaluate_on_swingup(agent)
     data_returns = np.round(open_dataset(swingup_dataset).episodes["return"], 1).tolist()
-    print(f"\nlompo: {LEARN_MODEL_STEPS} model + {LEARN_UPDATES - LEARN_MODEL_STEPS} agent updates, return "
+    print(f"\nlompo: {model_steps} model + {LEARN_UPDATES - model_steps} agent updates, return "
           f"{trained:.1f} vs random {random_return:.1f} ({evaluate_on_swingup.episodes} eval episodes; dataset "
           f"episode returns {data_returns}); last model metrics {model_metrics}; last metrics {metrics}")
     assert trained > random_return + 50 and trained > 1.5 * random_return, (trained, random_return)

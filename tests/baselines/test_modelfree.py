@@ -9,7 +9,7 @@ import torch
 
 from baselines import cql, curl
 from baselines.modelfree import SACAgent, center_crop, random_crop, random_shift, soft_update
-from benchmark import check
+from benchmark import suites
 from benchmark.methods import get_method
 from collectors.envs.base import EnvSpec
 from collectors.errors import OwbenchError
@@ -184,8 +184,7 @@ def test_curl_contrastive_accuracy_rises_above_chance() -> None:
 # -- learning signal (slow): offline training on a cheap cartpole_swingup dataset -------------------------
 # Random scores ~30-45 on swing-up (on cartpole_balance it already scores ~340, too close to an expert to
 # show a signal). The data are benchmark/dreamer_check's noisy swing-up controller episodes.
-LEARN_UPDATES = 4000
-LEARN_OVERRIDES = check.CQL  # `owbench check`'s: batch 32, conservative, behaviour-cloning-like CQL weight 5
+LEARN_UPDATES = suites.QUICK.steps_for("cql")  # the `quick` profile's 4,000, as `owbench check`
 
 
 @pytest.mark.slow
@@ -198,19 +197,16 @@ def test_learning_signal_over_random(name: str, swingup_dataset: str, random_ret
 
     Measured on a loaded 2-core CPU, one torch thread per process (2026-11-21), 4000 updates (batch 32,
     `quick` preset at 32 px, CQL weight 5), 3 evaluation episodes: cql 204.1 (7.6 min), curl+cql 194.5
-    (11.1 min), curl 213.4 (6.9 min) vs random 44.8; dataset episode returns 819, 815, 270, 210, 830,
+    (11.1 min), curl 213.4 (6.9 min; at 1-step returns and target rate 0.01, before CURL's `quick` took its
+    5-seed check's 3-step returns and 0.05) vs random 44.8; dataset episode returns 819, 815, 270, 210, 830,
     826, 337, 234."""
-    from dataclasses import fields
-
     from benchmark import dreamer_check
     from collectors.envs import spec
     from collectors.sampler import TransitionSampler
     from collectors.store import open_dataset
 
     module = get_method(name).load()
-    known = {f.name for f in fields(module.Config)}
-    config = module.Config.preset("quick", image_size=dreamer_check.IMAGE_SIZE,
-                                  **{k: v for k, v in LEARN_OVERRIDES.items() if k in known})
+    config = module.Config.preset("quick", image_size=dreamer_check.IMAGE_SIZE)
     agent = module.make_agent(spec(dreamer_check.ENV_ID), config, "cpu", seed=0)
     with TransitionSampler([swingup_dataset], batch_size=config.batch_size, frame_stack=config.frame_stack,
                            n_step=config.n_step, discount=config.discount, seed=0) as sampler:

@@ -19,7 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 from agents.protocol import EvalResult
-from benchmark import check, stats
+from agents.online import OnlineConfig
+from benchmark import check, stats, suites
 from benchmark.methods import METHODS, Method
 from collectors.errors import OwbenchError
 from collectors.seeds import eval_seeds
@@ -117,6 +118,17 @@ def test_every_registered_method_has_a_setting_at_every_budget() -> None:
     assert {check.setting_for(m).control.regime for m in ("vid2act", "wpt")} == {"scratch"}
 
 
+def test_the_quick_check_runs_the_methods_quick_preset_at_the_quick_profiles_budget() -> None:
+    """`quick` is what the checks check: each method's quick level is its own `quick` preset (only the check's
+    image size added) at the `quick` profile's update budget, and its control's too."""
+    for name, setting in check.SETTINGS.items():
+        level, scratch = setting.levels["quick"], setting.control is not None and setting.control.regime == "scratch"
+        assert level.preset == "quick" and dict(level.overrides) in ({}, {"image_size": setting.image_size}), name
+        assert not level.control_overrides, name
+        assert level.updates == (suites.QUICK_ONLINE if scratch else suites.QUICK).steps_for(name), name
+        assert level.online == (OnlineConfig.preset("quick") if scratch else None), name
+
+
 def test_a_new_registered_method_falls_back_to_the_generic_setting_of_its_batch_kind(monkeypatch) -> None:
     for kind in ("sequence", "transition"):
         monkeypatch.setitem(METHODS, f"new-{kind}", Method(f"new-{kind}", "baselines.dreamerv2", kind))
@@ -133,7 +145,7 @@ def test_jobs_give_method_and_control_the_same_budget_seed_and_evaluation(tmp_pa
         assert {j.ctx.seed for j in jobs} == {3} and {j.ctx.eval_episodes for j in jobs} == {7}
         assert by_role["control"].ctx.datasets == control_data  # offline control: the same data; scratch: none
         assert by_role["method"].ctx.source_env_id == setting.source
-    assert by_role["control"].online == check.QUICK_ONLINE and by_role["control"].regime == "scratch"
+    assert by_role["control"].online == OnlineConfig.preset("quick") and by_role["control"].regime == "scratch"
 
 
 def test_dv2_finetunes_control_is_the_dreamerv2_checks_job(tmp_path: Path) -> None:
@@ -146,7 +158,7 @@ def test_dv2_finetunes_control_is_the_dreamerv2_checks_job(tmp_path: Path) -> No
     control = check.make_jobs("dv2-finetune", finetune, "quick", [2], tmp_path, ["d"], 10)[1]
     assert control.role == "control" and control.method == method.method and control.regime == method.regime
     assert dataclasses.replace(control.ctx, run_dir=method.ctx.run_dir) == method.ctx
-    assert finetune.source == "walker_walk" and finetune.levels["quick"].overrides["pretrain_steps"] > 0
+    assert finetune.source == "walker_walk" and METHODS["dv2-finetune"].load().Config.preset("quick").pretrain_steps > 0
 
 
 def test_seed_lists() -> None:

@@ -103,14 +103,16 @@ def test_bad_selection_is_one_clear_line(kwargs, fragment):
 
 def test_quick_profile_is_the_learning_checks_scale():
     """`quick` is about an hour a job on a CPU (issue 19): the learning checks' 32 px, their small world model,
-    and a few thousand updates, with every method's own pretraining stages shorter than the budget."""
+    and their few thousand updates (benchmark/check.py runs the same budgets, tests/benchmark/test_check.py),
+    with every method's own pretraining stages shorter than the budget."""
     from agents.world_model import DreamerConfig
     from agents.world_model.config import QUICK_MODEL
     from benchmark.gpu_check import getattr_path
     from benchmark.perf_wm import field_path
 
     quick = [suite.budgets["quick"] for suite in SUITES.values() if "quick" in suite.budgets]
-    assert quick and all(b.image_size == 32 and 2_500 <= b.steps <= 3_000 and not b.method_steps for b in quick)
+    assert quick and all(b.image_size == 32 and 2_500 <= b.steps <= 3_000 for b in quick)
+    assert all(b.steps_for(m) <= 8_000 for b in quick for m in METHODS)
     assert DreamerConfig.preset("quick") == DreamerConfig.preset("smoke", **QUICK_MODEL)
     for name, method in METHODS.items():
         config = method.load().Config.preset("quick")

@@ -33,7 +33,10 @@ batch of starts x H 5) every 200 updates, i.e. 16 starts per update; the referen
 to the dataset (100k here). The buffer is not checkpointed (as in the reference): a restored agent
 refills it from the next batches. The reference has no actor regulariser (`actor_reg` 0 in `paper`).
 V-D4RL's code carries a CQL term on the latent critics at weight 0 (`alpha`); here it is
-`conservative_weight` (`conservative_penalty`), 0 in `paper` as there. `quick`: a CPU machine; `smoke`: tests.
+`conservative_weight` (`conservative_penalty`), 0 in `paper` as there. `quick` (`owbench check lompo`'s setting,
+walker_downhill medium at 32 px) turns it on at 20: at a CPU budget the uncertainty penalty alone left the latent
+critics nearly blind to the action and the policy below random on every task and lambda tried
+(docs/learning_checks.md, LOMPO); `smoke`: tests.
 """
 from __future__ import annotations
 
@@ -98,10 +101,11 @@ class LOMPOConfig:
                          batch_size=4, seq_len=8, model_train_steps=2, horizon=3, agent_batch_size=16,
                          units=32, critic_layers=1, actor_layers=1, actor_reg=1e-3, rollout_batch=4,
                          imagined_capacity=256, imagined_warmup=64),
-            # `owbench check lompo`'s setting: few updates, so larger steps, and lambda 20 (module docstring)
+            # `owbench check lompo`'s setting: few updates, so larger steps, and the released code's conservative
+            # term on (module docstring)
             "quick": cls(replace(PAPER_WM, deter=200, hidden=200, stoch=32), batch_size=16, seq_len=32,
-                         model_train_steps=600, penalty=20.0, agent_batch_size=64, critic_lr=1e-3, actor_lr=1e-3,
-                         tau=0.02, actor_reg=1e-3, imagined_capacity=20_000, imagined_warmup=5_000),
+                         model_train_steps=600, agent_batch_size=64, critic_lr=1e-3, actor_lr=1e-3, tau=0.02,
+                         actor_reg=1e-3, conservative_weight=20.0, imagined_capacity=20_000, imagined_warmup=5_000),
             "paper": cls(),
         }
         if name not in presets:

@@ -167,7 +167,7 @@ SETTINGS: dict[str, CheckSetting] = {
     "curl": _swingup("curl"),
     "cql": _swingup("cql"),
     "curl+cql": _swingup("curl+cql"),
-    "lompo": _swingup("lompo"),
+    "lompo": _medium_setting("lompo", 20),  # a conservative method on one behaviour policy's data, as bc
     "drq+bc": _swingup("drq+bc"),
     "dv2-finetune": _medium_replay_setting("dv2-finetune", {**MODEL, "prefill": 100, "pretrain_steps": 20},
                                            source="walker_walk",

@@ -326,16 +326,17 @@ def test_diagnose_reports_each_world_model_in_the_table_and_summary(fakes, monke
     assert diagnostics["control"]["1"]["action_effect"] == 1.0
 
 
-# -- item 4 of issue 22: regression checks on walker_downhill (the shared world model, BC) -------------------------
+# -- item 4 of issue 22: regression checks on walker_downhill (the shared world model, BC, LOMPO) ------------------
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["dreamerv2", "dv2-finetune", "bc"])
+@pytest.mark.parametrize("method", ["dreamerv2", "dv2-finetune", "bc", "lompo"])
 def test_check_passes_over_three_seeds(method: str, tmp_path: Path) -> None:
     """`owbench check METHOD --seeds 3 --budget quick` (the smallest budget meant to pass; `smoke` is
     mechanics only) exits 0. The SAC medium-replay (or medium) dataset is collected in the test's private
     OWBENCH_HOME (5-25 min on 2 cores), then 3 seeds of the method, its control and random train in parallel:
     DreamerV2 (3,000 updates, ~8.5 min each on one thread) ~25 min; DV2 Finetune (1,000 walker_walk
     pretraining updates, then 3,000 offline ones, ~13 min each) plus offline DreamerV2 as its control ~45 min;
-    BC (8,000 updates, ~10 min each) ~20 min.
+    BC (8,000 updates, ~10 min each) ~20 min; LOMPO (600 world-model + 4,000 actor-critic updates, ~17 min each
+    two at a time) ~35 min.
 
     dreamerv2 failed with the actor's std shifted by 2 (std 1.56 at init) at 1,000 updates: 30.1, 42.6, 191.9
     vs random 79.5, 83.9, 74.2. With DreamerV2's init_std 0 at 3,000 updates, seeds 0-2 of the 5-seed checks in

@@ -1,8 +1,9 @@
 """Cost before launch (`owbench run --dry-run`): hours per job and in total, disk for the datasets to collect.
 
 Hours come from a few timed updates of each (method, config) at the profile's shapes on synthetic batches
-(on a CPU, process CPU time over torch's threads, so that other load on a shared machine does not inflate
-them: hours on this machine when it is otherwise idle), cached per machine and device in `$OWBENCH_HOME/cache/update_seconds.json`; a figure recorded on a GPU
+(on a CPU, the CPU time of one torch thread, which other load on a shared machine barely changes: with several
+threads on a busy machine their spin-waits inflated a timing 25-fold; so an upper bound for a job that runs
+on all cores of an otherwise idle machine), cached per machine and device in `$OWBENCH_HOME/cache/update_seconds.json`; a figure recorded on a GPU
 (a dry run there with `--device cuda`) is shown beside this machine's. Methods with their own training
 loop (CoWorld, Vid2Act, WPT) are timed by a DreamerV2 update of their world-model config, a lower bound.
 The estimate counts updates only: evaluation episodes and online environment steps add to it.
@@ -96,17 +97,24 @@ def measure_update_seconds(job: Job, device: str) -> float | None:
             make = lambda: _sequence_batch(config.batch_size, config.seq_len, size, env.action_dim, rng)  # noqa: E731
         else:
             make = lambda: _transition_batch(config, size, env.action_dim, rng)  # noqa: E731
-        agent.update(make())  # warm-up
         if device.startswith("cuda"):
+            agent.update(make())  # warm-up
             torch.cuda.synchronize()
-        start, cpu_start = time.perf_counter(), time.process_time()
-        for _ in range(TIMED_UPDATES):
-            agent.update(make())
-        if device.startswith("cuda"):
+            start = time.perf_counter()
+            for _ in range(TIMED_UPDATES):
+                agent.update(make())
             torch.cuda.synchronize()
             return (time.perf_counter() - start) / TIMED_UPDATES
-        wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-        return min(wall, cpu / torch.get_num_threads()) / TIMED_UPDATES
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            agent.update(make())  # warm-up
+            start = time.process_time()
+            for _ in range(TIMED_UPDATES):
+                agent.update(make())
+            return (time.process_time() - start) / TIMED_UPDATES
+        finally:
+            torch.set_num_threads(threads)
     except (NotImplementedError, AttributeError, KeyError, TypeError):
         return None
 
@@ -128,7 +136,8 @@ class Estimate:
             return text + (f" (+ {len(hours) - len(known)} jobs not timed)" if len(known) < len(hours) else "")
 
         gpu = total(self.gpu_hours)
-        return (f"estimated total: {total(self.hours)} on this machine ({self.device}, idle, jobs one after another)"
+        timed = "timed on one thread: an upper bound" if self.device == "cpu" else "idle"
+        return (f"estimated total: {total(self.hours)} on this machine ({self.device}, {timed}, jobs one after another)"
                 + (f", {gpu} on a GPU" if gpu != "unknown" else ", GPU: not recorded (run the dry run on a GPU "
                    "machine with --device cuda to record it)")
                 + "; updates only: evaluation episodes and online environment steps add to it")

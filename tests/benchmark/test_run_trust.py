@@ -290,6 +290,27 @@ def test_dry_run_estimates_hours_and_disk_and_caches_the_timing(tmp_path, owbenc
     assert second.exit_code == 0 and "timing" not in second.output  # cached per machine
 
 
+def test_cpu_timing_runs_on_one_thread_and_restores_the_thread_count(monkeypatch):
+    """Several torch threads on a busy CPU spin-wait on each other (a timing came out 25x slow beside two
+    training jobs); one thread's CPU time is what other load barely changes."""
+    import torch
+
+    from agents.world_model.agent import DreamerV2Agent
+    from benchmark import cost, suites
+
+    seen, update = [], DreamerV2Agent.update
+    monkeypatch.setattr(DreamerV2Agent, "update", lambda self, batch: (seen.append(torch.get_num_threads()),
+                                                                      update(self, batch))[1])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        job = next(j for j in suites.plan("smoke", "smoke") if j.base[0] == "dreamerv2")
+        assert cost.measure_update_seconds(job, "cpu") > 0
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_updates_done_reads_the_last_logged_step(tmp_path):
     assert runner.updates_done(tmp_path) == 0
     (tmp_path / "metrics.csv").write_text("step,loss\n" + "".join(f"{s},0.5\n" for s in range(100, 5100, 100)))

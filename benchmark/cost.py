@@ -2,8 +2,8 @@
 
 Hours come from a few timed updates of each (method, config) at the profile's shapes on synthetic batches
 (on a CPU, the CPU time of one torch thread, which other load on a shared machine barely changes: with several
-threads on a busy machine their spin-waits inflated a timing 25-fold; so an upper bound for a job that runs
-on all cores of an otherwise idle machine), cached per machine and device in `$OWBENCH_HOME/cache/update_seconds.json`; a figure recorded on a GPU
+threads on a busy machine their spin-waits inflated a timing 25-fold; a job on every core of an idle machine
+runs faster), cached per machine and device in `$OWBENCH_HOME/cache/update_seconds.json`; a figure recorded on a GPU
 (a dry run there with `--device cuda`) is shown beside this machine's. Methods with their own training
 loop (CoWorld, Vid2Act, WPT) are timed by a DreamerV2 update of their world-model config, a lower bound.
 The estimate counts updates only: evaluation episodes and online environment steps add to it.
@@ -136,7 +136,7 @@ class Estimate:
             return text + (f" (+ {len(hours) - len(known)} jobs not timed)" if len(known) < len(hours) else "")
 
         gpu = total(self.gpu_hours)
-        timed = "timed on one thread: an upper bound" if self.device == "cpu" else "idle"
+        timed = "timed on one thread" if self.device == "cpu" else "idle"
         return (f"estimated total: {total(self.hours)} on this machine ({self.device}, {timed}, jobs one after another)"
                 + (f", {gpu} on a GPU" if gpu != "unknown" else ", GPU: not recorded (run the dry run on a GPU "
                    "machine with --device cuda to record it)")

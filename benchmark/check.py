@@ -113,12 +113,12 @@ SMOKE_ONLINE = OnlineConfig(prefill=100, train_every=2)
 SMOKE_UPDATES = 20
 
 
-def _swingup(method: str, smoke: Mapping[str, Any] | None = None, updates: int | None = None,
-             overrides: Mapping[str, Any] | None = None, note: str = "") -> CheckSetting:
+def _swingup(method: str, updates: int | None = None, overrides: Mapping[str, Any] | None = None,
+             note: str = "") -> CheckSetting:
     """cartpole_swingup at 32 px from 8 noisy controller episodes (the checks of tests/baselines/)."""
     size = dreamer_check.IMAGE_SIZE
     return CheckSetting(dreamer_check.ENV_ID, size, "swingup-controller", {
-        "smoke": Level(SMOKE_UPDATES, "smoke", {"image_size": size, **(smoke or {})}, SMOKE_SWINGUP),
+        "smoke": Level(SMOKE_UPDATES, "smoke", {"image_size": size}, SMOKE_SWINGUP),
         "quick": Level(updates or suites.QUICK.steps_for(method), "quick", {"image_size": size, **(overrides or {})},
                        {"episodes": 8})}, note=note)
 
@@ -157,11 +157,10 @@ def _transfer(method: str) -> CheckSetting:
 
 
 MODELFREE = {"batch_size": 32}  # the generic transition setting: a `quick` preset at batch 32
-COWORLD_SMOKE = {**MODEL, "prefill": 100}
 
 SETTINGS: dict[str, CheckSetting] = {
     "dreamerv2": _medium_replay_setting("dreamerv2", MODEL, note="offline DreamerV2, CoWorld's control"),
-    "coworld": _medium_replay_setting("coworld", COWORLD_SMOKE, source="walker_walk",
+    "coworld": _medium_replay_setting("coworld", {**MODEL, "prefill": 100}, source="walker_walk",
                                       control=Control("dreamerv2", "offline", "offline DreamerV2"),
                                       note="walker_walk (online source) -> walker_downhill (offline target)"),
     "curl": _swingup("curl"),

@@ -124,11 +124,12 @@ def _swingup(method: str, updates: int | None = None, overrides: Mapping[str, An
 
 
 def _medium_replay_setting(method: str, smoke: Mapping[str, Any], source: str | None = None,
-                           control: Control | None = None, note: str = "") -> CheckSetting:
+                           control: Control | None = None, note: str = "", updates: int | None = None,
+                           overrides: Mapping[str, Any] | None = None) -> CheckSetting:
     """walker_downhill at 32 px from issue 3's medium-replay dataset (17 episodes of a state SAC agent's replay)."""
     return CheckSetting("walker_downhill", 32, "medium-replay", {
         "smoke": Level(SMOKE_UPDATES, "smoke", smoke, SMOKE_MEDIUM, MODEL),
-        "quick": Level(suites.QUICK.steps_for(method), "quick", {}, {"max_train_steps": 40_000})},
+        "quick": Level(updates or suites.QUICK.steps_for(method), "quick", overrides or {}, {"max_train_steps": 40_000})},
         source, control, note)
 
 
@@ -180,10 +181,8 @@ SETTINGS: dict[str, CheckSetting] = {
     "wpt": _transfer("wpt"),
 }
 GENERIC = {  # a registered method without a setting of its own, by the batch kind its update() consumes
-    "sequence": CheckSetting("walker_downhill", 32, "medium-replay", {
-        "smoke": Level(SMOKE_UPDATES, "smoke", {"image_size": 32}, SMOKE_MEDIUM, MODEL),
-        "quick": Level(1000, "quick", {"image_size": 32}, {"max_train_steps": 40_000})},
-        note="generic sequence-method setting"),
+    "sequence": _medium_replay_setting("generic", {"image_size": 32}, note="generic sequence-method setting",
+                                       updates=1000, overrides={"image_size": 32}),
     "transition": _swingup("generic", updates=4000, overrides=MODELFREE, note="generic transition-method setting"),
     "none": CheckSetting(dreamer_check.ENV_ID, dreamer_check.IMAGE_SIZE, "none",
                          {b: Level(0) for b in BUDGETS}, note="nothing to train: evaluation only"),

@@ -72,6 +72,7 @@ def measure_update_seconds(job: Job, device: str) -> float | None:
     import torch
 
     from agents.world_model import DreamerConfig
+    from collectors.collect import one_torch_thread
     from collectors.envs import spec
 
     method = get_method(job.base[0])
@@ -97,24 +98,16 @@ def measure_update_seconds(job: Job, device: str) -> float | None:
             make = lambda: _sequence_batch(config.batch_size, config.seq_len, size, env.action_dim, rng)  # noqa: E731
         else:
             make = lambda: _transition_batch(config, size, env.action_dim, rng)  # noqa: E731
-        if device.startswith("cuda"):
+        cuda = device.startswith("cuda")
+        clock, sync = (time.perf_counter, torch.cuda.synchronize) if cuda else (time.process_time, lambda: None)
+        with one_torch_thread(not cuda):
             agent.update(make())  # warm-up
-            torch.cuda.synchronize()
-            start = time.perf_counter()
+            sync()
+            start = clock()
             for _ in range(TIMED_UPDATES):
                 agent.update(make())
-            torch.cuda.synchronize()
-            return (time.perf_counter() - start) / TIMED_UPDATES
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            agent.update(make())  # warm-up
-            start = time.process_time()
-            for _ in range(TIMED_UPDATES):
-                agent.update(make())
-            return (time.process_time() - start) / TIMED_UPDATES
-        finally:
-            torch.set_num_threads(threads)
+            sync()
+            return (clock() - start) / TIMED_UPDATES
     except (NotImplementedError, AttributeError, KeyError, TypeError):
         return None
 

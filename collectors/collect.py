@@ -207,9 +207,9 @@ def _remove_policies(location: str) -> None:
 
 
 @contextmanager
-def _one_torch_thread(needed: bool) -> Iterator[None]:
-    """One torch thread while the behaviour MLPs run (they are tiny: more threads only contend with
-    rendering); torch is not imported when no policy needs it."""
+def one_torch_thread(needed: bool = True) -> Iterator[None]:
+    """One torch thread inside the block (here: while the tiny behaviour MLPs run, where more threads only
+    contend with rendering; `owbench run --dry-run`'s CPU timings); torch is not imported when not `needed`."""
     if not needed:
         yield
         return
@@ -390,7 +390,7 @@ def _collect_locked(args: CollectArgs, q: Quality, location: str, env: Env, work
     writer = _writer(args, q, location, env, overwrite)
     resumed_from = writer.committed_episodes
     behaviour = Behaviour(args, location, Reference(**writer.attrs["reference_returns"]))
-    with _one_torch_thread(any(kind != "random" for kind in q.policies)):
+    with one_torch_thread(any(kind != "random" for kind in q.policies)):
         if not writer.attrs.get("complete"):
             _run(args, q, behaviour, writer, env, workers, progress)
     ds = store.open_dataset(location)

@@ -129,7 +129,8 @@ def _medium_replay_setting(method: str, smoke: Mapping[str, Any], source: str | 
     """walker_downhill at 32 px from issue 3's medium-replay dataset (17 episodes of a state SAC agent's replay)."""
     return CheckSetting("walker_downhill", 32, "medium-replay", {
         "smoke": Level(SMOKE_UPDATES, "smoke", smoke, SMOKE_MEDIUM, MODEL),
-        "quick": Level(updates or suites.QUICK.steps_for(method), "quick", overrides or {}, {"max_train_steps": 40_000})},
+        "quick": Level(updates or suites.QUICK.steps_for(method), "quick", overrides or {},
+                       {"max_train_steps": 40_000})},
         source, control, note)
 
 

@@ -165,7 +165,7 @@ def test_presets() -> None:
     assert (paper.wm.prior_heads, paper.penalty, paper.horizon, paper.wm.classes) == (7, 5.0, 5, 0)
     assert (paper.rollout_batch, paper.imagined_warmup, paper.actor_reg) == (16, 50_000, 0.0)  # the reference's
     assert (paper.conservative_weight, paper.conservative_samples) == (0.0, 16)  # V-D4RL alpha 0, cql_samples 16
-    quick = lompo.Config.preset("quick")  # `owbench check lompo`'s: the conservative term on, lambda 1 (fidelity/lompo.md)
+    quick = lompo.Config.preset("quick")  # `owbench check lompo`'s: conservative term on, lambda 1 (fidelity/lompo.md)
     assert (quick.conservative_weight, quick.penalty, quick.model_train_steps) == (20.0, 1.0, 600)
     assert lompo.Config.preset("quick", deter=64).wm.deter == 64
 
